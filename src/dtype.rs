@@ -1,0 +1,190 @@
+//! The ggml tensor types: ids, names and block geometry, from one table.
+//!
+//! Block sizes are ggml's (`ggml-common.h`), which differ from the `gguf`
+//! Python package's table for Q8_1 (ggml: 36 bytes).
+
+use crate::error::{Error, Result};
+
+
+macro_rules! ggml_types {
+    ($( $(#[$doc:meta])* $variant:ident = $id:literal, $name:literal, $elems:literal, $bytes:literal; )*) => {
+        /// A ggml tensor element type, as stored in a GGUF tensor info.
+        ///
+        /// Variants keep ggml's spelling so that `Display` and `FromStr`
+        /// round-trip the names gguf tools print.
+        #[allow(non_camel_case_types)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[non_exhaustive]
+        pub enum GgmlType {
+            $( $(#[$doc])* $variant, )*
+        }
+
+        impl GgmlType {
+            /// Every type this crate knows, in id order.
+            pub const ALL: &'static [GgmlType] = &[$(GgmlType::$variant),*];
+
+            /// The numeric id stored in GGUF files (`enum ggml_type`).
+            pub const fn id(self) -> u32 {
+                match self { $(GgmlType::$variant => $id,)* }
+            }
+
+            /// The upstream name, e.g. `"Q4_K"`.
+            pub const fn name(self) -> &'static str {
+                match self { $(GgmlType::$variant => $name,)* }
+            }
+
+            /// Elements encoded by one block (1 for plain types).
+            pub const fn elements_per_block(self) -> usize {
+                match self { $(GgmlType::$variant => $elems,)* }
+            }
+
+            /// Bytes taken by one block.
+            pub const fn bytes_per_block(self) -> usize {
+                match self { $(GgmlType::$variant => $bytes,)* }
+            }
+
+            /// The type with this id, if it is a live ggml type.
+            pub const fn from_id(id: u32) -> Option<GgmlType> {
+                match id { $($id => Some(GgmlType::$variant),)* _ => None }
+            }
+        }
+    };
+}
+
+ggml_types! {
+    /// 32-bit IEEE float.
+    F32 = 0, "F32", 1, 4;
+    /// 16-bit IEEE float.
+    F16 = 1, "F16", 1, 2;
+    /// 4-bit, one f16 scale per 32.
+    Q4_0 = 2, "Q4_0", 32, 18;
+    /// 4-bit, f16 scale and minimum per 32.
+    Q4_1 = 3, "Q4_1", 32, 20;
+    /// 5-bit, one f16 scale per 32.
+    Q5_0 = 6, "Q5_0", 32, 22;
+    /// 5-bit, f16 scale and minimum per 32.
+    Q5_1 = 7, "Q5_1", 32, 24;
+    /// 8-bit, one f16 scale per 32.
+    Q8_0 = 8, "Q8_0", 32, 34;
+    /// 8-bit, f16 scale and scaled sum per 32.
+    Q8_1 = 9, "Q8_1", 32, 36;
+    /// 2-bit k-quant, super-blocks of 256.
+    Q2_K = 10, "Q2_K", 256, 84;
+    /// 3-bit k-quant, super-blocks of 256.
+    Q3_K = 11, "Q3_K", 256, 110;
+    /// 4-bit k-quant, super-blocks of 256.
+    Q4_K = 12, "Q4_K", 256, 144;
+    /// 5-bit k-quant, super-blocks of 256.
+    Q5_K = 13, "Q5_K", 256, 176;
+    /// 6-bit k-quant, super-blocks of 256.
+    Q6_K = 14, "Q6_K", 256, 210;
+    /// 8-bit k-quant (f32 scale, block sums), super-blocks of 256.
+    Q8_K = 15, "Q8_K", 256, 292;
+    /// 2.06-bit importance quant.
+    IQ2_XXS = 16, "IQ2_XXS", 256, 66;
+    /// 2.31-bit importance quant.
+    IQ2_XS = 17, "IQ2_XS", 256, 74;
+    /// 3.06-bit importance quant.
+    IQ3_XXS = 18, "IQ3_XXS", 256, 98;
+    /// 1.56-bit importance quant.
+    IQ1_S = 19, "IQ1_S", 256, 50;
+    /// 4-bit non-linear quant, blocks of 32.
+    IQ4_NL = 20, "IQ4_NL", 32, 18;
+    /// 3.44-bit importance quant.
+    IQ3_S = 21, "IQ3_S", 256, 110;
+    /// 2.5-bit importance quant.
+    IQ2_S = 22, "IQ2_S", 256, 82;
+    /// 4.25-bit non-linear quant, super-blocks of 256.
+    IQ4_XS = 23, "IQ4_XS", 256, 136;
+    /// 8-bit signed integer.
+    I8 = 24, "I8", 1, 1;
+    /// 16-bit signed integer.
+    I16 = 25, "I16", 1, 2;
+    /// 32-bit signed integer.
+    I32 = 26, "I32", 1, 4;
+    /// 64-bit signed integer.
+    I64 = 27, "I64", 1, 8;
+    /// 64-bit IEEE float.
+    F64 = 28, "F64", 1, 8;
+    /// 1.75-bit importance quant.
+    IQ1_M = 29, "IQ1_M", 256, 56;
+    /// bfloat16.
+    BF16 = 30, "BF16", 1, 2;
+    /// 1.69-bit ternary quant.
+    TQ1_0 = 34, "TQ1_0", 256, 54;
+    /// 2.06-bit ternary quant.
+    TQ2_0 = 35, "TQ2_0", 256, 66;
+    /// Microscaling FP4 (E2M1 values, E8M0 scale per 32).
+    MXFP4 = 39, "MXFP4", 32, 17;
+    /// NVIDIA FP4 (E2M1 values, UE4M3 scale per 16, blocks of 64).
+    NVFP4 = 40, "NVFP4", 64, 36;
+    /// 1-bit, one f16 scale per 128.
+    Q1_0 = 41, "Q1_0", 128, 18;
+    /// 2-bit, one f16 scale per 64.
+    Q2_0 = 42, "Q2_0", 64, 18;
+}
+
+/// Ids ggml once used and has since removed (Q4_2, Q4_3, the Q4_0/IQ4_NL
+/// repacked layouts): a file carrying one is rejected with
+/// [`Error::RemovedType`].
+pub const REMOVED_TYPE_IDS: &[u32] = &[4, 5, 31, 32, 33, 36, 37, 38];
+
+impl GgmlType {
+    /// True for types stored as one plain value per element (F32, F16, BF16,
+    /// F64 and the integers), which can be viewed as typed slices.
+    pub const fn is_plain(self) -> bool {
+        self.elements_per_block() == 1
+    }
+
+    /// Bytes of a row of `ne0` elements, or `None` when `ne0` is not a
+    /// multiple of the block size or the size overflows a `u64`.
+    pub const fn row_bytes(self, ne0: u64) -> Option<u64> {
+        let elems = self.elements_per_block() as u64;
+        if ne0 % elems != 0 {
+            return None;
+        }
+        (ne0 / elems).checked_mul(self.bytes_per_block() as u64)
+    }
+
+    /// Bytes of a tensor with dims `dims` (ne0 first; no dims is a scalar,
+    /// as in ggml), or `None` when the row is not whole blocks or the size
+    /// overflows a `u64`.
+    pub fn tensor_bytes(self, dims: &[u64]) -> Option<u64> {
+        let (ne0, rest) = dims.split_first().map_or((1, &[][..]), |(&d, r)| (d, r));
+        let rows = rest.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d))?;
+        self.row_bytes(ne0)?.checked_mul(rows)
+    }
+}
+
+impl std::fmt::Display for GgmlType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for GgmlType {
+    type Err = Error;
+
+    /// Parses an upstream name, case-insensitively (`"q4_k"`, `"Q4_K"`).
+    fn from_str(s: &str) -> Result<Self> {
+        GgmlType::ALL
+            .iter()
+            .copied()
+            .find(|t| t.name().eq_ignore_ascii_case(s))
+            .ok_or_else(|| Error::UnknownTypeName { name: s.to_owned() })
+    }
+}
+
+impl TryFrom<u32> for GgmlType {
+    type Error = Error;
+
+    fn try_from(id: u32) -> Result<Self> {
+        match GgmlType::from_id(id) {
+            Some(t) => Ok(t),
+            None => Err(Error::InvalidTypeId {
+                id,
+                removed: REMOVED_TYPE_IDS.contains(&id),
+            }),
+        }
+    }
+}

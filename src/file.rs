@@ -1,0 +1,286 @@
+//! [`Gguf`]: an opened file (a read-only mapping or bytes in memory) and its
+//! validated index.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use memmap2::{Advice, Mmap, MmapOptions};
+
+use crate::error::{Error, Result};
+use crate::format::{self, ByteOrder, Index, Metadata};
+use crate::tensor::TensorView;
+
+/// A parsed GGUF file.
+///
+/// Opening maps (or reads) the file and validates its whole header; tensor
+/// data is not touched until a tensor is used. Everything borrowed from a
+/// `Gguf` (metadata strings, arrays, tensor bytes) points into the mapping:
+/// nothing is copied per metadata entry, array element or tensor.
+///
+/// # The mapping contract
+/// [`Gguf::open`] maps the file read-only. Like every memory map, this is
+/// sound only while no other process truncates or rewrites the file: if the
+/// file shrinks while mapped, touching the lost pages raises `SIGBUS` and
+/// ends the process; if it is rewritten in place, views change under you.
+/// Replacing the file by rename (what downloaders and `cp` to a temporary
+/// name then `mv` do) is safe: the mapping keeps the old contents. For files
+/// on storage that can change underneath (network file systems, files other
+/// programs write), open with [`OpenOptions::in_memory`] or use
+/// [`Gguf::read`], which copy the file into memory first.
+#[derive(Debug)]
+pub struct Gguf<'data> {
+    storage: Storage<'data>,
+    index: Index,
+    path: Option<PathBuf>,
+}
+
+#[derive(Debug)]
+enum Storage<'data> {
+    Mapped(Mmap),
+    Owned(AlignedBytes),
+    Borrowed(&'data [u8]),
+}
+
+/// How [`Gguf::open_with`] brings a file into memory.
+#[derive(Clone, Debug, Default)]
+pub struct OpenOptions {
+    populate: bool,
+    advice: Option<Advice>,
+    in_memory: bool,
+}
+
+impl OpenOptions {
+    /// The defaults: a lazy read-only mapping, no advice.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Prefault the whole mapping at open (Linux `MAP_POPULATE`): slower to
+    /// open, no page faults later.
+    pub fn populate(mut self, yes: bool) -> Self {
+        self.populate = yes;
+        self
+    }
+
+    /// Pass this `madvise` hint for the mapping (e.g. `Advice::Sequential`
+    /// before a one-pass conversion, `Advice::WillNeed` to read ahead).
+    pub fn advise(mut self, advice: Advice) -> Self {
+        self.advice = Some(advice);
+        self
+    }
+
+    /// Read the file into memory instead of mapping it: for storage that
+    /// may change while the file is in use.
+    pub fn in_memory(mut self, yes: bool) -> Self {
+        self.in_memory = yes;
+        self
+    }
+}
+
+impl Gguf<'static> {
+    /// Maps the file at `path` read-only and parses its header.
+    ///
+    /// See the mapping contract on [`Gguf`].
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the file cannot be opened or mapped, or any parse
+    /// error of [`format::parse`].
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(path, &OpenOptions::default())
+    }
+
+    /// [`Gguf::open`] with options.
+    ///
+    /// # Errors
+    /// As [`Gguf::open`].
+    pub fn open_with(path: impl AsRef<Path>, options: &OpenOptions) -> Result<Self> {
+        let path = path.as_ref();
+        let io = |source| Error::Io { path: path.to_owned(), source };
+        let file = File::open(path).map_err(io)?;
+        let storage = if options.in_memory {
+            Storage::Owned(AlignedBytes::read_from(file).map_err(io)?)
+        } else {
+            let map = map_read_only(&file, options.populate).map_err(io)?;
+            if let Some(advice) = options.advice {
+                map.advise(advice).map_err(io)?;
+            }
+            Storage::Mapped(map)
+        };
+        let mut gguf = Self::from_storage(storage)?;
+        gguf.path = Some(path.to_owned());
+        Ok(gguf)
+    }
+
+    /// Reads a whole GGUF file from `reader` into memory (64-byte aligned)
+    /// and parses it: for callers that cannot map files.
+    ///
+    /// # Errors
+    /// [`Error::Stream`] if reading fails, or any parse error.
+    pub fn read(reader: impl Read) -> Result<Self> {
+        let bytes = AlignedBytes::read_from(reader).map_err(Error::Stream)?;
+        Self::from_storage(Storage::Owned(bytes))
+    }
+}
+
+impl<'data> Gguf<'data> {
+    /// Parses a GGUF file held in `bytes`, borrowing them.
+    ///
+    /// Zero-copy typed views need the tensor data suitably aligned in memory;
+    /// where it is not, the copying accessors still work.
+    ///
+    /// # Errors
+    /// Any parse error of [`format::parse`].
+    pub fn from_bytes(bytes: &'data [u8]) -> Result<Self> {
+        Self::from_storage(Storage::Borrowed(bytes))
+    }
+
+    fn from_storage(storage: Storage<'data>) -> Result<Self> {
+        let index = format::parse(storage.bytes())?;
+        Ok(Gguf { storage, index, path: None })
+    }
+
+    /// The whole file's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        self.storage.bytes()
+    }
+
+    /// The path the file was opened from, if any.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// True when the file is memory-mapped (rather than read into memory or
+    /// borrowed).
+    pub fn is_mapped(&self) -> bool {
+        matches!(self.storage, Storage::Mapped(_))
+    }
+
+    /// The parsed index (offsets only).
+    pub fn index(&self) -> &Index {
+        &self.index
+    }
+
+    /// GGUF version: 2 or 3.
+    pub fn version(&self) -> u32 {
+        self.index.version()
+    }
+
+    /// Byte order of the file's numbers.
+    pub fn byte_order(&self) -> ByteOrder {
+        self.index.byte_order()
+    }
+
+    /// Alignment of tensor data (`general.alignment`, default 32).
+    pub fn alignment(&self) -> u32 {
+        self.index.alignment()
+    }
+
+    /// Absolute offset of the tensor data section.
+    pub fn data_offset(&self) -> usize {
+        self.index.data_start()
+    }
+
+    /// The metadata.
+    pub fn metadata(&self) -> Metadata<'_> {
+        self.index.metadata(self.bytes())
+    }
+
+    /// Number of tensors.
+    pub fn tensor_count(&self) -> usize {
+        self.index.tensors().len()
+    }
+
+    /// Every tensor, in file order.
+    pub fn tensors(&self) -> impl ExactSizeIterator<Item = TensorView<'_>> + '_ {
+        let data = self.bytes();
+        let order = self.byte_order();
+        self.index.tensors().iter().map(move |info| TensorView::new(data, info, order))
+    }
+
+    /// The tensor named `name`.
+    ///
+    /// # Errors
+    /// [`Error::TensorNotFound`].
+    pub fn tensor(&self, name: &str) -> Result<TensorView<'_>> {
+        let data = self.bytes();
+        self.index
+            .find_tensor(data, name)
+            .and_then(|i| self.index.tensors().get(i))
+            .map(|info| TensorView::new(data, info, self.byte_order()))
+            .ok_or_else(|| Error::TensorNotFound { name: name.to_owned() })
+    }
+
+    /// Total bytes of tensor data.
+    pub fn tensor_bytes(&self) -> u64 {
+        self.index.tensors().iter().map(|t| t.n_bytes()).sum()
+    }
+}
+
+impl Storage<'_> {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Storage::Mapped(map) => map,
+            Storage::Owned(bytes) => bytes.as_slice(),
+            Storage::Borrowed(bytes) => bytes,
+        }
+    }
+}
+
+/// Maps `file` read-only.
+#[allow(unsafe_code)]
+fn map_read_only(file: &File, populate: bool) -> std::io::Result<Mmap> {
+    let mut options = MmapOptions::new();
+    if populate {
+        options.populate();
+    }
+    // SAFETY: `Mmap` hands out `&[u8]` over the file's pages, which is sound
+    // only while the file's contents do not change under the mapping. The
+    // mapping is read-only and private to this process; what no code here
+    // can rule out is another process truncating or rewriting the file. That
+    // contract is documented on `Gguf` and in the README (truncation raises
+    // SIGBUS; replacement by rename is safe; `OpenOptions::in_memory` is the
+    // alternative for storage that can change).
+    unsafe { options.map(file) }
+}
+
+/// Bytes in a 64-byte-aligned buffer, so that tensor data at aligned file
+/// offsets is aligned in memory too.
+#[derive(Debug)]
+struct AlignedBytes {
+    chunks: Vec<Align64>,
+    len: usize,
+}
+
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C, align(64))]
+struct Align64([u8; 64]);
+
+impl AlignedBytes {
+    /// Reads `reader` to its end, growing by doubling: memory stays within
+    /// twice the input.
+    fn read_from(mut reader: impl Read) -> std::io::Result<Self> {
+        let mut chunks: Vec<Align64> = Vec::new();
+        let mut len = 0usize;
+        loop {
+            if len == chunks.len() * 64 {
+                let grown = (chunks.len() * 2).max(1024);
+                chunks.resize(grown, Align64([0; 64]));
+            }
+            let buf: &mut [u8] = bytemuck::cast_slice_mut(&mut chunks);
+            match reader.read(&mut buf[len..]) {
+                Ok(0) => break,
+                Ok(n) => len += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        chunks.truncate(len.div_ceil(64));
+        chunks.shrink_to_fit();
+        Ok(AlignedBytes { chunks, len })
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        &bytemuck::cast_slice(&self.chunks)[..self.len]
+    }
+}

@@ -1,0 +1,59 @@
+//! The element types dequantization can write: f32, f16 and bf16.
+
+use half::{bf16, f16, slice::HalfFloatSliceExt};
+
+use super::Block;
+
+/// Largest block in elements (the k-quants' 256); sizes the stack buffer
+/// used when the output is not f32.
+const MAX_BLOCK_ELEMS: usize = 256;
+
+/// An output element type of dequantization.
+pub trait Output: bytemuck::Pod + Send + Sync + Default {
+    /// The name used in messages and on the command line.
+    const NAME: &'static str;
+
+    /// Converts `src` into `dst` (same length), rounding to nearest even.
+    fn from_f32_slice(src: &[f32], dst: &mut [Self]);
+
+    /// Decodes one block into `out` (exactly `B::ELEMS` long).
+    #[inline]
+    fn store_block<B: Block>(block: &B, out: &mut [Self]) {
+        let mut tmp = [0f32; MAX_BLOCK_ELEMS];
+        let tmp = &mut tmp[..B::ELEMS];
+        block.dequantize(tmp);
+        Self::from_f32_slice(tmp, out);
+    }
+}
+
+impl Output for f32 {
+    const NAME: &'static str = "f32";
+
+    #[inline]
+    fn from_f32_slice(src: &[f32], dst: &mut [Self]) {
+        dst.copy_from_slice(src);
+    }
+
+    #[inline]
+    fn store_block<B: Block>(block: &B, out: &mut [Self]) {
+        block.dequantize(out);
+    }
+}
+
+impl Output for f16 {
+    const NAME: &'static str = "f16";
+
+    #[inline]
+    fn from_f32_slice(src: &[f32], dst: &mut [Self]) {
+        dst.convert_from_f32_slice(src);
+    }
+}
+
+impl Output for bf16 {
+    const NAME: &'static str = "bf16";
+
+    #[inline]
+    fn from_f32_slice(src: &[f32], dst: &mut [Self]) {
+        dst.convert_from_f32_slice(src);
+    }
+}

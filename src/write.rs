@@ -1,0 +1,399 @@
+//! [`GgufWriter`]: builds valid GGUF v3 files.
+
+use std::borrow::Cow;
+use std::io::Write;
+use std::path::Path;
+
+use crate::dtype::GgmlType;
+use crate::error::{Error, Result};
+use crate::format::{align_up, ByteOrder, Value, ValueType, ALIGNMENT_KEY, DEFAULT_ALIGNMENT, MAGIC, MAX_DIMS, MAX_TENSOR_NAME_LEN};
+
+/// An owned metadata value, for writing.
+#[derive(Clone, Debug, PartialEq)]
+#[allow(missing_docs)]
+pub enum MetaValue {
+    U8(u8),
+    I8(i8),
+    U16(u16),
+    I16(i16),
+    U32(u32),
+    I32(i32),
+    F32(f32),
+    Bool(bool),
+    /// String bytes (UTF-8 is not required of values, only of keys).
+    String(Vec<u8>),
+    Array(MetaArray),
+    U64(u64),
+    I64(i64),
+    F64(f64),
+}
+
+/// An owned metadata array: an element type and elements of that type.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MetaArray {
+    element_type: ValueType,
+    items: Vec<MetaValue>,
+}
+
+impl MetaArray {
+    /// An array of `element_type` holding `items`.
+    ///
+    /// # Errors
+    /// [`Error::Write`] if an item has another type.
+    pub fn new(element_type: ValueType, items: Vec<MetaValue>) -> Result<Self> {
+        if let Some(bad) = items.iter().find(|v| v.value_type() != element_type) {
+            return Err(Error::Write {
+                what: format!("array of {element_type} holding a {}", bad.value_type()),
+                reason: "array elements must all have the array's element type",
+            });
+        }
+        Ok(MetaArray { element_type, items })
+    }
+
+    /// The element type.
+    pub fn element_type(&self) -> ValueType {
+        self.element_type
+    }
+
+    /// The elements.
+    pub fn items(&self) -> &[MetaValue] {
+        &self.items
+    }
+}
+
+impl MetaValue {
+    /// The value's type.
+    pub fn value_type(&self) -> ValueType {
+        match self {
+            MetaValue::U8(_) => ValueType::U8,
+            MetaValue::I8(_) => ValueType::I8,
+            MetaValue::U16(_) => ValueType::U16,
+            MetaValue::I16(_) => ValueType::I16,
+            MetaValue::U32(_) => ValueType::U32,
+            MetaValue::I32(_) => ValueType::I32,
+            MetaValue::F32(_) => ValueType::F32,
+            MetaValue::Bool(_) => ValueType::Bool,
+            MetaValue::String(_) => ValueType::String,
+            MetaValue::Array(_) => ValueType::Array,
+            MetaValue::U64(_) => ValueType::U64,
+            MetaValue::I64(_) => ValueType::I64,
+            MetaValue::F64(_) => ValueType::F64,
+        }
+    }
+
+    /// A string value from UTF-8 text.
+    pub fn string(s: impl Into<String>) -> Self {
+        MetaValue::String(s.into().into_bytes())
+    }
+
+    /// An array of strings.
+    pub fn strings<S: AsRef<str>>(items: impl IntoIterator<Item = S>) -> Self {
+        let items = items.into_iter().map(|s| MetaValue::string(s.as_ref())).collect();
+        MetaValue::Array(MetaArray { element_type: ValueType::String, items })
+    }
+
+    /// An owned copy of a value read from a file.
+    pub fn from_value(value: &Value<'_>) -> Self {
+        match *value {
+            Value::U8(v) => MetaValue::U8(v),
+            Value::I8(v) => MetaValue::I8(v),
+            Value::U16(v) => MetaValue::U16(v),
+            Value::I16(v) => MetaValue::I16(v),
+            Value::U32(v) => MetaValue::U32(v),
+            Value::I32(v) => MetaValue::I32(v),
+            Value::F32(v) => MetaValue::F32(v),
+            Value::Bool(v) => MetaValue::Bool(v),
+            Value::String(s) => MetaValue::String(s.as_bytes().to_vec()),
+            Value::Array(a) => MetaValue::Array(MetaArray {
+                element_type: a.element_type(),
+                items: a.iter().map(|v| MetaValue::from_value(&v)).collect(),
+            }),
+            Value::U64(v) => MetaValue::U64(v),
+            Value::I64(v) => MetaValue::I64(v),
+            Value::F64(v) => MetaValue::F64(v),
+        }
+    }
+}
+
+macro_rules! meta_from {
+    ($($t:ty => $variant:ident),*) => {$(
+        impl From<$t> for MetaValue {
+            fn from(v: $t) -> Self {
+                MetaValue::$variant(v)
+            }
+        }
+
+        impl From<Vec<$t>> for MetaValue {
+            fn from(items: Vec<$t>) -> Self {
+                MetaValue::Array(MetaArray {
+                    element_type: ValueType::$variant,
+                    items: items.into_iter().map(MetaValue::$variant).collect(),
+                })
+            }
+        }
+    )*};
+}
+meta_from!(u8 => U8, i8 => I8, u16 => U16, i16 => I16, u32 => U32, i32 => I32, f32 => F32, bool => Bool, u64 => U64, i64 => I64, f64 => F64);
+
+impl From<&str> for MetaValue {
+    fn from(s: &str) -> Self {
+        MetaValue::string(s)
+    }
+}
+
+impl From<String> for MetaValue {
+    fn from(s: String) -> Self {
+        MetaValue::String(s.into_bytes())
+    }
+}
+
+impl From<MetaArray> for MetaValue {
+    fn from(a: MetaArray) -> Self {
+        MetaValue::Array(a)
+    }
+}
+
+struct PendingTensor<'a> {
+    name: String,
+    dtype: GgmlType,
+    dims: Vec<u64>,
+    data: Cow<'a, [u8]>,
+}
+
+/// Writes GGUF version 3 files: metadata of every type, tensors of every
+/// type from their raw bytes, a chosen alignment and byte order.
+///
+/// ```
+/// use ggufmap::{GgmlType, Gguf, GgufWriter};
+///
+/// let weights: Vec<f32> = vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+/// let mut writer = GgufWriter::new();
+/// writer.add_metadata("general.architecture", "demo")?;
+/// writer.add_tensor("w", GgmlType::F32, &[3, 2], bytemuck::cast_slice(&weights))?;
+/// let bytes = writer.to_bytes()?;
+///
+/// let file = Gguf::from_bytes(&bytes)?;
+/// assert_eq!(file.metadata().get_str("general.architecture")?, "demo");
+/// assert_eq!(file.tensor("w")?.shape(), vec![2, 3]);
+/// # Ok::<(), ggufmap::Error>(())
+/// ```
+pub struct GgufWriter<'a> {
+    order: ByteOrder,
+    alignment: u32,
+    metadata: Vec<(String, MetaValue)>,
+    tensors: Vec<PendingTensor<'a>>,
+}
+
+impl Default for GgufWriter<'_> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<'a> GgufWriter<'a> {
+    /// An empty little-endian file with the default alignment (32).
+    pub fn new() -> Self {
+        GgufWriter { order: ByteOrder::Little, alignment: DEFAULT_ALIGNMENT, metadata: Vec::new(), tensors: Vec::new() }
+    }
+
+    /// Sets the alignment of tensor data; a value other than 32 is recorded
+    /// as `general.alignment`.
+    ///
+    /// # Errors
+    /// [`Error::Write`] unless `alignment` is a non-zero power of two.
+    pub fn set_alignment(&mut self, alignment: u32) -> Result<&mut Self> {
+        if !alignment.is_power_of_two() {
+            return Err(Error::Write { what: format!("alignment {alignment}"), reason: "must be a non-zero power of two" });
+        }
+        self.alignment = alignment;
+        Ok(self)
+    }
+
+    /// Sets the byte order of numbers in the file (tensor bytes are written
+    /// as given).
+    pub fn set_byte_order(&mut self, order: ByteOrder) -> &mut Self {
+        self.order = order;
+        self
+    }
+
+    /// Adds a metadata entry.
+    ///
+    /// # Errors
+    /// [`Error::Write`] for a key already added or `general.alignment` (set
+    /// it with [`GgufWriter::set_alignment`]).
+    pub fn add_metadata(&mut self, key: impl Into<String>, value: impl Into<MetaValue>) -> Result<&mut Self> {
+        let key = key.into();
+        if key == ALIGNMENT_KEY {
+            return Err(Error::Write { what: key, reason: "set the alignment with set_alignment" });
+        }
+        if self.metadata.iter().any(|(k, _)| *k == key) {
+            return Err(Error::Write { what: format!("metadata key {key:?}"), reason: "key already added" });
+        }
+        self.metadata.push((key, value.into()));
+        Ok(self)
+    }
+
+    /// Adds a tensor with dims `dims` (ne0 first) whose encoded bytes are
+    /// `data` (in the file's byte order).
+    ///
+    /// # Errors
+    /// [`Error::Write`] for a duplicate or too long name, more than 4 dims,
+    /// a row that is not whole blocks, or `data` of the wrong length.
+    pub fn add_tensor(
+        &mut self,
+        name: impl Into<String>,
+        dtype: GgmlType,
+        dims: &[u64],
+        data: impl Into<Cow<'a, [u8]>>,
+    ) -> Result<&mut Self> {
+        let name = name.into();
+        let data = data.into();
+        let fail = |reason| Err(Error::Write { what: format!("tensor {name:?}"), reason });
+        if name.len() >= MAX_TENSOR_NAME_LEN {
+            return fail("name must be shorter than 64 bytes");
+        }
+        if self.tensors.iter().any(|t| t.name == name) {
+            return fail("name already added");
+        }
+        if dims.len() > MAX_DIMS || dims.iter().any(|&d| i64::try_from(d).is_err()) {
+            return fail("at most 4 dims, each at most i64::MAX");
+        }
+        match dtype.tensor_bytes(dims) {
+            Some(n) if n == data.len() as u64 => {}
+            Some(_) => return fail("data length does not match dims and type"),
+            None => return fail("ne0 must be a multiple of the block size"),
+        }
+        self.tensors.push(PendingTensor { name, dtype, dims: dims.to_vec(), data });
+        Ok(self)
+    }
+
+    /// Writes the file to `out`.
+    ///
+    /// # Errors
+    /// [`Error::Stream`] if writing fails.
+    pub fn write_to(&self, mut out: impl Write) -> Result<()> {
+        let bytes = self.to_bytes()?;
+        out.write_all(&bytes).map_err(Error::Stream)
+    }
+
+    /// Writes the file at `path`.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the file cannot be written.
+    pub fn write_file(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        let bytes = self.to_bytes()?;
+        std::fs::write(path, bytes).map_err(|source| Error::Io { path: path.to_owned(), source })
+    }
+
+    /// The whole file as bytes.
+    ///
+    /// # Errors
+    /// [`Error::Write`] if sizes overflow.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let mut w = Encoder { out: Vec::new(), order: self.order };
+        w.out.extend_from_slice(&MAGIC);
+        w.num(3u32);
+        w.num(self.tensors.len() as u64);
+        let alignment_entry = (self.alignment != DEFAULT_ALIGNMENT).then(|| MetaValue::U32(self.alignment));
+        w.num((self.metadata.len() + usize::from(alignment_entry.is_some())) as u64);
+        if let Some(value) = &alignment_entry {
+            w.entry(ALIGNMENT_KEY, value);
+        }
+        for (key, value) in &self.metadata {
+            w.entry(key, value);
+        }
+        let overflow = || Error::Write { what: "tensor data".into(), reason: "total size overflows" };
+        let mut offset = 0u64;
+        for t in &self.tensors {
+            w.bytes(t.name.as_bytes());
+            w.num(t.dims.len() as u32);
+            for &d in &t.dims {
+                w.num(d);
+            }
+            w.num(t.dtype.id());
+            w.num(offset);
+            offset = align_up(offset + t.data.len() as u64, self.alignment).ok_or_else(overflow)?;
+        }
+        if !self.tensors.is_empty() {
+            w.pad(self.alignment);
+        }
+        for (i, t) in self.tensors.iter().enumerate() {
+            w.out.extend_from_slice(&t.data);
+            if i + 1 < self.tensors.len() {
+                w.pad(self.alignment);
+            }
+        }
+        Ok(w.out)
+    }
+}
+
+struct Encoder {
+    out: Vec<u8>,
+    order: ByteOrder,
+}
+
+trait Encode: Copy {
+    fn encode(self, order: ByteOrder, out: &mut Vec<u8>);
+}
+
+macro_rules! encode {
+    ($($t:ty),*) => {$(
+        impl Encode for $t {
+            fn encode(self, order: ByteOrder, out: &mut Vec<u8>) {
+                match order {
+                    ByteOrder::Little => out.extend_from_slice(&self.to_le_bytes()),
+                    ByteOrder::Big => out.extend_from_slice(&self.to_be_bytes()),
+                }
+            }
+        }
+    )*};
+}
+encode!(u8, i8, u16, i16, u32, i32, u64, i64, f32, f64);
+
+impl Encoder {
+    fn num<T: Encode>(&mut self, v: T) {
+        v.encode(self.order, &mut self.out);
+    }
+
+    fn bytes(&mut self, b: &[u8]) {
+        self.num(b.len() as u64);
+        self.out.extend_from_slice(b);
+    }
+
+    fn pad(&mut self, alignment: u32) {
+        let len = self.out.len() as u64;
+        let target = align_up(len, alignment).unwrap_or(len);
+        self.out.resize(target as usize, 0);
+    }
+
+    fn entry(&mut self, key: &str, value: &MetaValue) {
+        self.bytes(key.as_bytes());
+        self.num(value.value_type().id());
+        self.value(value);
+    }
+
+    fn value(&mut self, value: &MetaValue) {
+        match value {
+            MetaValue::U8(v) => self.num(*v),
+            MetaValue::I8(v) => self.num(*v),
+            MetaValue::U16(v) => self.num(*v),
+            MetaValue::I16(v) => self.num(*v),
+            MetaValue::U32(v) => self.num(*v),
+            MetaValue::I32(v) => self.num(*v),
+            MetaValue::F32(v) => self.num(*v),
+            MetaValue::Bool(v) => self.num(u8::from(*v)),
+            MetaValue::String(s) => self.bytes(s),
+            MetaValue::Array(a) => {
+                self.num(a.element_type.id());
+                self.num(a.items.len() as u64);
+                for item in &a.items {
+                    self.value(item);
+                }
+            }
+            MetaValue::U64(v) => self.num(*v),
+            MetaValue::I64(v) => self.num(*v),
+            MetaValue::F64(v) => self.num(*v),
+        }
+    }
+}
