@@ -334,6 +334,12 @@ pub enum Error {
         /// The name.
         name: String,
     },
+    /// A thread pool could not be built.
+    #[error("cannot build thread pool: {reason}")]
+    ThreadPool {
+        /// The pool builder's message.
+        reason: String,
+    },
     /// A value the writer cannot encode.
     #[error("cannot write {what}: {reason}")]
     Write {
@@ -341,5 +347,144 @@ pub enum Error {
         what: String,
         /// Why not.
         reason: &'static str,
+    },
+    /// The first part of a split model is not named as `gguf-split` names
+    /// parts, so the other parts cannot be found.
+    #[error("split model part {}: split.count is {count}, so its name should end in -00001-of-{count:05}.gguf", path.display())]
+    SplitName {
+        /// The first part.
+        path: PathBuf,
+        /// Its `split.count`.
+        count: u16,
+    },
+    /// A part of a split model does not exist.
+    #[error("split model part {} ({} of {count}) is missing", path.display(), u32::from(*part) + 1)]
+    SplitPartMissing {
+        /// Where the part should be.
+        path: PathBuf,
+        /// Its 0-based position (`split.no`).
+        part: u16,
+        /// The number of parts.
+        count: u16,
+    },
+    /// A later part of a split model cannot be opened or parsed.
+    #[error("split model part {} ({}): {source}", path.display(), u32::from(*part) + 1)]
+    SplitPart {
+        /// The part.
+        path: PathBuf,
+        /// Its 0-based position (`split.no`).
+        part: u16,
+        /// What went wrong.
+        #[source]
+        source: Box<Error>,
+    },
+    /// A split key (`split.no`, `split.count`, `split.tensors.count`) that a
+    /// part must have is absent.
+    #[error("split model part {} has no {key} key", path.display())]
+    SplitKeyMissing {
+        /// The part.
+        path: PathBuf,
+        /// The key.
+        key: &'static str,
+    },
+    /// A split key of another type than `gguf-split` writes.
+    #[error("split model part {}: {key} has type {found}, expected {expected}", path.display())]
+    SplitKeyType {
+        /// The part.
+        path: PathBuf,
+        /// The key.
+        key: &'static str,
+        /// The type found.
+        found: ValueType,
+        /// The type `gguf-split` writes.
+        expected: ValueType,
+    },
+    /// A split key whose value is out of range (`split.count` 0, a negative
+    /// `split.tensors.count`).
+    #[error("split model part {}: {key} is {value}, expected {expected}", path.display())]
+    SplitKeyValue {
+        /// The part.
+        path: PathBuf,
+        /// The key.
+        key: &'static str,
+        /// The value.
+        value: i64,
+        /// What is allowed.
+        expected: &'static str,
+    },
+    /// A part whose split keys disagree with its place or with the first
+    /// part: a part out of place or of another model.
+    #[error("split model part {}: {key} is {found}, expected {expected} (a part out of place or of another model)", path.display())]
+    SplitMismatch {
+        /// The part.
+        path: PathBuf,
+        /// The key.
+        key: &'static str,
+        /// The value in the part.
+        found: i64,
+        /// The value its position or the first part implies.
+        expected: i64,
+    },
+    /// The same tensor name in two parts of a split model.
+    #[error("split model part {}: tensor {tensor:?} is also in {}", path.display(), first_path.display())]
+    SplitDuplicateTensor {
+        /// The later part.
+        path: PathBuf,
+        /// The tensor.
+        tensor: String,
+        /// The earlier part holding a tensor of that name.
+        first_path: PathBuf,
+    },
+    /// The parts of a split model hold another number of tensors than the
+    /// first part's `split.tensors.count`.
+    #[error("split model {}: the parts hold {found} tensors, split.tensors.count says {expected}", path.display())]
+    SplitTensorCount {
+        /// The first part.
+        path: PathBuf,
+        /// Tensors in all parts.
+        found: u64,
+        /// `split.tensors.count`.
+        expected: u64,
+    },
+    /// candle rejected a tensor: a shape it cannot take (a 0-dimensional
+    /// quantized tensor), a device error.
+    #[cfg(feature = "candle")]
+    #[error("candle rejected tensor {tensor:?}: {source}")]
+    Candle {
+        /// The tensor.
+        tensor: String,
+        /// candle's error.
+        #[source]
+        source: candle_core::Error,
+    },
+    /// A tensor candle cannot hold in the form asked for (a quantized type
+    /// candle lacks, kept quantized; an element type that cannot hold the
+    /// values exactly).
+    #[error("tensor {tensor:?} ({dtype}) cannot be loaded into candle as {target}: {reason}")]
+    CandleUnsupported {
+        /// The tensor.
+        tensor: String,
+        /// Its type in the file.
+        dtype: GgmlType,
+        /// What was asked for (`"quantized tensor"`, a candle element type).
+        target: &'static str,
+        /// Why not, and what to do instead.
+        reason: &'static str,
+    },
+    /// An error while converting or loading a tensor that does not name the
+    /// tensor itself (a read, a dequantization): the tensor and the error.
+    #[error("tensor {tensor:?}: {source}")]
+    InTensor {
+        /// The tensor.
+        tensor: String,
+        /// What went wrong.
+        #[source]
+        source: Box<Error>,
+    },
+    /// A name that is no way of loading (`quantized`, `f16`, `bf16`, `f32`).
+    #[error("unknown load type {name:?} (expected quantized, f16, bf16 or f32)")]
+    UnknownLoadAs {
+        /// The name.
+        name: String,
     },
 }

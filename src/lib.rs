@@ -3,17 +3,25 @@
 #![deny(missing_docs)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+#[cfg(feature = "candle")]
+pub mod candle;
+pub mod dequant;
 pub mod dtype;
 pub mod error;
 mod file;
 pub mod format;
+pub mod memory;
+pub mod pool;
 pub mod quant;
+pub mod split;
 mod tensor;
 mod write;
 
+pub use dequant::Parallelism;
 pub use dtype::GgmlType;
 pub use error::{Error, Result};
 pub use file::{Gguf, OpenOptions};
 pub use memmap2::Advice;
+pub use split::SplitGguf;
 pub use tensor::{Element, TensorView};
 pub use write::{GgufWriter, MetaArray, MetaValue};

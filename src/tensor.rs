@@ -6,10 +6,11 @@ use std::ops::Range;
 
 use half::{bf16, f16};
 
+use crate::dequant::{dequantize_parallel, Parallelism};
 use crate::dtype::GgmlType;
 use crate::error::{Error, Result};
 use crate::format::{ByteOrder, TensorInfo};
-use crate::quant::{self, Block, Output};
+use crate::quant::{Block, Output};
 
 /// A tensor of an opened file: its description and its bytes, borrowed.
 #[derive(Clone, Copy, Debug)]
@@ -174,18 +175,32 @@ impl<'a> TensorView<'a> {
         self.n_elements() == 0
     }
 
-    /// Dequantizes (or converts) the whole tensor into `out`, on the calling
-    /// thread. `out` must hold exactly [`TensorView::n_elements`] values.
+    /// Dequantizes (or converts) the whole tensor into `out`, in parallel on
+    /// rayon's global pool (with the `parallel` feature). `out` must hold
+    /// exactly [`TensorView::n_elements`] values.
     ///
     /// # Errors
     /// [`Error::LengthMismatch`] for a wrong `out` length;
     /// [`Error::Unsupported`] for quantized data in the other byte order.
     pub fn dequantize_into<O: Output>(&self, out: &mut [O]) -> Result<()> {
-        quant::dequantize_bytes(self.dtype(), self.bytes, self.order, out)
+        self.dequantize_into_with(out, &Parallelism::default())
     }
 
-    /// Dequantizes (or converts) the whole tensor into a new `Vec`, on the
-    /// calling thread.
+    /// [`TensorView::dequantize_into`] on the threads of `parallelism`
+    /// (`Parallelism::Sequential` for the calling thread alone).
+    ///
+    /// # Errors
+    /// As [`TensorView::dequantize_into`].
+    pub fn dequantize_into_with<O: Output>(&self, out: &mut [O], parallelism: &Parallelism) -> Result<()> {
+        dequantize_parallel(self.dtype(), self.bytes, self.order, out, parallelism)
+    }
+
+    /// Dequantizes (or converts) the whole tensor into a new `Vec`.
+    ///
+    /// # Performance
+    /// A fresh allocation's pages are faulted in as they are written, which
+    /// can cost more than the dequantization itself; to decode many tensors,
+    /// prefer pooled buffers or [`TensorView::dequantize_into`].
     ///
     /// # Errors
     /// As [`TensorView::dequantize_into`].

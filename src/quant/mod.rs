@@ -6,9 +6,30 @@
 //! `f32` values. Everything else (length checks, unaligned input, f16/bf16
 //! output, the dispatch on [`GgmlType`]) is written once, here.
 
+mod fp4;
+mod grids;
+mod iq1;
+mod iq2;
+mod iq3;
+mod iq4;
+mod kquants;
+mod kquants_scales;
+mod legacy;
+mod low_bit;
 mod output;
+mod plain;
+mod ternary;
 
+pub use fp4::{BlockMXFP4, BlockNVFP4};
+pub use iq1::{BlockIQ1_M, BlockIQ1_S};
+pub use iq2::{BlockIQ2_S, BlockIQ2_XS, BlockIQ2_XXS};
+pub use iq3::{BlockIQ3_S, BlockIQ3_XXS};
+pub use iq4::{BlockIQ4_NL, BlockIQ4_XS};
+pub use kquants::{BlockQ2_K, BlockQ3_K, BlockQ4_K, BlockQ5_K, BlockQ6_K, BlockQ8_K};
+pub use legacy::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0, BlockQ8_1};
+pub use low_bit::{BlockQ1_0, BlockQ2_0};
 pub use output::Output;
+pub use ternary::{BlockTQ1_0, BlockTQ2_0};
 
 use crate::dtype::GgmlType;
 use crate::error::{Error, Result};
@@ -110,6 +131,33 @@ pub fn dequantize_bytes<O: Output>(
         };
     }
     by_block_type! {
+        Q4_0 => legacy::BlockQ4_0,
+        Q4_1 => legacy::BlockQ4_1,
+        Q5_0 => legacy::BlockQ5_0,
+        Q5_1 => legacy::BlockQ5_1,
+        Q8_0 => legacy::BlockQ8_0,
+        Q8_1 => legacy::BlockQ8_1,
+        Q2_K => kquants::BlockQ2_K,
+        Q3_K => kquants::BlockQ3_K,
+        Q4_K => kquants::BlockQ4_K,
+        Q5_K => kquants::BlockQ5_K,
+        Q6_K => kquants::BlockQ6_K,
+        Q8_K => kquants::BlockQ8_K,
+        IQ2_XXS => iq2::BlockIQ2_XXS,
+        IQ2_XS => iq2::BlockIQ2_XS,
+        IQ2_S => iq2::BlockIQ2_S,
+        IQ3_XXS => iq3::BlockIQ3_XXS,
+        IQ3_S => iq3::BlockIQ3_S,
+        IQ1_S => iq1::BlockIQ1_S,
+        IQ1_M => iq1::BlockIQ1_M,
+        IQ4_NL => iq4::BlockIQ4_NL,
+        IQ4_XS => iq4::BlockIQ4_XS,
+        TQ1_0 => ternary::BlockTQ1_0,
+        TQ2_0 => ternary::BlockTQ2_0,
+        MXFP4 => fp4::BlockMXFP4,
+        NVFP4 => fp4::BlockNVFP4,
+        Q1_0 => low_bit::BlockQ1_0,
+        Q2_0 => low_bit::BlockQ2_0,
         // ROWS
     }
 }

@@ -1,0 +1,79 @@
+//! `ggufmap`: the command line over the ggufmap library.
+//!
+//! One module per subcommand; each exposes an `Args` struct (clap derive)
+//! and a `run` function. Adding a subcommand means one new file, one
+//! variant of [`Command`] and one arm in [`run`].
+//!
+//! Exit status: 0 on success, 1 with `error: ...` on stderr when the file is
+//! bad or the operation fails, 2 for bad usage (clap's own code). A closed
+//! stdout (`ggufmap ... | head`) ends the program quietly with 0.
+
+// A crate root looks for modules beside itself (src/bin/), where cargo
+// would take each file for a binary of its own; they live in src/bin/ggufmap/.
+#[path = "ggufmap/dequant.rs"]
+mod dequant;
+#[path = "ggufmap/inspect.rs"]
+mod inspect;
+#[path = "ggufmap/output.rs"]
+mod output;
+#[path = "ggufmap/values.rs"]
+mod values;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use ggufmap::{Error, Gguf};
+
+/// Inspect, validate and convert GGUF model files without copying them.
+#[derive(Debug, Parser)]
+#[command(name = "ggufmap", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print the header, metadata, tensor table and per-type sizes.
+    Inspect(inspect::Args),
+    /// Write one tensor's values, dequantized, as raw little-endian numbers or .npy.
+    Dequant(dequant::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        // The reader went away (`| head`): nothing more to say to anyone.
+        Err(e) if output::is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            // `{:#}` prints the whole chain: "context: cause: cause".
+            // Ignore a failure to write to stderr: there is nowhere left to report it.
+            let _ = writeln!(std::io::stderr(), "error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs one subcommand.
+fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Inspect(args) => inspect::run(&args),
+        Command::Dequant(args) => dequant::run(&args),
+    }
+}
+
+/// Opens (maps) a GGUF file, naming the file in parse errors.
+///
+/// I/O errors already name the path, so only parse errors get the context.
+pub(crate) fn open(path: &Path) -> anyhow::Result<Gguf<'static>> {
+    match Gguf::open(path) {
+        Ok(gguf) => Ok(gguf),
+        Err(e @ Error::Io { .. }) => Err(e.into()),
+        Err(e) => Err(e).with_context(|| format!("{} is not a valid GGUF file", path.display())),
+    }
+}

@@ -1,0 +1,178 @@
+//! `ggufmap inspect`: the header, metadata, tensor table and per-type sizes
+//! of a file, as tables or as JSON.
+
+#[path = "inspect/json.rs"]
+mod json;
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use ggufmap::format::ByteOrder;
+use ggufmap::{GgmlType, Gguf};
+
+use crate::output::{display_name, human_bytes, percent, Table};
+use crate::values;
+
+/// Arguments of `ggufmap inspect`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The GGUF file.
+    pub file: PathBuf,
+    /// Print one JSON object instead of tables: version, alignment,
+    /// tensor_count, metadata_count, metadata, tensors, byte_order,
+    /// data_offset, file_size, type_histogram.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `ggufmap inspect`.
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    let gguf = crate::open(&args.file)?;
+    let mut out = crate::output::stdout();
+    if args.json {
+        json::write(&gguf, &mut out)?;
+    } else {
+        write_human(&gguf, &args.file, &mut out)?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Tensors of one type, summed.
+struct TypeStats {
+    dtype: GgmlType,
+    count: u64,
+    bytes: u64,
+}
+
+/// Per-type tensor counts and bytes, largest share first.
+fn histogram(gguf: &Gguf<'_>) -> Vec<TypeStats> {
+    let mut stats: Vec<TypeStats> = Vec::new();
+    for t in gguf.tensors() {
+        let bytes = t.info().n_bytes();
+        match stats.iter_mut().find(|s| s.dtype == t.dtype()) {
+            Some(s) => {
+                s.count += 1;
+                s.bytes = s.bytes.saturating_add(bytes);
+            }
+            None => stats.push(TypeStats {
+                dtype: t.dtype(),
+                count: 1,
+                bytes,
+            }),
+        }
+    }
+    stats.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(a.dtype.cmp(&b.dtype)));
+    stats
+}
+
+/// `"little"` or `"big"`.
+fn byte_order_name(order: ByteOrder) -> &'static str {
+    match order {
+        ByteOrder::Little => "little",
+        ByteOrder::Big => "big",
+    }
+}
+
+fn write_human(gguf: &Gguf<'_>, path: &Path, out: &mut dyn Write) -> io::Result<()> {
+    write_header(gguf, path, out)?;
+    write_metadata(gguf, out)?;
+    write_tensors(gguf, out)?;
+    write_histogram(gguf, out)?;
+    write_total(gguf, out)
+}
+
+fn write_header(gguf: &Gguf<'_>, path: &Path, out: &mut dyn Write) -> io::Result<()> {
+    let file_size = gguf.bytes().len() as u64;
+    writeln!(out, "{}", display_name(&path.display().to_string()))?;
+    writeln!(out, "  GGUF version  {}", gguf.version())?;
+    writeln!(
+        out,
+        "  byte order    {}-endian",
+        byte_order_name(gguf.byte_order())
+    )?;
+    writeln!(out, "  alignment     {}", gguf.alignment())?;
+    writeln!(out, "  tensors       {}", gguf.tensor_count())?;
+    writeln!(out, "  metadata      {} entries", gguf.metadata().len())?;
+    writeln!(out, "  data offset   {}", gguf.data_offset())?;
+    writeln!(
+        out,
+        "  file size     {file_size} bytes ({})",
+        human_bytes(file_size)
+    )
+}
+
+fn write_metadata(gguf: &Gguf<'_>, out: &mut dyn Write) -> io::Result<()> {
+    let metadata = gguf.metadata();
+    writeln!(out, "\nmetadata ({} entries)", metadata.len())?;
+    let mut table = Table::new(&[("KEY", false), ("TYPE", false), ("VALUE", false)]);
+    for (key, value) in metadata.iter() {
+        table.row(vec![
+            display_name(key),
+            values::type_label(&value),
+            values::summary(&value),
+        ]);
+    }
+    table.write(out)
+}
+
+fn write_tensors(gguf: &Gguf<'_>, out: &mut dyn Write) -> io::Result<()> {
+    writeln!(
+        out,
+        "\ntensors ({}; shape outermost first, offset from the start of the file)",
+        gguf.tensor_count()
+    )?;
+    let mut table = Table::new(&[
+        ("NAME", false),
+        ("TYPE", false),
+        ("SHAPE", false),
+        ("BYTES", true),
+        ("OFFSET", true),
+    ]);
+    for t in gguf.tensors() {
+        table.row(vec![
+            display_name(t.name()),
+            t.dtype().to_string(),
+            format!("{:?}", t.shape()),
+            t.info().n_bytes().to_string(),
+            t.byte_range().start.to_string(),
+        ]);
+    }
+    table.write(out)
+}
+
+fn write_histogram(gguf: &Gguf<'_>, out: &mut dyn Write) -> io::Result<()> {
+    let total = gguf.tensor_bytes();
+    writeln!(out, "\ntensor bytes by type")?;
+    let mut table = Table::new(&[
+        ("TYPE", false),
+        ("COUNT", true),
+        ("BYTES", true),
+        ("SHARE", true),
+    ]);
+    for s in histogram(gguf) {
+        let share = format!("{:.1}%", percent(s.bytes, total));
+        table.row(vec![
+            s.dtype.to_string(),
+            s.count.to_string(),
+            s.bytes.to_string(),
+            share,
+        ]);
+    }
+    table.write(out)
+}
+
+fn write_total(gguf: &Gguf<'_>, out: &mut dyn Write) -> io::Result<()> {
+    let bytes = gguf.tensor_bytes();
+    let elements = gguf
+        .tensors()
+        .fold(0u64, |sum, t| sum.saturating_add(t.n_elements()));
+    // Bits per element: the figure people compare quantizations by.
+    let bits = percent(bytes.saturating_mul(8), elements) / 100.0;
+    writeln!(
+        out,
+        "\ntotal: {} tensors, {elements} elements, {bytes} bytes of tensor data ({}), {bits:.2} bits per element",
+        gguf.tensor_count(),
+        human_bytes(bytes),
+    )
+}

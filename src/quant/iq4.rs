@@ -1,0 +1,115 @@
+//! The 4-bit non-linear quants: IQ4_NL and IQ4_XS.
+//!
+//! Each 4-bit code picks one of the 16 levels of `kvalues_iq4nl`, times a
+//! scale; the kernels scale the 16 levels once per (sub-)block and then only
+//! look codes up, which gives the reference's `scale * level` bit for bit.
+
+use half::f16;
+
+use super::grids::{lookup_nibbles, scaled_levels, KVALUES_IQ4NL};
+use super::Block;
+use crate::dtype::GgmlType;
+
+/// An IQ4_NL block of 32 elements (4.5 bits per weight).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct BlockIQ4_NL {
+    /// Block scale.
+    pub d: f16,
+    /// 4-bit codes: low nibbles are elements 0..16, high nibbles 16..32.
+    pub qs: [u8; 16],
+}
+const _: () = assert!(std::mem::size_of::<BlockIQ4_NL>() == GgmlType::IQ4_NL.bytes_per_block());
+
+impl Block for BlockIQ4_NL {
+    const TYPE: GgmlType = GgmlType::IQ4_NL;
+
+    // Matches gguf-py 0.19.0 quants.IQ4_NL.dequantize_blocks.
+    fn dequantize(&self, out: &mut [f32]) {
+        let table = scaled_levels(self.d.to_f32(), &KVALUES_IQ4NL);
+        lookup_nibbles(out, &self.qs, &table);
+    }
+}
+
+/// An IQ4_XS super-block of 256 elements (4.25 bits per weight).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct BlockIQ4_XS {
+    /// Super-block scale.
+    pub d: f16,
+    /// The high 2 bits of the eight 6-bit sub-block scales.
+    pub scales_h: u16,
+    /// The low 4 bits of the eight 6-bit sub-block scales.
+    pub scales_l: [u8; 4],
+    /// 4-bit codes; per sub-block of 32, 16 bytes laid out as in IQ4_NL.
+    pub qs: [u8; 128],
+}
+const _: () = assert!(std::mem::size_of::<BlockIQ4_XS>() == GgmlType::IQ4_XS.bytes_per_block());
+
+impl Block for BlockIQ4_XS {
+    const TYPE: GgmlType = GgmlType::IQ4_XS;
+
+    // Matches gguf-py 0.19.0 quants.IQ4_XS.dequantize_blocks.
+    fn dequantize(&self, out: &mut [f32]) {
+        let d = self.d.to_f32();
+        for (k, (qs, out)) in self
+            .qs
+            .chunks_exact(16)
+            .zip(out.chunks_exact_mut(32))
+            .enumerate()
+        {
+            let low = (self.scales_l[k / 2] >> (4 * (k % 2))) & 0x0f;
+            let high = ((self.scales_h >> (2 * k)) & 3) as u8;
+            let scale = (low | (high << 4)) as i8 - 32;
+            let table = scaled_levels(d * f32::from(scale), &KVALUES_IQ4NL);
+            lookup_nibbles(out, qs, &table);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quant::grids::decode;
+
+    #[test]
+    fn iq4_nl_hand_vector() {
+        let mut qs = [0u8; 16];
+        qs[0] = 0xf8; // element 0: code 8 (1), element 16: code 15 (113)
+        qs[15] = 0x07; // element 15: code 7 (-10), element 31: code 0 (-127)
+        let out = decode(&BlockIQ4_NL {
+            d: f16::from_f32(0.25),
+            qs,
+        });
+        assert_eq!(out[0], 0.25);
+        assert_eq!(out[16], 113.0 * 0.25);
+        assert_eq!(out[15], -2.5);
+        assert_eq!(out[31], -127.0 * 0.25);
+        assert_eq!(out[1], -127.0 * 0.25);
+    }
+
+    #[test]
+    fn iq4_xs_hand_vector() {
+        let mut b = BlockIQ4_XS {
+            d: f16::from_f32(2.0),
+            scales_h: 0,
+            scales_l: [0; 4],
+            qs: [0x88; 128],
+        };
+        b.scales_l[0] = 0x1f; // sub-block 0: low 15, sub-block 1: low 1
+        b.scales_h = 0b10_01; // sub-block 0: high 1 (scale 31 - 32 = -1), sub-block 1: high 2 (33 - 32 = 1)
+        let out = decode(&b);
+        assert_eq!(&out[..32], &[-2.0; 32]);
+        assert_eq!(&out[32..64], &[2.0; 32]);
+        assert_eq!(out[64], 2.0 * -32.0);
+    }
+
+    #[test]
+    fn nan_scale_passes_through() {
+        let out = decode(&BlockIQ4_NL {
+            d: f16::NAN,
+            qs: [0x5a; 16],
+        });
+        assert!(out.iter().all(|v| v.is_nan()));
+    }
+}

@@ -1,0 +1,344 @@
+//! Conversion of the plain element types (F32, F16, BF16, F64 and the
+//! integers) to f32, f16 or bf16, in either byte order and at any alignment.
+
+use std::any::TypeId;
+
+use half::{bf16, f16, slice::HalfFloatSliceExt};
+
+use super::Output;
+use crate::dtype::GgmlType;
+use crate::error::{Error, Result};
+use crate::format::ByteOrder;
+
+/// Elements converted per step when the output or the input needs a stack
+/// buffer (4 KiB of f32, 4 KiB of the widest input).
+const CHUNK: usize = 512;
+
+/// A plain element type and its conversion to f32.
+trait Plain: bytemuck::Pod {
+    /// Decodes one element from exactly `size_of::<Self>()` bytes.
+    fn read(bytes: &[u8], order: ByteOrder) -> Self;
+    /// Converts `src` into `dst` (same length).
+    fn to_f32_slice(src: &[Self], dst: &mut [f32]);
+}
+
+macro_rules! plain_num {
+    ($($t:ty),*) => {$(
+        impl Plain for $t {
+            #[inline(always)]
+            fn read(bytes: &[u8], order: ByteOrder) -> Self {
+                let mut raw = [0u8; std::mem::size_of::<$t>()];
+                raw.copy_from_slice(bytes);
+                match order {
+                    ByteOrder::Little => <$t>::from_le_bytes(raw),
+                    ByteOrder::Big => <$t>::from_be_bytes(raw),
+                }
+            }
+
+            #[inline]
+            fn to_f32_slice(src: &[Self], dst: &mut [f32]) {
+                // Matches numpy's astype(np.float32): a C cast, rounding to
+                // nearest even (exact for f32, i8 and i16; NaN stays NaN).
+                for (d, &s) in dst.iter_mut().zip(src) {
+                    *d = s as f32;
+                }
+            }
+        }
+    )*};
+}
+plain_num!(f32, f64, i8, i16, i32, i64);
+
+impl Plain for f16 {
+    #[inline(always)]
+    fn read(bytes: &[u8], order: ByteOrder) -> Self {
+        f16::from_bits(read_u16(bytes, order))
+    }
+
+    #[inline]
+    fn to_f32_slice(src: &[Self], dst: &mut [f32]) {
+        // Matches gguf-py 0.19.0 quants.dequantize for F16 (numpy's exact
+        // float16 -> float32 cast); half uses F16C where the CPU has it.
+        src.convert_to_f32_slice(dst);
+        // F16C and half quiet signalling NaNs, numpy keeps them as they are:
+        // redo NaNs the numpy way (sign, all-ones exponent, mantissa << 13).
+        let top = src
+            .iter()
+            .fold(0, |m, h| m.max((h.to_bits() & 0x7FFF) as i16));
+        if top > 0x7C00 {
+            for (d, s) in dst.iter_mut().zip(src) {
+                let bits = s.to_bits();
+                if bits & 0x7FFF > 0x7C00 {
+                    let sign = u32::from(bits & 0x8000) << 16;
+                    *d = f32::from_bits(sign | 0x7F80_0000 | (u32::from(bits & 0x03FF) << 13));
+                }
+            }
+        }
+    }
+}
+
+impl Plain for bf16 {
+    #[inline(always)]
+    fn read(bytes: &[u8], order: ByteOrder) -> Self {
+        bf16::from_bits(read_u16(bytes, order))
+    }
+
+    #[inline]
+    fn to_f32_slice(src: &[Self], dst: &mut [f32]) {
+        // Matches gguf-py 0.19.0 quants.BF16.dequantize_blocks: the bits
+        // shifted into the top half of an f32, NaN payloads kept.
+        for (d, &s) in dst.iter_mut().zip(src) {
+            *d = f32::from_bits(u32::from(s.to_bits()) << 16);
+        }
+    }
+}
+
+/// The bits of a 16-bit float from exactly two bytes.
+#[inline(always)]
+fn read_u16(bytes: &[u8], order: ByteOrder) -> u16 {
+    let raw = [bytes[0], bytes[1]];
+    match order {
+        ByteOrder::Little => u16::from_le_bytes(raw),
+        ByteOrder::Big => u16::from_be_bytes(raw),
+    }
+}
+
+/// Converts plain values of type `dtype` stored in byte order `order` into
+/// `out`, one output per element.
+///
+/// # Errors
+/// [`Error::LengthMismatch`] when `bytes` is not whole elements or `out`
+/// does not hold exactly as many; [`Error::Unsupported`] for a block type.
+pub(super) fn dequantize<O: Output>(
+    dtype: GgmlType,
+    bytes: &[u8],
+    order: ByteOrder,
+    out: &mut [O],
+) -> Result<()> {
+    match dtype {
+        GgmlType::F32 => convert::<f32, O>(bytes, order, out),
+        GgmlType::F16 => convert::<f16, O>(bytes, order, out),
+        GgmlType::BF16 => convert::<bf16, O>(bytes, order, out),
+        GgmlType::F64 => convert::<f64, O>(bytes, order, out),
+        GgmlType::I8 => convert::<i8, O>(bytes, order, out),
+        GgmlType::I16 => convert::<i16, O>(bytes, order, out),
+        GgmlType::I32 => convert::<i32, O>(bytes, order, out),
+        GgmlType::I64 => convert::<i64, O>(bytes, order, out),
+        _ => Err(Error::Unsupported {
+            operation: "plain conversion",
+            dtype,
+            reason: "not a plain element type",
+        }),
+    }
+}
+
+fn convert<T: Plain, O: Output>(bytes: &[u8], order: ByteOrder, out: &mut [O]) -> Result<()> {
+    let size = std::mem::size_of::<T>();
+    if bytes.len() % size != 0 {
+        return Err(Error::LengthMismatch {
+            what: "plain data (whole elements)",
+            expected: bytes.len() / size * size,
+            found: bytes.len(),
+        });
+    }
+    let n = bytes.len() / size;
+    if out.len() != n {
+        return Err(Error::LengthMismatch {
+            what: "dequantization output",
+            expected: n,
+            found: out.len(),
+        });
+    }
+    let typed = if order.is_native() {
+        bytemuck::try_cast_slice::<u8, T>(bytes).ok()
+    } else {
+        None
+    };
+    match typed {
+        // Native order, aligned: convert straight from the input.
+        Some(src) => emit(out, |start, dst| {
+            T::to_f32_slice(&src[start..start + dst.len()], dst)
+        }),
+        // Swapped or misaligned: decode a chunk onto the stack first.
+        None => {
+            let mut tmp = [<T as bytemuck::Zeroable>::zeroed(); CHUNK];
+            emit(out, |start, dst| {
+                let tmp = &mut tmp[..dst.len()];
+                let raw = &bytes[start * size..(start + dst.len()) * size];
+                for (t, raw) in tmp.iter_mut().zip(raw.chunks_exact(size)) {
+                    *t = T::read(raw, order);
+                }
+                T::to_f32_slice(tmp, dst);
+            })
+        }
+    }
+    Ok(())
+}
+
+/// Calls `fill(start, dst)` for consecutive chunks of at most [`CHUNK`]
+/// outputs, `dst` being f32 for elements `start..start + dst.len()`, and
+/// stores them into `out`: in place when `O` is f32, else through a stack
+/// buffer and [`Output::from_f32_slice`].
+fn emit<O: Output>(out: &mut [O], mut fill: impl FnMut(usize, &mut [f32])) {
+    if TypeId::of::<O>() == TypeId::of::<f32>() {
+        if let Ok(out) = bytemuck::try_cast_slice_mut::<O, f32>(out) {
+            for (i, dst) in out.chunks_mut(CHUNK).enumerate() {
+                fill(i * CHUNK, dst);
+            }
+            return;
+        }
+    }
+    let mut tmp = [0f32; CHUNK];
+    for (i, dst) in out.chunks_mut(CHUNK).enumerate() {
+        let tmp = &mut tmp[..dst.len()];
+        fill(i * CHUNK, tmp);
+        O::from_f32_slice(tmp, dst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn to_f32(dtype: GgmlType, bytes: &[u8], order: ByteOrder) -> Vec<f32> {
+        let mut out = vec![0f32; bytes.len() / dtype.bytes_per_block()];
+        dequantize(dtype, bytes, order, &mut out).unwrap();
+        out
+    }
+
+    /// The same values read from aligned, misaligned and byte-swapped input.
+    fn all_layouts(dtype: GgmlType, le: &[u8]) -> Vec<f32> {
+        let size = dtype.bytes_per_block();
+        let reference = to_f32(dtype, le, ByteOrder::Little);
+        let mut shifted = vec![0u8; le.len() + 1];
+        shifted[1..].copy_from_slice(le);
+        let misaligned = to_f32(dtype, &shifted[1..], ByteOrder::Little);
+        let be: Vec<u8> = le
+            .chunks(size)
+            .flat_map(|c| c.iter().rev().copied())
+            .collect();
+        let swapped = to_f32(dtype, &be, ByteOrder::Big);
+        for (a, b) in reference
+            .iter()
+            .zip(&misaligned)
+            .chain(reference.iter().zip(&swapped))
+        {
+            assert_eq!(a.to_bits(), b.to_bits(), "{dtype}");
+        }
+        reference
+    }
+
+    #[test]
+    fn floats() {
+        let v = [1.5f32, -0.0, f32::INFINITY, 3.4e38, 1e-45];
+        let le: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        assert_eq!(all_layouts(GgmlType::F32, &le), v);
+
+        let v = [1.0f64, -2.5, 1e300, 1e-300, 0.1, 16777217.0];
+        let le: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        let out = all_layouts(GgmlType::F64, &le);
+        assert_eq!(out, [1.0, -2.5, f32::INFINITY, 0.0, 0.1f32, 16777216.0]);
+
+        let bits = [0x3C00u16, 0xC000, 0x7C00, 0x0001, 0x7BFF];
+        let le: Vec<u8> = bits.iter().flat_map(|x| x.to_le_bytes()).collect();
+        let out = all_layouts(GgmlType::F16, &le);
+        assert_eq!(out, [1.0, -2.0, f32::INFINITY, 2f32.powi(-24), 65504.0]);
+
+        let bits = [0x3F80u16, 0xC040, 0xFF80, 0x0001];
+        let le: Vec<u8> = bits.iter().flat_map(|x| x.to_le_bytes()).collect();
+        let out = all_layouts(GgmlType::BF16, &le);
+        assert_eq!(
+            out,
+            [1.0, -3.0, f32::NEG_INFINITY, f32::from_bits(0x0001_0000)]
+        );
+    }
+
+    #[test]
+    fn nan_passes_through() {
+        // F16 NaNs keep sign and payload, signalling ones too, as in numpy.
+        let bits = [0x7E00u16, 0x7C01, 0xFD55, 0x3C00];
+        let le: Vec<u8> = bits.iter().flat_map(|x| x.to_le_bytes()).collect();
+        let out: Vec<u32> = all_layouts(GgmlType::F16, &le)
+            .iter()
+            .map(|x| x.to_bits())
+            .collect();
+        assert_eq!(out, [0x7FC0_0000, 0x7F80_2000, 0xFFAA_A000, 0x3F80_0000]);
+        // BF16 keeps the payload bits, as gguf-py's shift does.
+        let out = all_layouts(GgmlType::BF16, &0xFFC1u16.to_le_bytes());
+        assert_eq!(out[0].to_bits(), 0xFFC1_0000);
+        let out = all_layouts(GgmlType::F64, &f64::NAN.to_le_bytes());
+        assert!(out[0].is_nan());
+    }
+
+    #[test]
+    fn integers() {
+        let le: Vec<u8> = [-128i8, -1, 0, 127].iter().map(|&x| x as u8).collect();
+        assert_eq!(all_layouts(GgmlType::I8, &le), [-128.0, -1.0, 0.0, 127.0]);
+        let le: Vec<u8> = [i16::MIN, -2, 300, i16::MAX]
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect();
+        assert_eq!(
+            all_layouts(GgmlType::I16, &le),
+            [-32768.0, -2.0, 300.0, 32767.0]
+        );
+        // 2^24 + 1 rounds to even (2^24), 2^24 + 3 to 2^24 + 4.
+        let le: Vec<u8> = [16777217i32, 16777219, i32::MIN, -7]
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect();
+        assert_eq!(
+            all_layouts(GgmlType::I32, &le),
+            [16777216.0, 16777220.0, -2147483648.0, -7.0]
+        );
+        let le: Vec<u8> = [i64::MAX, (1 << 40) + 1, -5]
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect();
+        assert_eq!(
+            all_layouts(GgmlType::I64, &le),
+            [9.223372e18, 1099511627776.0, -5.0]
+        );
+    }
+
+    #[test]
+    fn long_input_and_half_outputs() {
+        // More than one chunk, and every output type.
+        let v: Vec<f32> = (0..(3 * CHUNK + 7))
+            .map(|i| i as f32 * 0.25 - 100.0)
+            .collect();
+        let le: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        assert_eq!(all_layouts(GgmlType::F32, &le), v);
+        let mut h = vec![f16::ZERO; v.len()];
+        dequantize(GgmlType::F32, &le, ByteOrder::Little, &mut h).unwrap();
+        assert!(h.iter().zip(&v).all(|(h, v)| *h == f16::from_f32(*v)));
+        let mut b = vec![bf16::ZERO; v.len()];
+        dequantize(GgmlType::F32, &le, ByteOrder::Big, &mut b[..0]).unwrap_err();
+        dequantize(GgmlType::F32, &le, ByteOrder::Little, &mut b).unwrap();
+        assert!(b.iter().zip(&v).all(|(b, v)| *b == bf16::from_f32(*v)));
+    }
+
+    #[test]
+    fn length_errors() {
+        let mut out = [0f32; 2];
+        let err = dequantize(GgmlType::F16, &[0; 3], ByteOrder::Little, &mut out[..1]).unwrap_err();
+        assert!(matches!(
+            err,
+            Error::LengthMismatch {
+                expected: 2,
+                found: 3,
+                ..
+            }
+        ));
+        let err = dequantize(GgmlType::I32, &[0; 4], ByteOrder::Little, &mut out).unwrap_err();
+        assert!(matches!(
+            err,
+            Error::LengthMismatch {
+                expected: 1,
+                found: 2,
+                ..
+            }
+        ));
+        let err = dequantize(GgmlType::Q4_0, &[0; 18], ByteOrder::Little, &mut out).unwrap_err();
+        assert!(matches!(err, Error::Unsupported { .. }));
+    }
+}
