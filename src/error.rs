@@ -334,6 +334,9 @@ pub enum Error {
         /// The name.
         name: String,
     },
+    /// The buffer pool could not provide a buffer.
+    #[error(transparent)]
+    Pool(#[from] crate::pool::PoolError),
     /// A thread pool could not be built.
     #[error("cannot build thread pool: {reason}")]
     ThreadPool {

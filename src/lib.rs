@@ -17,7 +17,7 @@ pub mod split;
 mod tensor;
 mod write;
 
-pub use dequant::Parallelism;
+pub use dequant::{DequantChunk, DequantChunks, Parallelism};
 pub use dtype::GgmlType;
 pub use error::{Error, Result};
 pub use file::{Gguf, OpenOptions};

@@ -2,6 +2,9 @@
 //!
 //! Every run goes through [`run`], which fails the test if the binary
 //! panicked (exit 101) or died of a signal: no input may do either.
+//!
+//! Built only with the `cli` feature, which builds the binary.
+#![cfg(feature = "cli")]
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -178,7 +181,11 @@ fn inspect_json_tensors_match_library() {
         .map(|h| h["bytes"].as_u64().expect("bytes"))
         .sum();
     assert_eq!(total, gguf.tensor_bytes());
-    assert_eq!(histogram["Q4_K"]["count"], 4);
+    let q4k = gguf
+        .tensors()
+        .filter(|t| t.dtype() == GgmlType::Q4_K)
+        .count();
+    assert_eq!(histogram["Q4_K"]["count"], q4k);
 }
 
 /// The first tensor of `dtype` in the sample.
@@ -451,4 +458,60 @@ fn closed_stdout_is_quiet() {
         "stderr: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// A file with values JSON cannot hold as they are and strings a terminal
+/// should not see raw.
+fn awkward_file(dir: &Path) -> PathBuf {
+    use ggufmap::{format::ValueType, GgufWriter, MetaArray, MetaValue};
+    let inner = |v: Vec<u32>| MetaValue::from(v);
+    let nested =
+        MetaArray::new(ValueType::Array, vec![inner(vec![1, 2]), inner(vec![3])]).expect("array");
+    let mut w = GgufWriter::new();
+    w.add_metadata("nan", f32::NAN).expect("add");
+    w.add_metadata("inf", f64::INFINITY).expect("add");
+    w.add_metadata("neg_inf", f32::NEG_INFINITY).expect("add");
+    w.add_metadata("bytes", MetaValue::String(vec![0xff, b'a']))
+        .expect("add");
+    w.add_metadata("escape", "\x1b[31mred").expect("add");
+    w.add_metadata("nested", nested).expect("add");
+    w.add_tensor(
+        "t",
+        GgmlType::F32,
+        &[2],
+        bytemuck::cast_slice(&[f32::NAN, 1.0]),
+    )
+    .expect("tensor");
+    let path = dir.join("awkward.gguf");
+    w.write_file(&path).expect("write");
+    path
+}
+
+#[test]
+fn awkward_values_give_valid_json_and_safe_text() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = awkward_file(dir.path()).to_string_lossy().into_owned();
+    let json: Json =
+        serde_json::from_slice(&run_ok(&["inspect", "--json", &path])).expect("valid JSON");
+    let m = &json["metadata"];
+    assert_eq!(m["nan"], "NaN");
+    assert_eq!(m["inf"], "Infinity");
+    assert_eq!(m["neg_inf"], "-Infinity");
+    assert_eq!(m["bytes"], "\u{fffd}a");
+    assert_eq!(m["nested"]["element_type"], "array");
+    assert_eq!(m["nested"]["first"][0]["first"], serde_json::json!([1, 2]));
+
+    let text = String::from_utf8(run_ok(&["inspect", &path])).expect("utf-8");
+    assert!(
+        !text.contains('\x1b'),
+        "escape character reached the terminal"
+    );
+    assert!(text.contains(r#""\u{1b}[31mred""#), "escaped: {text}");
+    assert!(
+        text.contains("[array; 2]  [u32; 2], [u32; 1]"),
+        "nested: {text}"
+    );
+    assert!(text.contains("NaN"), "{text}");
+    let raw = run_ok(&["dequant", &path, "t"]);
+    assert_eq!(raw.len(), 8);
 }

@@ -22,12 +22,22 @@ fn malformed_table() {
     for case in &cases {
         let parsed = parse(&case.bytes);
         if !(case.check)(&parsed) {
-            failures.push(format!("{}: got {:?}", case.name, parsed.map(|_| "Ok(index)")));
+            failures.push(format!(
+                "{}: got {:?}",
+                case.name,
+                parsed.map(|_| "Ok(index)")
+            ));
         }
         // The owning type gives the same answer, and a valid file is usable.
         let _ = open_and_use(&case.bytes);
     }
-    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -75,7 +85,9 @@ fn non_utf8_string_value_errors_only_on_access() {
     let s = file.metadata().get_string("a").unwrap();
     assert_eq!(s.as_bytes(), b"\xff\xfe not utf-8");
     assert!(matches!(s.as_str(), Err(Error::StringNotUtf8 { offset }) if offset == at + 8));
-    assert!(matches!(file.metadata().get_str("a"), Err(Error::StringNotUtf8 { offset }) if offset == at + 8));
+    assert!(
+        matches!(file.metadata().get_str("a"), Err(Error::StringNotUtf8 { offset }) if offset == at + 8)
+    );
 }
 
 #[test]
@@ -108,7 +120,13 @@ fn sample_file_is_valid_and_about_2kb() {
     assert!((1500..4096).contains(&bytes.len()), "{} bytes", bytes.len());
     let file = Gguf::from_bytes(&bytes).unwrap();
     assert_eq!(file.tensor_count(), 3);
-    assert_eq!(file.metadata().get_array("tokenizer.ggml.tokens").unwrap().element_type(), ValueType::String);
+    assert_eq!(
+        file.metadata()
+            .get_array("tokenizer.ggml.tokens")
+            .unwrap()
+            .element_type(),
+        ValueType::String
+    );
     use_everything(&file);
 }
 
@@ -166,7 +184,14 @@ fn empty_file_on_disk_is_an_error() {
     std::fs::write(&path, b"").unwrap();
     let result = Gguf::open(&path);
     assert!(
-        matches!(result, Err(Error::UnexpectedEof { what: "magic", offset: 0, .. }) | Err(Error::Io { .. })),
+        matches!(
+            result,
+            Err(Error::UnexpectedEof {
+                what: "magic",
+                offset: 0,
+                ..
+            }) | Err(Error::Io { .. })
+        ),
         "{result:?}"
     );
 }
@@ -192,5 +217,35 @@ fn failing_reader_is_a_stream_error() {
 fn truncated_file_read_from_a_stream_is_an_error() {
     let bytes = sample_file();
     let cut = &bytes[..bytes.len() - 1];
-    assert!(matches!(Gguf::read(cut), Err(Error::TensorOutOfBounds { .. })));
+    assert!(matches!(
+        Gguf::read(cut),
+        Err(Error::TensorOutOfBounds { .. })
+    ));
+}
+
+/// The padding before the data section is a field like any other: a file cut
+/// inside it says how many padding bytes it lacks, not the alignment.
+#[test]
+fn padding_error_counts_the_missing_padding_bytes() {
+    let mut e = gguf_cases::Enc::le();
+    e.header(3, 1, 0).tensor(b"w", &[1], gguf_cases::F32, 0);
+    let end = e.pos();
+    e.zeros(4);
+    let bytes = e.finish();
+    // The infos end at byte 57; the data section would start at 64: 7 bytes
+    // of padding are needed and 4 are there.
+    assert_eq!(end, 57);
+    let result = parse(&bytes);
+    assert!(
+        matches!(
+            result,
+            Err(Error::UnexpectedEof {
+                what: "padding before tensor data",
+                offset: 57,
+                needed: 7,
+                available: 4
+            })
+        ),
+        "{result:?}"
+    );
 }

@@ -85,7 +85,9 @@ fn array_of_depth(depth: u32) -> BoxedStrategy<MetaValue> {
 }
 
 fn any_value() -> BoxedStrategy<MetaValue> {
-    select(ALL_VALUE_TYPES.to_vec()).prop_flat_map(|t| value_of(t, 1)).boxed()
+    select(ALL_VALUE_TYPES.to_vec())
+        .prop_flat_map(|t| value_of(t, 1))
+        .boxed()
 }
 
 /// Asserts a value read back equals the one written (floats by bits,
@@ -110,7 +112,9 @@ fn assert_same(written: &MetaValue, read: &Value<'_>) {
                 Ok(s) => assert_eq!(b.as_str().unwrap(), s),
                 Err(_) => {
                     let offset = b.offset();
-                    assert!(matches!(b.as_str(), Err(Error::StringNotUtf8 { offset: o }) if o == offset));
+                    assert!(
+                        matches!(b.as_str(), Err(Error::StringNotUtf8 { offset: o }) if o == offset)
+                    );
                 }
             }
         }
@@ -133,7 +137,13 @@ fn assert_same_array(written: &MetaArray, read: &ArrayView<'_>) {
         let strings: Vec<_> = read.strings().unwrap().collect();
         assert_eq!(strings.len(), written.items().len());
     } else {
-        assert!(matches!(read.strings(), Err(Error::WrongValueType { expected: "array of string", .. })));
+        assert!(matches!(
+            read.strings(),
+            Err(Error::WrongValueType {
+                expected: "array of string",
+                ..
+            })
+        ));
     }
 }
 
@@ -168,7 +178,12 @@ struct TensorSpec {
 
 fn tensor_spec() -> impl Strategy<Value = TensorSpec> {
     let dtypes: Vec<GgmlType> = PLAIN.iter().chain(QUANTIZED.iter()).copied().collect();
-    (select(dtypes), 0usize..=4, 0u64..4, prop::collection::vec(1u64..4, 3))
+    (
+        select(dtypes),
+        0usize..=4,
+        0u64..4,
+        prop::collection::vec(1u64..4, 3),
+    )
         .prop_flat_map(|(dtype, n_dims, blocks, rest)| {
             let mut dims = Vec::new();
             if n_dims > 0 {
@@ -180,8 +195,11 @@ fn tensor_spec() -> impl Strategy<Value = TensorSpec> {
                 dims.push(dtype.elements_per_block() as u64);
             }
             let len = dtype.tensor_bytes(&dims).unwrap() as usize;
-            prop::collection::vec(any::<u8>(), len)
-                .prop_map(move |data| TensorSpec { dtype, dims: dims.clone(), data })
+            prop::collection::vec(any::<u8>(), len).prop_map(move |data| TensorSpec {
+                dtype,
+                dims: dims.clone(),
+                data,
+            })
         })
 }
 
@@ -202,7 +220,12 @@ fn file_spec() -> impl Strategy<Value = FileSpec> {
     )
         .prop_map(|(mut metadata, tensors, alignment, order)| {
             metadata.remove("general.alignment");
-            FileSpec { metadata, tensors, alignment, order }
+            FileSpec {
+                metadata,
+                tensors,
+                alignment,
+                order,
+            }
         })
 }
 
@@ -214,7 +237,8 @@ fn write(spec: &FileSpec) -> Vec<u8> {
         w.add_metadata(key.clone(), value.clone()).unwrap();
     }
     for (i, t) in spec.tensors.iter().enumerate() {
-        w.add_tensor(format!("tensor.{i}"), t.dtype, &t.dims, t.data.clone()).unwrap();
+        w.add_tensor(format!("tensor.{i}"), t.dtype, &t.dims, t.data.clone())
+            .unwrap();
     }
     w.to_bytes().unwrap()
 }
@@ -233,7 +257,11 @@ fn check_plain<T: Element>(file: &Gguf<'_>, name: &str, data: &[u8]) {
     let size = std::mem::size_of::<T>();
     let expected = native_bytes(data, size, file.byte_order());
     let cow: Cow<'_, [T]> = view.to_cow::<T>().unwrap();
-    assert_eq!(bytemuck::cast_slice::<T, u8>(&cow), expected.as_slice(), "{name}");
+    assert_eq!(
+        bytemuck::cast_slice::<T, u8>(&cow),
+        expected.as_slice(),
+        "{name}"
+    );
     match view.as_slice::<T>() {
         Ok(slice) => {
             assert!(file.byte_order().is_native() || size == 1);
@@ -244,7 +272,11 @@ fn check_plain<T: Element>(file: &Gguf<'_>, name: &str, data: &[u8]) {
             assert!(!file.byte_order().is_native() && size > 1);
             assert_eq!(tensor, name);
         }
-        Err(Error::Misaligned { tensor, required, offset }) => {
+        Err(Error::Misaligned {
+            tensor,
+            required,
+            offset,
+        }) => {
             assert_eq!(tensor, name);
             assert_eq!(required, std::mem::align_of::<T>());
             assert_eq!(offset, view.byte_range().start as u64);
@@ -260,20 +292,35 @@ fn check_file(file: &Gguf<'_>, spec: &FileSpec) {
     assert_eq!(file.alignment(), spec.alignment);
     let metadata = file.metadata();
     let has_alignment_key = spec.alignment != 32;
-    assert_eq!(metadata.len(), spec.metadata.len() + usize::from(has_alignment_key));
+    assert_eq!(
+        metadata.len(),
+        spec.metadata.len() + usize::from(has_alignment_key)
+    );
     if has_alignment_key {
-        assert_eq!(metadata.get_u32("general.alignment").unwrap(), spec.alignment);
+        assert_eq!(
+            metadata.get_u32("general.alignment").unwrap(),
+            spec.alignment
+        );
     } else {
         assert!(!metadata.contains("general.alignment"));
     }
     for (key, value) in &spec.metadata {
-        let read = metadata.get(key).unwrap_or_else(|| panic!("key {key:?} missing"));
+        let read = metadata
+            .get(key)
+            .unwrap_or_else(|| panic!("key {key:?} missing"));
         assert_same(value, &read);
-        assert_eq!(metadata.entry(key).unwrap().value_type(), value.value_type());
+        assert_eq!(
+            metadata.entry(key).unwrap().value_type(),
+            value.value_type()
+        );
     }
     // Iteration is in file order: the alignment entry first, then the keys in
     // the order they were added.
-    let keys: Vec<&str> = metadata.iter().map(|(k, _)| k).filter(|k| *k != "general.alignment").collect();
+    let keys: Vec<&str> = metadata
+        .iter()
+        .map(|(k, _)| k)
+        .filter(|k| *k != "general.alignment")
+        .collect();
     let expected: Vec<&str> = spec.metadata.keys().map(String::as_str).collect();
     assert_eq!(keys, expected);
 
@@ -285,7 +332,10 @@ fn check_file(file: &Gguf<'_>, spec: &FileSpec) {
         assert_eq!(view.dims(), t.dims.as_slice());
         assert_eq!(view.bytes(), t.data.as_slice());
         assert_eq!(view.info().data_offset() % u64::from(spec.alignment), 0);
-        assert_eq!((view.byte_range().start - file.data_offset()) as u64, view.info().data_offset());
+        assert_eq!(
+            (view.byte_range().start - file.data_offset()) as u64,
+            view.info().data_offset()
+        );
         assert_eq!(file.tensor(&name).unwrap().byte_range(), view.byte_range());
         match t.dtype {
             GgmlType::F32 => check_plain::<f32>(file, &name, &t.data),
@@ -299,7 +349,9 @@ fn check_file(file: &Gguf<'_>, spec: &FileSpec) {
             _ => {}
         }
     }
-    assert!(matches!(file.tensor("no such tensor"), Err(Error::TensorNotFound { name }) if name == "no such tensor"));
+    assert!(
+        matches!(file.tensor("no such tensor"), Err(Error::TensorNotFound { name }) if name == "no such tensor")
+    );
 }
 
 proptest! {
@@ -352,7 +404,13 @@ proptest! {
 
 #[test]
 fn big_endian_f32_tensor_is_byte_swapped_by_to_cow() {
-    let values = [1.0f32, -2.5, f32::MIN_POSITIVE, 1e30, f32::from_bits(0x7FC0_1234)];
+    let values = [
+        1.0f32,
+        -2.5,
+        f32::MIN_POSITIVE,
+        1e30,
+        f32::from_bits(0x7FC0_1234),
+    ];
     let data: Vec<u8> = values.iter().flat_map(|v| v.to_be_bytes()).collect();
     let halves = [f16::from_f32(0.5), f16::from_f32(-3.0)];
     let half_data: Vec<u8> = halves.iter().flat_map(|v| v.to_be_bytes()).collect();
@@ -365,14 +423,21 @@ fn big_endian_f32_tensor_is_byte_swapped_by_to_cow() {
     w.add_tensor("w", GgmlType::F32, &[5], data).unwrap();
     w.add_tensor("h", GgmlType::F16, &[2], half_data).unwrap();
     w.add_tensor("i", GgmlType::I64, &[3], int_data).unwrap();
-    w.add_tensor("b", GgmlType::I8, &[3], vec![1u8, 0x80, 0x7F]).unwrap();
+    w.add_tensor("b", GgmlType::I8, &[3], vec![1u8, 0x80, 0x7F])
+        .unwrap();
     let bytes = w.to_bytes().unwrap();
     assert_eq!(&bytes[4..8], &[0, 0, 0, 3], "version is written big-endian");
 
     let file = Gguf::read(bytes.as_slice()).unwrap();
     assert_eq!(file.byte_order(), ByteOrder::Big);
     assert_eq!(file.metadata().get_u32("answer").unwrap(), 42);
-    let list: Vec<f64> = file.metadata().get_array("list").unwrap().iter().map(|v| v.to_f64().unwrap()).collect();
+    let list: Vec<f64> = file
+        .metadata()
+        .get_array("list")
+        .unwrap()
+        .iter()
+        .map(|v| v.to_f64().unwrap())
+        .collect();
     assert_eq!(list, [1.5, -2.0]);
 
     let w = file.tensor("w").unwrap();
@@ -386,18 +451,28 @@ fn big_endian_f32_tensor_is_byte_swapped_by_to_cow() {
     assert_eq!(&*h.to_cow::<f16>().unwrap(), &halves);
     assert_eq!(&*file.tensor("i").unwrap().to_cow::<i64>().unwrap(), &ints);
     // One-byte elements have no byte order: viewed in place.
-    assert_eq!(file.tensor("b").unwrap().as_slice::<i8>().unwrap(), &[1, -128, 127]);
+    assert_eq!(
+        file.tensor("b").unwrap().as_slice::<i8>().unwrap(),
+        &[1, -128, 127]
+    );
 }
 
 #[test]
 fn misaligned_data_with_alignment_1_falls_back_to_a_copy() {
     let values = [1.0f32, 2.0, 3.0];
-    // Pad a key's value until the tensor data starts at an odd offset.
+    let mut misaligned = 0;
+    // Pad a key's value so the tensor data starts at every offset mod 4.
     for pad in 0..4 {
         let mut w = GgufWriter::new();
         w.set_alignment(1).unwrap();
         w.add_metadata("pad", "x".repeat(pad)).unwrap();
-        w.add_tensor("w", GgmlType::F32, &[3], bytemuck::cast_slice(&values).to_vec()).unwrap();
+        w.add_tensor(
+            "w",
+            GgmlType::F32,
+            &[3],
+            bytemuck::cast_slice(&values).to_vec(),
+        )
+        .unwrap();
         let bytes = w.to_bytes().unwrap();
         // `read` copies into 64-byte-aligned memory: address parity is offset parity.
         let file = Gguf::read(bytes.as_slice()).unwrap();
@@ -418,7 +493,9 @@ fn misaligned_data_with_alignment_1_falls_back_to_a_copy() {
         assert!(matches!(cow, Cow::Owned(_)));
         assert_eq!(&*cow, &values);
         assert_eq!(&*t.to_f32_cow().unwrap(), &values);
+        misaligned += 1;
     }
+    assert_eq!(misaligned, 3);
 }
 
 #[test]
@@ -426,20 +503,31 @@ fn alignment_appears_in_metadata_only_when_not_32() {
     for alignment in [1u32, 2, 16, 32, 64, 4096] {
         let mut w = GgufWriter::new();
         w.set_alignment(alignment).unwrap();
-        w.add_tensor("a", GgmlType::F32, &[3], vec![0u8; 12]).unwrap();
-        w.add_tensor("b", GgmlType::F32, &[1], vec![0u8; 4]).unwrap();
+        w.add_tensor("a", GgmlType::F32, &[3], vec![0u8; 12])
+            .unwrap();
+        w.add_tensor("b", GgmlType::F32, &[1], vec![0u8; 4])
+            .unwrap();
         let bytes = w.to_bytes().unwrap();
         let file = Gguf::from_bytes(&bytes).unwrap();
         assert_eq!(file.alignment(), alignment);
-        assert_eq!(file.metadata().contains("general.alignment"), alignment != 32);
+        assert_eq!(
+            file.metadata().contains("general.alignment"),
+            alignment != 32
+        );
         assert_eq!(file.data_offset() % alignment as usize, 0);
         let b = file.tensor("b").unwrap();
-        assert_eq!(b.info().data_offset(), 12u64.div_ceil(u64::from(alignment)) * u64::from(alignment));
+        assert_eq!(
+            b.info().data_offset(),
+            12u64.div_ceil(u64::from(alignment)) * u64::from(alignment)
+        );
     }
     let mut w = GgufWriter::new();
     assert!(matches!(w.set_alignment(48), Err(Error::Write { .. })));
     assert!(matches!(w.set_alignment(0), Err(Error::Write { .. })));
-    assert!(matches!(w.add_metadata("general.alignment", 64u32), Err(Error::Write { .. })));
+    assert!(matches!(
+        w.add_metadata("general.alignment", 64u32),
+        Err(Error::Write { .. })
+    ));
 }
 
 fn getter_file() -> Vec<u8> {
@@ -456,12 +544,18 @@ fn getter_file() -> Vec<u8> {
     w.add_metadata("f64", 0.25f64).unwrap();
     w.add_metadata("bool", false).unwrap();
     w.add_metadata("str", "héllo").unwrap();
-    w.add_metadata("bytes", MetaValue::String(vec![0xC3, 0x28])).unwrap();
+    w.add_metadata("bytes", MetaValue::String(vec![0xC3, 0x28]))
+        .unwrap();
     w.add_metadata("ints", vec![10u32, 20, 30, 40]).unwrap();
-    w.add_metadata("words", MetaValue::strings(["", "ā", "bb", "ccc"])).unwrap();
+    w.add_metadata("words", MetaValue::strings(["", "ā", "bb", "ccc"]))
+        .unwrap();
     let nested = MetaArray::new(
         ValueType::Array,
-        vec![MetaValue::from(vec![1i16, 2]), MetaValue::strings(["x"]), MetaValue::from(Vec::<u8>::new())],
+        vec![
+            MetaValue::from(vec![1i16, 2]),
+            MetaValue::strings(["x"]),
+            MetaValue::from(Vec::<u8>::new()),
+        ],
     )
     .unwrap();
     w.add_metadata("nested", nested).unwrap();
@@ -491,7 +585,10 @@ fn typed_getters_and_their_errors() {
     assert!(m.get_bool("ключ.🙂").unwrap());
 
     assert!(matches!(m.get_u32("missing"), Err(Error::KeyNotFound { key }) if key == "missing"));
-    assert!(matches!(m.get_str("missing"), Err(Error::KeyNotFound { .. })));
+    assert!(matches!(
+        m.get_str("missing"),
+        Err(Error::KeyNotFound { .. })
+    ));
     assert!(matches!(
         m.get_u32("str"),
         Err(Error::WrongValueType { key, expected: "u32", found: ValueType::String }) if key == "str"
@@ -502,14 +599,25 @@ fn typed_getters_and_their_errors() {
     ));
     assert!(matches!(
         m.get_str("ints"),
-        Err(Error::WrongValueType { expected: "string", found: ValueType::Array, .. })
+        Err(Error::WrongValueType {
+            expected: "string",
+            found: ValueType::Array,
+            ..
+        })
     ));
     assert!(matches!(
         m.get_array("f64"),
-        Err(Error::WrongValueType { expected: "array", found: ValueType::F64, .. })
+        Err(Error::WrongValueType {
+            expected: "array",
+            found: ValueType::F64,
+            ..
+        })
     ));
     let e = m.get_f32("f64").unwrap_err();
-    assert_eq!(e.to_string(), "metadata key \"f64\" has type f64, expected f32");
+    assert_eq!(
+        e.to_string(),
+        "metadata key \"f64\" has type f64, expected f32"
+    );
 
     let raw = m.get_string("bytes").unwrap();
     assert_eq!(raw.as_bytes(), &[0xC3, 0x28]);
@@ -530,13 +638,22 @@ fn get_uint_widens_every_integer_width() {
     assert_eq!(m.get_uint("u64").unwrap(), u64::MAX);
     assert_eq!(m.get_uint("i8").unwrap(), 8);
     assert_eq!(m.get_uint("i64").unwrap(), 64);
-    for (key, found) in [("i16.neg", ValueType::I16), ("i32.neg", ValueType::I32), ("f32", ValueType::F32), ("str", ValueType::String), ("bool", ValueType::Bool)] {
+    for (key, found) in [
+        ("i16.neg", ValueType::I16),
+        ("i32.neg", ValueType::I32),
+        ("f32", ValueType::F32),
+        ("str", ValueType::String),
+        ("bool", ValueType::Bool),
+    ] {
         assert!(
             matches!(m.get_uint(key), Err(Error::WrongValueType { key: k, expected: "non-negative integer", found: f }) if k == key && f == found),
             "{key}"
         );
     }
-    assert!(matches!(m.get_uint("missing"), Err(Error::KeyNotFound { .. })));
+    assert!(matches!(
+        m.get_uint("missing"),
+        Err(Error::KeyNotFound { .. })
+    ));
 }
 
 #[test]
@@ -563,7 +680,11 @@ fn array_view_get_for_fixed_and_variable_size_elements() {
         assert_eq!(got, *w);
     }
     assert_eq!(words.get(4), None);
-    let collected: Vec<&str> = words.strings().unwrap().map(|s| s.as_str().unwrap()).collect();
+    let collected: Vec<&str> = words
+        .strings()
+        .unwrap()
+        .map(|s| s.as_str().unwrap())
+        .collect();
     assert_eq!(collected, expected);
     assert_eq!(words.strings().unwrap().len(), 4);
 
@@ -584,7 +705,8 @@ fn array_view_get_for_fixed_and_variable_size_elements() {
 #[test]
 fn typed_view_of_the_wrong_dtype_is_an_error() {
     let mut w = GgufWriter::new();
-    w.add_tensor("w", GgmlType::F32, &[2], vec![0u8; 8]).unwrap();
+    w.add_tensor("w", GgmlType::F32, &[2], vec![0u8; 8])
+        .unwrap();
     let bytes = w.to_bytes().unwrap();
     let file = Gguf::read(bytes.as_slice()).unwrap();
     let t = file.tensor("w").unwrap();
@@ -592,7 +714,10 @@ fn typed_view_of_the_wrong_dtype_is_an_error() {
         t.as_slice::<f16>(),
         Err(Error::DtypeMismatch { tensor, expected: GgmlType::F16, found: GgmlType::F32 }) if tensor == "w"
     ));
-    assert!(matches!(t.to_cow::<i32>(), Err(Error::DtypeMismatch { .. })));
+    assert!(matches!(
+        t.to_cow::<i32>(),
+        Err(Error::DtypeMismatch { .. })
+    ));
     assert_eq!(t.as_slice::<f32>().unwrap(), &[0.0, 0.0]);
 }
 
@@ -600,13 +725,25 @@ fn typed_view_of_the_wrong_dtype_is_an_error() {
 fn empty_strings_arrays_and_files_round_trip() {
     let mut w = GgufWriter::new();
     w.add_metadata("empty.string", "").unwrap();
-    w.add_metadata("empty.strings", MetaValue::strings(Vec::<String>::new())).unwrap();
-    w.add_metadata("empty.array", MetaValue::from(Vec::<f64>::new())).unwrap();
+    w.add_metadata("empty.strings", MetaValue::strings(Vec::<String>::new()))
+        .unwrap();
+    w.add_metadata("empty.array", MetaValue::from(Vec::<f64>::new()))
+        .unwrap();
     let bytes = w.to_bytes().unwrap();
     let file = Gguf::from_bytes(&bytes).unwrap();
     assert_eq!(file.metadata().get_str("empty.string").unwrap(), "");
-    assert!(file.metadata().get_array("empty.strings").unwrap().is_empty());
-    assert_eq!(file.metadata().get_array("empty.array").unwrap().element_type(), ValueType::F64);
+    assert!(file
+        .metadata()
+        .get_array("empty.strings")
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        file.metadata()
+            .get_array("empty.array")
+            .unwrap()
+            .element_type(),
+        ValueType::F64
+    );
     assert_eq!(file.tensor_count(), 0);
     assert_eq!(file.data_offset(), bytes.len());
 
@@ -615,4 +752,43 @@ fn empty_strings_arrays_and_files_round_trip() {
     let file = Gguf::from_bytes(&bytes).unwrap();
     assert!(file.metadata().is_empty());
     assert_eq!(file.tensor_bytes(), 0);
+}
+
+/// `levels` arrays nested in each other, the innermost holding one u8.
+fn nested(levels: usize) -> MetaValue {
+    let mut value = MetaValue::from(vec![7u8]);
+    for _ in 1..levels {
+        value = MetaValue::Array(MetaArray::new(ValueType::Array, vec![value]).unwrap());
+    }
+    value
+}
+
+/// The writer must not produce a file its own reader rejects: 8 levels of
+/// arrays round-trip, 9 are refused when written.
+#[test]
+fn writer_refuses_arrays_nested_deeper_than_the_reader_accepts() {
+    let mut w = GgufWriter::new();
+    w.add_metadata("deep", nested(ggufmap::format::MAX_ARRAY_DEPTH))
+        .unwrap();
+    let bytes = w.to_bytes().unwrap();
+    let file = Gguf::from_bytes(&bytes).unwrap();
+    let mut value = file.metadata().get("deep").unwrap();
+    for _ in 0..ggufmap::format::MAX_ARRAY_DEPTH {
+        value = value.as_array().unwrap().get(0).unwrap();
+    }
+    assert_eq!(value, Value::U8(7));
+
+    let mut w = GgufWriter::new();
+    let written = w
+        .add_metadata("deep", nested(ggufmap::format::MAX_ARRAY_DEPTH + 1))
+        .map(|_| ())
+        .and_then(|()| w.to_bytes());
+    let read_back = written
+        .as_ref()
+        .ok()
+        .map(|bytes| Gguf::from_bytes(bytes).map(|_| ()));
+    assert!(
+        matches!(written, Err(Error::Write { .. })),
+        "the writer wrote a file with 9 nested arrays; reading it back gives {read_back:?}"
+    );
 }

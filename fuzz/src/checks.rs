@@ -19,7 +19,6 @@ use ggufmap::format::{
 };
 use ggufmap::quant::{dequantize_bytes, Output};
 use ggufmap::{Error, GgmlType, Gguf, GgufWriter, MetaValue, Parallelism, TensorView};
-use half::slice::HalfFloatSliceExt;
 use half::{bf16, f16};
 
 /// Largest tensor (in elements) dequantized whole, through every output
@@ -317,7 +316,8 @@ fn check_plain<T: ggufmap::Element + PartialEq + std::fmt::Debug>(t: &TensorView
     match t.as_slice::<T>() {
         Ok(slice) => {
             assert_eq!(slice.len(), n);
-            assert!(t.byte_order().is_native());
+            // Single bytes have no byte order.
+            assert!(t.byte_order().is_native() || std::mem::size_of::<T>() == 1);
             assert_eq!(
                 bytemuck::cast_slice::<T, u8>(slice),
                 bytemuck::cast_slice::<T, u8>(&cow)
@@ -524,28 +524,40 @@ pub fn dequantize(data: &[u8]) {
         }
     }
 
-    // Wrong lengths are errors.
+    // Wrong lengths are errors (an unsupported type may say so first).
+    let wrong_length = |r: ggufmap::Result<()>| match r {
+        Err(Error::LengthMismatch { .. }) => true,
+        Err(Error::Unsupported { .. }) => !supported,
+        _ => false,
+    };
     let mut longer = vec![0f32; n + 1];
-    assert!(matches!(
-        dequantize_bytes(dtype, &bytes, order, &mut longer),
-        Err(Error::LengthMismatch { .. })
-    ));
-    assert!(matches!(
-        dequantize_parallel(dtype, &bytes, order, &mut longer, two_threads()),
-        Err(Error::LengthMismatch { .. })
-    ));
+    assert!(wrong_length(dequantize_bytes(
+        dtype,
+        &bytes,
+        order,
+        &mut longer
+    )));
+    assert!(wrong_length(dequantize_parallel(
+        dtype,
+        &bytes,
+        order,
+        &mut longer,
+        two_threads()
+    )));
     if block_bytes > 1 {
         let mut ragged = bytes.clone();
         ragged.push(0);
         let mut out = vec![0f32; n];
-        assert!(matches!(
-            dequantize_bytes(dtype, &ragged, order, &mut out),
-            Err(Error::LengthMismatch { .. })
-        ));
-        assert!(matches!(
-            dequantize_parallel(dtype, &ragged, order, &mut out, two_threads()),
-            Err(Error::LengthMismatch { .. })
-        ));
+        assert!(wrong_length(dequantize_bytes(
+            dtype, &ragged, order, &mut out
+        )));
+        assert!(wrong_length(dequantize_parallel(
+            dtype,
+            &ragged,
+            order,
+            &mut out,
+            two_threads()
+        )));
     }
 
     // Through a TensorView of a one-tensor file.

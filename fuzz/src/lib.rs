@@ -413,13 +413,6 @@ fn split_inner(u: &mut Unstructured<'_>) -> ArbResult<()> {
         ),
         _ => Mutation::RenameFirst,
     };
-    let slot = |p: &mut PlannedPart, k: usize| -> &mut Option<MetaValue> {
-        match k {
-            0 => &mut p.no,
-            1 => &mut p.count,
-            _ => &mut p.tensors_count,
-        }
-    };
     match mutation {
         Mutation::DropKey(p, k) => *slot(&mut parts[p], k) = None,
         Mutation::RetypeKey(p, k) => {
@@ -463,6 +456,14 @@ fn split_inner(u: &mut Unstructured<'_>) -> ArbResult<()> {
     drop(result);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+fn slot(p: &mut PlannedPart, k: usize) -> &mut Option<MetaValue> {
+    match k {
+        0 => &mut p.no,
+        1 => &mut p.count,
+        _ => &mut p.tensors_count,
+    }
 }
 
 fn write_parts(dir: &Path, parts: &[PlannedPart], mutation: &Mutation, count: u16) -> PathBuf {

@@ -51,12 +51,27 @@ fn main() -> ExitCode {
         // The reader went away (`| head`): nothing more to say to anyone.
         Err(e) if output::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            // `{:#}` prints the whole chain: "context: cause: cause".
             // Ignore a failure to write to stderr: there is nowhere left to report it.
-            let _ = writeln!(std::io::stderr(), "error: {e:#}");
+            let _ = writeln!(std::io::stderr(), "error: {}", error_chain(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes, `context: cause: cause`. A cause that its
+/// parent's message already ends with is left out: some errors print their
+/// source in their own message and also return it from `source()`.
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if message.is_empty() {
+            message = text;
+        } else if !message.ends_with(&text) {
+            message = format!("{message}: {text}");
+        }
+    }
+    message
 }
 
 /// Runs one subcommand.
@@ -71,6 +86,10 @@ fn run(command: Command) -> anyhow::Result<()> {
 ///
 /// I/O errors already name the path, so only parse errors get the context.
 pub(crate) fn open(path: &Path) -> anyhow::Result<Gguf<'static>> {
+    // Mapping a directory fails with the unhelpful "No such device".
+    if path.is_dir() {
+        anyhow::bail!("{} is a directory, not a GGUF file", path.display());
+    }
     match Gguf::open(path) {
         Ok(gguf) => Ok(gguf),
         Err(e @ Error::Io { .. }) => Err(e.into()),

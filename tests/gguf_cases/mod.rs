@@ -37,11 +37,17 @@ pub struct Enc {
 
 impl Enc {
     pub fn le() -> Self {
-        Enc { buf: Vec::new(), order: ByteOrder::Little }
+        Enc {
+            buf: Vec::new(),
+            order: ByteOrder::Little,
+        }
     }
 
     pub fn be() -> Self {
-        Enc { buf: Vec::new(), order: ByteOrder::Big }
+        Enc {
+            buf: Vec::new(),
+            order: ByteOrder::Big,
+        }
     }
 
     /// Offset of the next byte written.
@@ -140,12 +146,23 @@ pub fn info_offsets(info: u64, name_len: usize, n_dims: usize) -> InfoOffsets {
     let n_dims_at = info + 8 + name_len as u64;
     let dims = n_dims_at + 4;
     let type_id = dims + 8 * n_dims as u64;
-    InfoOffsets { info, n_dims: n_dims_at, dims, type_id, data_offset: type_id + 4 }
+    InfoOffsets {
+        info,
+        n_dims: n_dims_at,
+        dims,
+        type_id,
+        data_offset: type_id + 4,
+    }
 }
 
 /// A file with no metadata and one tensor info, then padding and `data_len`
 /// bytes of data; returns the bytes and the info's offsets.
-pub fn one_tensor(name: &[u8], dims: &[u64], type_id: u32, data_len: usize) -> (Vec<u8>, InfoOffsets) {
+pub fn one_tensor(
+    name: &[u8],
+    dims: &[u64],
+    type_id: u32,
+    data_len: usize,
+) -> (Vec<u8>, InfoOffsets) {
     let mut e = Enc::le();
     e.header(3, 1, 0);
     let at = info_offsets(e.pos(), name.len(), dims.len());
@@ -181,11 +198,14 @@ pub fn nested_arrays(depth: usize) -> (Vec<u8>, Vec<u64>) {
     (bytes, levels)
 }
 
+/// What parsing a case's bytes must give.
+pub type Check = Box<dyn Fn(&Result<Index, Error>) -> bool>;
+
 /// One hand-made file and what parsing it must give.
 pub struct Case {
     pub name: String,
     pub bytes: Vec<u8>,
-    pub check: Box<dyn Fn(&Result<Index, Error>) -> bool>,
+    pub check: Check,
 }
 
 /// Adds a case: `case!(cases, name, bytes, pattern [if guard])`, the pattern
@@ -201,6 +221,8 @@ macro_rules! case {
 }
 
 /// Every hand-made malformed (and borderline valid) file.
+// `Ok(_)` patterns in the table read better than `is_ok()`.
+#[allow(clippy::redundant_pattern_matching)]
 pub fn cases() -> Vec<Case> {
     let mut cases: Vec<Case> = Vec::new();
     let empty = || {
@@ -218,10 +240,27 @@ pub fn cases() -> Vec<Case> {
     bytes[..4].copy_from_slice(b"gguf");
     case!(cases, "bad magic lowercase", bytes,
         Err(Error::BadMagic { found }) if found == b"gguf");
-    case!(cases, "magic cut short", b"GGU".to_vec(),
-        Err(Error::UnexpectedEof { what: "magic", offset: 0, needed: 4, available: 3 }));
-    case!(cases, "empty file", Vec::new(),
-        Err(Error::UnexpectedEof { what: "magic", offset: 0, .. }));
+    case!(
+        cases,
+        "magic cut short",
+        b"GGU".to_vec(),
+        Err(Error::UnexpectedEof {
+            what: "magic",
+            offset: 0,
+            needed: 4,
+            available: 3
+        })
+    );
+    case!(
+        cases,
+        "empty file",
+        Vec::new(),
+        Err(Error::UnexpectedEof {
+            what: "magic",
+            offset: 0,
+            ..
+        })
+    );
     for version in [0u32, 1, 4, 0x0100] {
         let mut e = Enc::le();
         e.header(version, 0, 0);
@@ -246,10 +285,28 @@ pub fn cases() -> Vec<Case> {
     e.raw(b"GGUF").u32(3);
     e.order = ByteOrder::Little;
     e.u64(1).u64(0).zeros(64);
-    case!(cases, "big-endian version, little-endian tensor count", e.finish(),
-        Err(Error::CountTooLarge { what: "tensor count", count: 0x0100_0000_0000_0000, offset: 8, .. }));
-    case!(cases, "version cut short", b"GGUF\x03\x00".to_vec(),
-        Err(Error::UnexpectedEof { what: "version", offset: 4, needed: 4, available: 2 }));
+    case!(
+        cases,
+        "big-endian version, little-endian tensor count",
+        e.finish(),
+        Err(Error::CountTooLarge {
+            what: "tensor count",
+            count: 0x0100_0000_0000_0000,
+            offset: 8,
+            ..
+        })
+    );
+    case!(
+        cases,
+        "version cut short",
+        b"GGUF\x03\x00".to_vec(),
+        Err(Error::UnexpectedEof {
+            what: "version",
+            offset: 4,
+            needed: 4,
+            available: 2
+        })
+    );
 
     // ---- counts --------------------------------------------------------------
     let mut e = Enc::le();
@@ -260,8 +317,17 @@ pub fn cases() -> Vec<Case> {
             if *max == (len - 16) / 24);
     let mut e = Enc::le();
     e.header(3, 1, 0);
-    case!(cases, "tensor count 1 in a bare header", e.finish(),
-        Err(Error::CountTooLarge { what: "tensor count", count: 1, offset: 8, max: 0 }));
+    case!(
+        cases,
+        "tensor count 1 in a bare header",
+        e.finish(),
+        Err(Error::CountTooLarge {
+            what: "tensor count",
+            count: 1,
+            offset: 8,
+            max: 0
+        })
+    );
     let mut e = Enc::le();
     e.header(3, 0, 1 << 60).zeros(100);
     let len = e.pos();
@@ -270,15 +336,33 @@ pub fn cases() -> Vec<Case> {
             if *count == 1 << 60 && *max == (len - 24) / 13);
     let mut e = Enc::le();
     e.header(3, 0, 2).kv_u32("a", 1);
-    case!(cases, "metadata count one more than the entries", e.finish(),
-        Err(Error::CountTooLarge { what: "metadata count", count: 2, offset: 16, max: 1 }));
+    case!(
+        cases,
+        "metadata count one more than the entries",
+        e.finish(),
+        Err(Error::CountTooLarge {
+            what: "metadata count",
+            count: 2,
+            offset: 16,
+            max: 1
+        })
+    );
     let mut e = Enc::le();
     e.header(3, 0, 2).kv_u32("a", 1).zeros(12);
     let at = HEADER + 17;
     case!(cases, "metadata count one more, filler zeros", e.finish(),
         Err(Error::UnexpectedEof { what: "u8 value", offset, .. }) if *offset == at + 12);
-    case!(cases, "tensor count cut short", b"GGUF\x03\x00\x00\x00\x01\x00".to_vec(),
-        Err(Error::UnexpectedEof { what: "tensor count", offset: 8, needed: 8, available: 2 }));
+    case!(
+        cases,
+        "tensor count cut short",
+        b"GGUF\x03\x00\x00\x00\x01\x00".to_vec(),
+        Err(Error::UnexpectedEof {
+            what: "tensor count",
+            offset: 8,
+            needed: 8,
+            available: 2
+        })
+    );
 
     // ---- keys ----------------------------------------------------------------
     let mut e = Enc::le();
@@ -289,13 +373,29 @@ pub fn cases() -> Vec<Case> {
             if *max == len - 32);
     let mut e = Enc::le();
     e.header(3, 0, 1).u64(u64::MAX).zeros(20);
-    case!(cases, "key length u64::MAX", e.finish(),
-        Err(Error::CountTooLarge { what: "metadata key", count: u64::MAX, offset: 24, max: 20 }));
+    case!(
+        cases,
+        "key length u64::MAX",
+        e.finish(),
+        Err(Error::CountTooLarge {
+            what: "metadata key",
+            count: u64::MAX,
+            offset: 24,
+            max: 20
+        })
+    );
     let (bytes, _) = one_kv(b"bad\xff\xfekey", T_U32, |e| {
         e.u32(1);
     });
-    case!(cases, "non-UTF-8 key", bytes,
-        Err(Error::InvalidUtf8 { what: "metadata key", offset: 32 }));
+    case!(
+        cases,
+        "non-UTF-8 key",
+        bytes,
+        Err(Error::InvalidUtf8 {
+            what: "metadata key",
+            offset: 32
+        })
+    );
     let (bytes, _) = one_kv(b"", T_U32, |e| {
         e.u32(1);
     });
@@ -398,7 +498,14 @@ pub fn cases() -> Vec<Case> {
     });
     case!(cases, "empty bool array (valid)", bytes, Ok(_));
     let (bytes, at) = one_kv(b"a", T_ARRAY, |e| {
-        e.u32(T_ARRAY).u64(2).u32(T_BOOL).u64(1).u8(1).u32(T_BOOL).u64(1).u8(3);
+        e.u32(T_ARRAY)
+            .u64(2)
+            .u32(T_BOOL)
+            .u64(1)
+            .u8(1)
+            .u32(T_BOOL)
+            .u64(1)
+            .u8(3);
     });
     case!(cases, "bool 3 inside a nested array", bytes,
         Err(Error::InvalidBool { found: 3, offset }) if *offset == at + 12 + 13 + 12);
@@ -467,7 +574,9 @@ pub fn cases() -> Vec<Case> {
             Ok(idx) if idx.alignment() == alignment);
     }
     let mut e = Enc::le();
-    e.header(3, 1, 1).kv_u32("general.alignment", 1 << 31).tensor(b"t", &[0], F32, 0);
+    e.header(3, 1, 1)
+        .kv_u32("general.alignment", 1 << 31)
+        .tensor(b"t", &[0], F32, 0);
     let end = e.pos();
     e.zeros(64);
     case!(cases, "general.alignment 2^31: padding past the end", e.finish(),
@@ -501,8 +610,16 @@ pub fn cases() -> Vec<Case> {
         Err(Error::TooManyDims { tensor, n_dims: 5, offset }) if tensor == "w" && *offset == at.n_dims);
     let mut e = Enc::le();
     e.header(3, 1, 0).str(b"w").u32(u32::MAX).zeros(64);
-    case!(cases, "n_dims u32::MAX", e.finish(),
-        Err(Error::TooManyDims { n_dims: u32::MAX, offset: 33, .. }));
+    case!(
+        cases,
+        "n_dims u32::MAX",
+        e.finish(),
+        Err(Error::TooManyDims {
+            n_dims: u32::MAX,
+            offset: 33,
+            ..
+        })
+    );
     let (bytes, at) = one_tensor(b"w", &[4, 1 << 63], F32, 16);
     case!(cases, "dim 1 > i64::MAX", bytes,
         Err(Error::InvalidDim { tensor, axis: 1, value, offset })
@@ -591,9 +708,21 @@ pub fn cases() -> Vec<Case> {
             if *offset == at.data_offset);
     // Two tensors in index order whose offsets are swapped: b before a.
     let mut e = Enc::le();
-    e.header(3, 2, 0).tensor(b"a", &[8], F32, 32).tensor(b"b", &[8], F32, 0).pad(32).zeros(64);
-    case!(cases, "tensors out of index order", e.finish(),
-        Err(Error::TensorOffsetMismatch { data_offset: 32, expected: 0, .. }));
+    e.header(3, 2, 0)
+        .tensor(b"a", &[8], F32, 32)
+        .tensor(b"b", &[8], F32, 0)
+        .pad(32)
+        .zeros(64);
+    case!(
+        cases,
+        "tensors out of index order",
+        e.finish(),
+        Err(Error::TensorOffsetMismatch {
+            data_offset: 32,
+            expected: 0,
+            ..
+        })
+    );
     let mut e = Enc::le();
     e.header(3, 1, 0).tensor(b"w", &[8], F32, 0).pad(32);
     let start = e.pos();
@@ -603,7 +732,11 @@ pub fn cases() -> Vec<Case> {
         Err(Error::TensorOutOfBounds { tensor, start: s, end, len: l })
             if tensor == "w" && *s == start && *end == start + 32 && *l == len);
     let mut e = Enc::le();
-    e.header(3, 2, 0).tensor(b"a", &[8], F32, 0).tensor(b"b", &[1 << 40], F32, 32).pad(32).zeros(32);
+    e.header(3, 2, 0)
+        .tensor(b"a", &[8], F32, 0)
+        .tensor(b"b", &[1 << 40], F32, 32)
+        .pad(32)
+        .zeros(32);
     case!(cases, "second tensor far past the end", e.finish(),
         Err(Error::TensorOutOfBounds { tensor, .. }) if tensor == "b");
     let mut e = Enc::le();
@@ -615,8 +748,15 @@ pub fn cases() -> Vec<Case> {
         Err(Error::UnexpectedEof { what: "padding before tensor data", offset, .. }) if *offset == end);
     let mut e = Enc::le();
     e.header(3, 1, 0).tensor(b"w", &[0], F32, 0);
-    case!(cases, "zero-byte tensor, file ends before the padding", e.finish(),
-        Err(Error::UnexpectedEof { what: "padding before tensor data", .. }));
+    case!(
+        cases,
+        "zero-byte tensor, file ends before the padding",
+        e.finish(),
+        Err(Error::UnexpectedEof {
+            what: "padding before tensor data",
+            ..
+        })
+    );
     let mut e = Enc::le();
     e.header(3, 1, 0).tensor(b"w", &[8], F32, 0);
     let info_end = e.pos();
@@ -647,11 +787,16 @@ pub fn cases() -> Vec<Case> {
         Err(Error::RowNotBlockAligned { dtype: GgmlType::Q4_0, ne0: 1, block: 32, offset, .. })
             if *offset == at.info);
     let mut e = Enc::le();
-    e.header(3, 1, 1).kv_u32("general.alignment", 1).tensor(b"w", &[3], F32, 0).zeros(12);
+    e.header(3, 1, 1)
+        .kv_u32("general.alignment", 1)
+        .tensor(b"w", &[3], F32, 0)
+        .zeros(12);
     case!(cases, "alignment 1, no padding (valid)", e.finish(),
         Ok(idx) if idx.alignment() == 1 && idx.tensors()[0].n_bytes() == 12);
     let mut e = Enc::le();
-    e.header(3, 2, 1).kv_u32("general.alignment", 64).tensor(b"a", &[4], F32, 0);
+    e.header(3, 2, 1)
+        .kv_u32("general.alignment", 64)
+        .tensor(b"a", &[4], F32, 0);
     let at = info_offsets(e.pos(), 1, 1);
     e.tensor(b"b", &[4], F32, 32).pad(64).zeros(128);
     case!(cases, "alignment 64: offset 32 is misaligned", e.finish(),
@@ -660,7 +805,10 @@ pub fn cases() -> Vec<Case> {
 
     // ---- big-endian files -------------------------------------------------------------------
     let mut e = Enc::be();
-    e.header(3, 1, 0).tensor(b"w", &[8], F32, 0).pad(32).zeros(32);
+    e.header(3, 1, 0)
+        .tensor(b"w", &[8], F32, 0)
+        .pad(32)
+        .zeros(32);
     case!(cases, "big-endian tensor (valid)", e.finish(),
         Ok(idx) if idx.byte_order() == ByteOrder::Big && idx.tensors()[0].n_bytes() == 32);
     let mut e = Enc::be();
@@ -699,21 +847,36 @@ pub fn sample_file() -> Vec<u8> {
     w.add_metadata("test.i64", i64::MIN + 1).unwrap();
     w.add_metadata("test.f64", -2.25f64).unwrap();
     let tokens: Vec<String> = (0..64).map(|i| format!("▁tok{i}")).collect();
-    w.add_metadata("tokenizer.ggml.tokens", MetaValue::strings(&tokens)).unwrap();
-    w.add_metadata("tokenizer.ggml.scores", (0..64).map(|i| i as f32 * 0.5).collect::<Vec<_>>())
+    w.add_metadata("tokenizer.ggml.tokens", MetaValue::strings(&tokens))
         .unwrap();
-    w.add_metadata("test.bools", vec![true, false, true]).unwrap();
+    w.add_metadata(
+        "tokenizer.ggml.scores",
+        (0..64).map(|i| i as f32 * 0.5).collect::<Vec<_>>(),
+    )
+    .unwrap();
+    w.add_metadata("test.bools", vec![true, false, true])
+        .unwrap();
     let inner = |v: Vec<i32>| MetaValue::from(v);
-    let nested = MetaArray::new(ValueType::Array, vec![inner(vec![1, 2]), inner(vec![]), inner(vec![3])])
-        .unwrap();
+    let nested = MetaArray::new(
+        ValueType::Array,
+        vec![inner(vec![1, 2]), inner(vec![]), inner(vec![3])],
+    )
+    .unwrap();
     w.add_metadata("test.nested", nested).unwrap();
     let q8: Vec<u8> = (0..4 * 34).map(|i| i as u8).collect();
-    w.add_tensor("token_embd.weight", GgmlType::Q8_0, &[32, 4], q8).unwrap();
-    let norm: Vec<f32> = (0..16).map(|i| i as f32).collect();
-    w.add_tensor("blk.0.attn_norm.weight", GgmlType::F32, &[16], bytemuck::cast_slice(&norm).to_vec())
+    w.add_tensor("token_embd.weight", GgmlType::Q8_0, &[32, 4], q8)
         .unwrap();
+    let norm: Vec<f32> = (0..16).map(|i| i as f32).collect();
+    w.add_tensor(
+        "blk.0.attn_norm.weight",
+        GgmlType::F32,
+        &[16],
+        bytemuck::cast_slice(&norm).to_vec(),
+    )
+    .unwrap();
     let half: Vec<u8> = (0..64).map(|i| (i * 7) as u8).collect();
-    w.add_tensor("output.weight", GgmlType::F16, &[8, 4], half).unwrap();
+    w.add_tensor("output.weight", GgmlType::F16, &[8, 4], half)
+        .unwrap();
     w.to_bytes().unwrap()
 }
 
@@ -765,11 +928,17 @@ pub fn use_everything(file: &Gguf<'_>) {
     assert!(file.data_offset() <= len);
     for t in file.tensors() {
         let range = t.byte_range();
-        assert!(range.start <= range.end && range.end <= len, "tensor {} outside the file", t.name());
+        assert!(
+            range.start <= range.end && range.end <= len,
+            "tensor {} outside the file",
+            t.name()
+        );
         assert!(range.start >= file.data_offset());
         assert_eq!(t.bytes().len() as u64, t.info().n_bytes());
         assert_eq!(t.bytes().len(), range.len());
-        let found = file.tensor(t.name()).expect("every tensor can be found by name");
+        let found = file
+            .tensor(t.name())
+            .expect("every tensor can be found by name");
         assert_eq!(found.byte_range(), range);
         let _ = t.shape();
     }
@@ -782,7 +951,10 @@ pub fn open_and_use(bytes: &[u8]) -> Result<(), Error> {
     match (&parsed, &file) {
         (Ok(_), Ok(file)) => use_everything(file),
         (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
-        _ => panic!("parse and Gguf::from_bytes disagree: {parsed:?} vs {:?}", file.as_ref().err()),
+        _ => panic!(
+            "parse and Gguf::from_bytes disagree: {parsed:?} vs {:?}",
+            file.as_ref().err()
+        ),
     }
     parsed.map(|_| ())
 }

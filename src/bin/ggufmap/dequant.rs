@@ -1,25 +1,22 @@
 //! `ggufmap dequant`: one tensor's values, dequantized, as raw
 //! little-endian numbers or a NumPy `.npy` file.
 //!
-//! The tensor is converted in batches of whole blocks (each batch split
-//! across threads), so memory stays bounded whatever the tensor's size.
+//! The tensor is streamed in chunks of whole blocks (the library decodes
+//! each in parallel), so memory stays bounded whatever the tensor's size.
 
 use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Context};
 use clap::ValueEnum;
-use ggufmap::quant::{self, Output};
+use ggufmap::quant::Output;
 use ggufmap::{Gguf, TensorView};
 use half::{bf16, f16};
-use rayon::prelude::*;
 
 use crate::output::{display_name, write_le, Sink};
 
-/// Elements converted per batch (4 MiB of f32 output).
-const BATCH_ELEMENTS: usize = 1 << 20;
-/// Elements per parallel task within a batch (64 KiB of f32 output).
-const TASK_ELEMENTS: usize = 1 << 14;
+/// Output bytes per chunk: memory stays bounded by a few of these.
+const CHUNK_BYTES: usize = 4 << 20;
 /// Names suggested when the tensor asked for does not exist.
 const SUGGESTIONS: usize = 5;
 
@@ -152,48 +149,27 @@ fn write_tensor(t: &TensorView<'_>, args: &Args, out: &mut dyn Write) -> anyhow:
     Ok(())
 }
 
-/// Converts the tensor batch by batch and writes each batch, after
-/// `header`. The header goes out only once the first batch converted, so a
-/// tensor type without a dequantizer leaves stdout empty.
+/// Streams the tensor in chunks (decoded in parallel by the library) and
+/// writes each after `header`. The header goes out only once the first
+/// chunk decoded, so a type without a dequantizer leaves stdout empty.
 fn stream<O: Output>(t: &TensorView<'_>, header: &[u8], out: &mut dyn Write) -> anyhow::Result<()> {
-    let dtype = t.dtype();
-    let (elements_per_block, bytes_per_block) =
-        (dtype.elements_per_block(), dtype.bytes_per_block());
-    let bytes = t.bytes();
-    if bytes.len() % bytes_per_block != 0 {
-        bail!("{} bytes of data are not whole {dtype} blocks", bytes.len());
-    }
-    let blocks_per_batch = (BATCH_ELEMENTS / elements_per_block).max(1);
     let mut header = Some(header);
-    let mut values: Vec<O> = Vec::new();
-    for raw in bytes.chunks(blocks_per_batch * bytes_per_block) {
-        values.resize(
-            raw.len() / bytes_per_block * elements_per_block,
-            O::default(),
-        );
-        convert_batch(t, raw, &mut values)?;
+    let mut written = 0u64;
+    for chunk in t.dequantize_chunks::<O>(CHUNK_BYTES) {
+        let values = chunk?.data;
         if let Some(header) = header.take() {
             out.write_all(header)?;
         }
         write_le(out, &values)?;
+        written += values.len() as u64;
     }
     if let Some(header) = header {
         out.write_all(header)?;
     }
-    Ok(())
-}
-
-/// Converts one batch of whole blocks into `values`, in parallel tasks.
-fn convert_batch<O: Output>(
-    t: &TensorView<'_>,
-    raw: &[u8],
-    values: &mut [O],
-) -> anyhow::Result<()> {
-    let (dtype, order) = (t.dtype(), t.byte_order());
-    let blocks_per_task = (TASK_ELEMENTS / dtype.elements_per_block()).max(1);
-    raw.par_chunks(blocks_per_task * dtype.bytes_per_block())
-        .zip(values.par_chunks_mut(blocks_per_task * dtype.elements_per_block()))
-        .try_for_each(|(raw, out)| quant::dequantize_bytes(dtype, raw, order, out))?;
+    // The .npy header promised this many values; never leave a short file.
+    if written != t.n_elements() {
+        bail!("wrote {written} of {} values", t.n_elements());
+    }
     Ok(())
 }
 

@@ -163,16 +163,16 @@ impl Table {
         self.rows.push(cells);
     }
 
-    /// Writes the table, each line indented by two spaces.
+    /// Writes the table: lines indented, columns apart, by two spaces.
     pub fn write(&self, out: &mut dyn Write) -> io::Result<()> {
         let widths = self.widths();
         let headers: Vec<String> = self.headers.iter().map(|h| (*h).to_owned()).collect();
         for row in std::iter::once(&headers).chain(&self.rows) {
-            let mut line = String::from(" ");
+            let mut line = String::new();
             for (i, cell) in row.iter().enumerate() {
                 let width = widths.get(i).copied().unwrap_or(0);
                 let last = i + 1 == row.len();
-                line.push(' ');
+                line.push_str("  ");
                 line.push_str(&self.pad(cell, width, i, last));
             }
             writeln!(out, "{}", line.trim_end())?;

@@ -1,5 +1,5 @@
-//! Writes the seed corpus: `cargo run --manifest-path fuzz/Cargo.toml --bin
-//! make_seeds -- fuzz/corpus-seed` (replacing what is there). Deterministic:
+//! Writes the seed corpus: `cargo run --manifest-path fuzz/Cargo.toml
+//! --example make_seeds -- fuzz/corpus-seed` (replacing what is there). Deterministic:
 //! the same files every run.
 //!
 //! - `open/`: files built with `GgufWriter`: every metadata value type,
