@@ -18,7 +18,8 @@ use crate::tensor::TensorView;
 pub const CHUNK_OUTPUT_BYTES: usize = 64 * 1024;
 
 /// Where dequantization runs.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
+#[cfg_attr(feature = "parallel", derive(Default))]
 pub enum Parallelism {
     /// On the calling thread only.
     Sequential,

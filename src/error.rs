@@ -16,7 +16,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// Reading or mapping a file failed.
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
@@ -25,7 +25,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// Reading from or writing to a stream failed.
-    #[error("i/o error: {0}")]
+    #[error("i/o error on stream")]
     Stream(#[source] std::io::Error),
 
     /// The file does not start with `GGUF`.

@@ -98,6 +98,9 @@ impl Gguf<'static> {
         let path = path.as_ref();
         let io = |source| Error::Io { path: path.to_owned(), source };
         let file = File::open(path).map_err(io)?;
+        if !file.metadata().map_err(io)?.is_file() {
+            return Err(io(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file")));
+        }
         let storage = if options.in_memory {
             Storage::Owned(AlignedBytes::read_from(file).map_err(io)?)
         } else {

@@ -295,7 +295,7 @@ impl<'a> GgufWriter<'a> {
         w.out.extend_from_slice(&MAGIC);
         w.num(3u32);
         w.num(self.tensors.len() as u64);
-        let alignment_entry = (self.alignment != DEFAULT_ALIGNMENT).then(|| MetaValue::U32(self.alignment));
+        let alignment_entry = (self.alignment != DEFAULT_ALIGNMENT).then_some(MetaValue::U32(self.alignment));
         w.num((self.metadata.len() + usize::from(alignment_entry.is_some())) as u64);
         if let Some(value) = &alignment_entry {
             w.entry(ALIGNMENT_KEY, value);
