@@ -3,6 +3,15 @@
 //! Block sizes are ggml's (`ggml-common.h`), which differ from the `gguf`
 //! Python package's table for Q8_1 (ggml: 36 bytes).
 
+// The code that reads untrusted bytes must not be able to panic.
+#![deny(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::arithmetic_side_effects
+)]
+
 use crate::error::{Error, Result};
 
 
@@ -140,10 +149,14 @@ impl GgmlType {
     /// multiple of the block size or the size overflows a `u64`.
     pub const fn row_bytes(self, ne0: u64) -> Option<u64> {
         let elems = self.elements_per_block() as u64;
-        if ne0 % elems != 0 {
-            return None;
+        match ne0.checked_rem(elems) {
+            Some(0) => {}
+            _ => return None,
         }
-        (ne0 / elems).checked_mul(self.bytes_per_block() as u64)
+        match ne0.checked_div(elems) {
+            Some(blocks) => blocks.checked_mul(self.bytes_per_block() as u64),
+            None => None,
+        }
     }
 
     /// Bytes of a tensor with dims `dims` (ne0 first; no dims is a scalar,

@@ -218,7 +218,7 @@ fn lay_out_tensors(tensors: &mut [TensorInfo], data: &[u8], data_start: usize, a
         let name = t.name(data);
         let tensor = || name.to_owned();
         let offset = t.offset_field as u64;
-        if t.data_offset % u64::from(alignment) != 0 {
+        if t.data_offset.checked_rem(u64::from(alignment)) != Some(0) {
             return Err(Error::TensorMisaligned { tensor: tensor(), data_offset: t.data_offset, alignment, offset });
         }
         if t.data_offset != expected {

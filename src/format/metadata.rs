@@ -274,10 +274,10 @@ pub(crate) fn read_value<'data>(r: &mut Reader<'data>, vt: ValueType, depth: usi
             }
         }
         ValueType::String => {
-            let offset = r.pos() as u64 + 8;
+            let offset = (r.pos() as u64).saturating_add(8);
             Value::String(GgufStr { bytes: r.string("string length")?, offset })
         }
-        ValueType::Array => Value::Array(read_array(r, depth + 1)?),
+        ValueType::Array => Value::Array(read_array(r, depth.saturating_add(1))?),
     })
 }
 
@@ -454,7 +454,7 @@ impl<'data> Iterator for ArrayIter<'data> {
         if self.remaining == 0 {
             return None;
         }
-        self.remaining -= 1;
+        self.remaining = self.remaining.saturating_sub(1);
         // The array was validated when the file was parsed, so this decode
         // cannot fail; if it somehow did, the iteration ends.
         match read_value(&mut self.reader, self.elem_type, self.depth) {

@@ -5,6 +5,15 @@
 //! offsets into the data; the borrowed views ([`Metadata`], [`Value`],
 //! [`ArrayView`]) decode values on access.
 
+// The code that reads untrusted bytes must not be able to panic.
+#![deny(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::arithmetic_side_effects
+)]
+
 mod index;
 mod kv;
 mod metadata;

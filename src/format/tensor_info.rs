@@ -76,7 +76,7 @@ impl TensorInfo {
 pub(crate) fn read_tensor_info(r: &mut Reader<'_>) -> Result<TensorInfo> {
     let info_offset = r.pos();
     let name_bytes = r.string("tensor name")?;
-    let name_start = info_offset + 8;
+    let name_start = info_offset.saturating_add(8);
     if name_bytes.len() >= MAX_TENSOR_NAME_LEN {
         return Err(Error::NameTooLong {
             len: name_bytes.len() as u64,
@@ -117,7 +117,7 @@ pub(crate) fn read_tensor_info(r: &mut Reader<'_>) -> Result<TensorInfo> {
 
     let block = dtype.elements_per_block() as u64;
     let ne0 = dims.first().copied().unwrap_or(1);
-    if ne0 % block != 0 {
+    if ne0.checked_rem(block) != Some(0) {
         return Err(Error::RowNotBlockAligned { tensor: tensor(), dtype, ne0, block, offset: info_offset as u64 });
     }
     let overflow = |what| Error::SizeOverflow { tensor: tensor(), what, offset: info_offset as u64 };
@@ -132,7 +132,7 @@ pub(crate) fn read_tensor_info(r: &mut Reader<'_>) -> Result<TensorInfo> {
     let data_offset: u64 = r.num("tensor data offset")?;
     Ok(TensorInfo {
         info_offset,
-        name: name_start..name_start + name_bytes.len(),
+        name: name_start..name_start.saturating_add(name_bytes.len()),
         n_dims,
         dims,
         dtype,
