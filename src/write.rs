@@ -6,7 +6,7 @@ use std::path::Path;
 
 use crate::dtype::GgmlType;
 use crate::error::{Error, Result};
-use crate::format::{align_up, ByteOrder, Value, ValueType, ALIGNMENT_KEY, DEFAULT_ALIGNMENT, MAGIC, MAX_DIMS, MAX_TENSOR_NAME_LEN};
+use crate::format::{align_up, ByteOrder, Value, ValueType, ALIGNMENT_KEY, DEFAULT_ALIGNMENT, MAGIC, MAX_ARRAY_DEPTH, MAX_DIMS, MAX_TENSOR_NAME_LEN};
 
 /// An owned metadata value, for writing.
 #[derive(Clone, Debug, PartialEq)]
@@ -153,6 +153,14 @@ impl From<MetaArray> for MetaValue {
     }
 }
 
+/// How deeply arrays nest in `value` (0 for a scalar).
+fn nesting_depth(value: &MetaValue) -> usize {
+    match value {
+        MetaValue::Array(a) => 1 + a.items.iter().map(nesting_depth).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
 struct PendingTensor<'a> {
     name: String,
     dtype: GgmlType,
@@ -226,10 +234,14 @@ impl<'a> GgufWriter<'a> {
         if key == ALIGNMENT_KEY {
             return Err(Error::Write { what: key, reason: "set the alignment with set_alignment" });
         }
+        let value = value.into();
+        if nesting_depth(&value) > MAX_ARRAY_DEPTH {
+            return Err(Error::Write { what: format!("metadata key {key:?}"), reason: "arrays nested deeper than readers accept" });
+        }
         if self.metadata.iter().any(|(k, _)| *k == key) {
             return Err(Error::Write { what: format!("metadata key {key:?}"), reason: "key already added" });
         }
-        self.metadata.push((key, value.into()));
+        self.metadata.push((key, value));
         Ok(self)
     }
 

@@ -102,6 +102,12 @@ pub fn parse(data: &[u8]) -> Result<Index> {
     let metadata = Metadata { data, order, entries: &entries, by_key: &entries_by_key };
     let alignment = read_alignment(&metadata)?;
 
+    // The tensor count was checked at byte 8 against everything after it;
+    // check it again against what the metadata left, before reserving.
+    let max_tensors = (r.remaining() as u64) / MIN_TENSOR_INFO_BYTES;
+    if n_tensors > max_tensors {
+        return Err(Error::CountTooLarge { what: "tensor count", count: n_tensors, offset: 8, max: max_tensors });
+    }
     let mut tensors = Vec::with_capacity(usize::try_from(n_tensors).unwrap_or(0));
     for _ in 0..n_tensors {
         tensors.push(read_tensor_info(&mut r)?);
@@ -146,7 +152,7 @@ fn read_entry(r: &mut Reader<'_>) -> Result<MetadataEntry> {
     let value_type = read_value_type(r)?;
     let value_start = r.pos();
     read_value(r, value_type, 0)?;
-    Ok(MetadataEntry { entry_offset, key_start, key_len: key.len(), value_type, value_start })
+    Ok(MetadataEntry { entry_offset, key_start, key_len: key.len(), value_type, value_start, value_end: r.pos() })
 }
 
 fn read_alignment(metadata: &Metadata<'_>) -> Result<u32> {
@@ -197,13 +203,13 @@ fn sorted_unique<'data, T>(
 /// tensor infos.
 fn data_section_start(r: &Reader<'_>, alignment: u32) -> Result<usize> {
     let pos = r.pos();
-    let start = align_up(pos as u64, alignment).and_then(|s| usize::try_from(s).ok());
-    match start {
+    let aligned = align_up(pos as u64, alignment);
+    match aligned.and_then(|s| usize::try_from(s).ok()) {
         Some(start) if start <= r.data().len() => Ok(start),
         _ => Err(Error::UnexpectedEof {
             what: "padding before tensor data",
             offset: pos as u64,
-            needed: u64::from(alignment),
+            needed: aligned.map_or(u64::from(alignment), |s| s.saturating_sub(pos as u64)),
             available: r.remaining() as u64,
         }),
     }

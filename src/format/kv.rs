@@ -1,6 +1,6 @@
 //! The metadata key-value table and its typed getters.
 
-use super::metadata::{read_value, ArrayView, GgufStr, Value, ValueType};
+use super::metadata::{read_value, validated_array, ArrayView, GgufStr, Value, ValueType};
 use super::reader::{ByteOrder, Reader};
 use crate::error::{Error, Result};
 
@@ -12,6 +12,7 @@ pub struct MetadataEntry {
     pub(crate) key_len: usize,
     pub(crate) value_type: ValueType,
     pub(crate) value_start: usize,
+    pub(crate) value_end: usize,
 }
 
 impl MetadataEntry {
@@ -111,6 +112,10 @@ impl<'data> Metadata<'data> {
 
     fn value_of(&self, entry: &MetadataEntry) -> Option<Value<'data>> {
         let mut reader = Reader::new(self.data, entry.value_start, self.order);
+        if entry.value_type == ValueType::Array {
+            // Validated when parsed: no need to walk the elements again.
+            return validated_array(&mut reader, entry.value_end).ok().map(Value::Array);
+        }
         read_value(&mut reader, entry.value_type, 0).ok()
     }
 

@@ -301,6 +301,7 @@ fn read_array<'data>(r: &mut Reader<'data>, depth: usize) -> Result<ArrayView<'d
             // Cannot overflow: the count was checked against the bytes left.
             r.bytes(len.saturating_mul(size as u64), "array elements")?;
         }
+        _ if elem_type == ValueType::String => r.skip_strings(len)?,
         _ => {
             for _ in 0..len {
                 read_value(r, elem_type, depth)?;
@@ -308,6 +309,14 @@ fn read_array<'data>(r: &mut Reader<'data>, depth: usize) -> Result<ArrayView<'d
         }
     }
     Ok(ArrayView { elem_type, len, data: r.data(), start, end: r.pos(), order: r.order(), depth })
+}
+
+/// Rebuilds the view of an array value already validated by [`read_array`]
+/// from its header and its known end, without walking its elements again.
+pub(crate) fn validated_array<'data>(r: &mut Reader<'data>, end: usize) -> Result<ArrayView<'data>> {
+    let elem_type = read_value_type(r)?;
+    let len: u64 = r.num("array length")?;
+    Ok(ArrayView { elem_type, len, data: r.data(), start: r.pos(), end, order: r.order(), depth: 1 })
 }
 
 /// A metadata array: a view of its elements in the file, decoded on access.

@@ -131,6 +131,30 @@ impl<'data> Reader<'data> {
         Ok(count)
     }
 
+    /// Skips `count` length-prefixed strings. The hot loop of opening a
+    /// file with a large vocabulary, so it only reads and bounds-checks
+    /// lengths.
+    pub(crate) fn skip_strings(&mut self, count: u64) -> Result<()> {
+        for _ in 0..count {
+            let len = self
+                .data
+                .get(self.pos..)
+                .and_then(|rest| u64::decode(rest, self.order))
+                .and_then(|len| usize::try_from(len).ok());
+            let end = len
+                .and_then(|len| self.pos.checked_add(8)?.checked_add(len))
+                .filter(|&end| end <= self.data.len());
+            match end {
+                Some(end) => self.pos = end,
+                // Let the general path produce the precise error.
+                None => {
+                    self.string("string length")?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Reads a length-prefixed string's bytes.
     pub(crate) fn string(&mut self, what: &'static str) -> Result<&'data [u8]> {
         let len = self.count(what, 1)?;
