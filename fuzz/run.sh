@@ -19,7 +19,7 @@
 #   FUZZ_JOBS       parallel libFuzzer jobs per target (default 1)
 #   FUZZ_CORPUS     scratch corpus root (default fuzz/corpus)
 #
-# Limits: -rss_limit_mb=512, -malloc_limit_mb=128, -timeout=10 per input and
+# Limits: -rss_limit_mb=512 (2048 under ASan), -malloc_limit_mb=128, -timeout=10 per input and
 # a -max_len per target. Without a sanitizer libFuzzer sees no mallocs, so
 # the targets also run under an allocator that aborts on any single
 # allocation of 64 MiB or more (fuzz/src/lib.rs): with inputs of at most
@@ -47,9 +47,12 @@ if ! cargo fuzz --version 2>/dev/null | grep -qF "$CARGO_FUZZ_VERSION"; then
 fi
 
 build_flags=(--sanitizer "$SANITIZER" --debug-assertions --release)
+RSS_LIMIT_MB=512
 if [ "$SANITIZER" != none ]; then
     # Sanitizers are a -Z flag: let the stable compiler accept it.
     export RUSTC_BOOTSTRAP=1
+    # ASan's shadow memory and quarantine count towards the RSS.
+    RSS_LIMIT_MB=2048
 fi
 
 max_len() {
@@ -73,7 +76,7 @@ for target in "${TARGETS[@]}"; do
     regressions="$FUZZ_DIR/regressions/$target"
     log="$CORPUS_ROOT/$target.log"
     mkdir -p "$corpus" "$seeds"
-    limits=(-rss_limit_mb=512 -malloc_limit_mb=128 -timeout=10 "-max_len=$(max_len "$target")")
+    limits=("-rss_limit_mb=$RSS_LIMIT_MB" -malloc_limit_mb=128 -timeout=10 "-max_len=$(max_len "$target")")
 
     if [ -d "$regressions" ] && [ -n "$(ls -A "$regressions")" ]; then
         echo "== $target: replaying regressions"

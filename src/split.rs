@@ -101,11 +101,20 @@ impl SplitGguf {
                 });
             }
         }
-        if count > 1 && keys.tensors_count.is_none() {
-            return Err(Error::SplitKeyMissing {
-                path: first_path,
-                key: SPLIT_TENSORS_COUNT_KEY,
-            });
+        if count > 1 {
+            // As llama.cpp's loader: the first part of a split model says it
+            // is the first, and how many tensors the parts hold.
+            for (key, present) in [
+                (SPLIT_NO_KEY, keys.no.is_some()),
+                (SPLIT_TENSORS_COUNT_KEY, keys.tensors_count.is_some()),
+            ] {
+                if !present {
+                    return Err(Error::SplitKeyMissing {
+                        path: first_path,
+                        key,
+                    });
+                }
+            }
         }
 
         let mut parts = Vec::with_capacity(usize::from(count));

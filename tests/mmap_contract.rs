@@ -50,14 +50,19 @@ struct Seen {
     alignment: u32,
     data_offset: usize,
     metadata: Vec<(String, MetaValue)>,
-    tensors: Vec<(
-        String,
-        GgmlType,
-        Vec<u64>,
-        std::ops::Range<usize>,
-        Vec<u8>,
-        Vec<u32>,
-    )>,
+    tensors: Vec<SeenTensor>,
+}
+
+/// One tensor as a reader sees it: name, type, dims, byte range, bytes and
+/// the bits of its f32 values.
+#[derive(Debug, PartialEq)]
+struct SeenTensor {
+    name: String,
+    dtype: GgmlType,
+    dims: Vec<u64>,
+    range: std::ops::Range<usize>,
+    bytes: Vec<u8>,
+    f32_bits: Vec<u32>,
 }
 
 fn seen(g: &Gguf<'_>) -> Seen {
@@ -72,21 +77,18 @@ fn seen(g: &Gguf<'_>) -> Seen {
             .collect(),
         tensors: g
             .tensors()
-            .map(|t| {
-                let f32_bits = t
+            .map(|t| SeenTensor {
+                name: t.name().to_owned(),
+                dtype: t.dtype(),
+                dims: t.dims().to_vec(),
+                range: t.byte_range(),
+                bytes: t.bytes().to_vec(),
+                f32_bits: t
                     .to_vec::<f32>()
                     .unwrap()
                     .iter()
                     .map(|v| v.to_bits())
-                    .collect();
-                (
-                    t.name().to_owned(),
-                    t.dtype(),
-                    t.dims().to_vec(),
-                    t.byte_range(),
-                    t.bytes().to_vec(),
-                    f32_bits,
-                )
+                    .collect(),
             })
             .collect(),
     }
@@ -184,7 +186,7 @@ fn in_memory_copy_ignores_later_changes_to_the_file() {
     let copy = Gguf::open_with(&path, &OpenOptions::new().in_memory(true)).unwrap();
     let before = seen(&copy);
     // Rewritten in place and truncated: harmless to a copy.
-    std::fs::write(&path, &model_bytes(5, 100)).unwrap();
+    std::fs::write(&path, model_bytes(5, 100)).unwrap();
     std::fs::OpenOptions::new()
         .write(true)
         .open(&path)

@@ -379,16 +379,22 @@ fn split_key_missing_from_a_later_part() {
 }
 
 #[test]
-fn first_part_without_tensor_count() {
+fn first_part_without_split_no_or_tensor_count() {
     let dir = tempfile::tempdir().unwrap();
-    let mut parts = three_parts();
-    parts[0].tensors_count = None;
-    let paths = write_parts(dir.path(), &parts);
-    let err = SplitGguf::open(&paths[0]).unwrap_err();
-    assert!(
-        matches!(&err, Error::SplitKeyMissing { path, key: "split.tensors.count" } if *path == paths[0]),
-        "{err:?}"
-    );
+    for key in [SPLIT_NO_KEY, SPLIT_TENSORS_COUNT_KEY] {
+        let mut parts = three_parts();
+        if key == SPLIT_NO_KEY {
+            parts[0].no = None;
+        } else {
+            parts[0].tensors_count = None;
+        }
+        let paths = write_parts(dir.path(), &parts);
+        let err = SplitGguf::open(&paths[0]).unwrap_err();
+        assert!(
+            matches!(&err, Error::SplitKeyMissing { path, key: k } if *path == paths[0] && *k == key),
+            "{err:?}"
+        );
+    }
 }
 
 #[test]

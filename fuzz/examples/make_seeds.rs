@@ -196,19 +196,14 @@ fn main() {
     for (i, &dtype) in all.iter().enumerate() {
         let flags = match i % 5 {
             0 => 0,
-            1 => 1,         // big-endian
-            2 => 2,         // tiled over several chunks
-            3 => 4 | 8,     // misaligned copy
-            _ => 2 | 4 | 1, // all of it
+            1 => 1,            // big-endian
+            2 => 0x22,         // tiled over several chunks
+            3 => 4 | 8,        // misaligned copy
+            _ => 0x22 | 4 | 1, // all of it
         };
         let mut input = vec![i as u8, flags];
         input.extend(blocks(&mut rng, dtype, 2));
-        write(
-            out,
-            "dequantize",
-            &format!("{}", dtype.name().to_lowercase()),
-            &input,
-        );
+        write(out, "dequantize", &dtype.name().to_lowercase(), &input);
     }
 
     // roundtrip/ and split/: bytes for `arbitrary`.

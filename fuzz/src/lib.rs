@@ -83,12 +83,33 @@ fn check_size(size: usize) {
 #[global_allocator]
 static ALLOCATOR: CappedAlloc = CappedAlloc;
 
+/// Writer findings the roundtrip target tolerates until `GgufWriter` is
+/// fixed (each has an ignored test in ggufmap's tests/fuzz_regressions.rs
+/// and an input under fuzz/regressions/roundtrip/): the writer accepts
+/// arrays nested deeper than `MAX_ARRAY_DEPTH`, and dims whose running
+/// product overflows i64 when a later dim is 0; the reader, like ggml,
+/// rejects both. Set to false once the writer refuses them.
+pub const KNOWN_WRITER_GAPS: bool = true;
+
 /// Deepest nesting the roundtrip target generates: one past what the
 /// reader accepts, to see what the writer does with it.
 const MAX_GENERATED_DEPTH: usize = MAX_ARRAY_DEPTH + 1;
 
 /// A metadata value; `depth` is the number of arrays around it.
 fn meta_value(u: &mut Unstructured<'_>, depth: usize, deepest: &mut usize) -> ArbResult<MetaValue> {
+    if depth == 0 && u.ratio(1, 32)? {
+        // Right at the nesting limit: a chain of arrays one short of it, at
+        // it, or one past it.
+        let levels = u.int_in_range(MAX_ARRAY_DEPTH - 1..=MAX_ARRAY_DEPTH + 1)?;
+        let mut value = value_of_type(u, ValueType::U8, 0, deepest)?;
+        for _ in 0..levels {
+            let et = value.value_type();
+            value =
+                MetaValue::Array(MetaArray::new(et, vec![value]).expect("one item of its type"));
+        }
+        *deepest = (*deepest).max(levels);
+        return Ok(value);
+    }
     let id = u.int_in_range(0..=12u32)?;
     let vt = ValueType::from_id(id).unwrap_or(ValueType::U8);
     value_of_type(u, vt, depth, deepest)
@@ -184,7 +205,10 @@ fn roundtrip_inner(u: &mut Unstructured<'_>) -> ArbResult<()> {
     };
 
     let mut metadata: Vec<(String, MetaValue)> = Vec::new();
-    let mut deepest = 0;
+    // Whether the writer accepted something the reader rejects (see
+    // KNOWN_WRITER_GAPS).
+    let mut wrote_too_deep = false;
+    let mut wrote_element_overflow = false;
     for _ in 0..u.int_in_range(0..=12u8)? {
         let key: String = if u.ratio(1, 6)? {
             u.choose(KEYS)?.to_string()
@@ -193,17 +217,25 @@ fn roundtrip_inner(u: &mut Unstructured<'_>) -> ArbResult<()> {
         } else {
             u.arbitrary()?
         };
+        let mut deepest = 0;
         let value = meta_value(u, 0, &mut deepest)?;
-        let valid = key != ALIGNMENT_KEY && !metadata.iter().any(|(k, _)| *k == key);
+        let key_ok = key != ALIGNMENT_KEY && !metadata.iter().any(|(k, _)| *k == key);
+        let too_deep = deepest > MAX_ARRAY_DEPTH;
         let added = w.add_metadata(key.clone(), value.clone());
-        assert_eq!(
-            added.is_ok(),
-            valid,
-            "add_metadata({key:?}): {:?}",
-            added.err()
-        );
-        if valid {
+        if added.is_ok() {
+            assert!(key_ok, "add_metadata({key:?}) accepted a bad key");
+            assert!(
+                !too_deep || KNOWN_WRITER_GAPS,
+                "add_metadata({key:?}) accepted arrays nested {deepest} deep"
+            );
+            wrote_too_deep |= too_deep;
             metadata.push((key, value));
+        } else {
+            assert!(
+                !key_ok || too_deep,
+                "add_metadata({key:?}): {:?}",
+                added.err()
+            );
         }
     }
 
@@ -248,19 +280,41 @@ fn roundtrip_inner(u: &mut Unstructured<'_>) -> ArbResult<()> {
             };
             (dims, data)
         };
-        let valid = name.len() < MAX_TENSOR_NAME_LEN
+        let valid_bytes = name.len() < MAX_TENSOR_NAME_LEN
             && !tensors.iter().any(|t| t.name == name)
             && dims.len() <= 4
             && dims.iter().all(|&d| i64::try_from(d).is_ok())
             && dtype.tensor_bytes(&dims) == Some(data.len() as u64);
+        // The reader's (and ggml's) rule: the running product of the dims
+        // fits an i64, even when a later dim is 0.
+        let elements_fit = dims
+            .iter()
+            .try_fold(1u64, |acc, &d| acc.checked_mul(d))
+            .is_some_and(|n| i64::try_from(n).is_ok());
         let added = w.add_tensor(name.clone(), dtype, &dims, data.clone());
-        assert_eq!(
-            added.is_ok(),
-            valid,
-            "add_tensor({name:?}, {dtype}, {dims:?}, {} bytes)",
-            data.len()
-        );
-        if valid {
+        let call = || {
+            format!(
+                "add_tensor({name:?}, {dtype}, {dims:?}, {} bytes)",
+                data.len()
+            )
+        };
+        if added.is_ok() {
+            assert!(valid_bytes, "{} accepted", call());
+            assert!(
+                elements_fit || KNOWN_WRITER_GAPS,
+                "{} accepted an element count over i64",
+                call()
+            );
+            wrote_element_overflow |= !elements_fit;
+        } else {
+            assert!(
+                !(valid_bytes && elements_fit),
+                "{} refused: {:?}",
+                call(),
+                added.err()
+            );
+        }
+        if added.is_ok() {
             tensors.push(Expected {
                 name,
                 dtype,
@@ -277,9 +331,11 @@ fn roundtrip_inner(u: &mut Unstructured<'_>) -> ArbResult<()> {
 
     let g = match Gguf::from_bytes(&bytes) {
         Ok(g) => g,
-        // FINDING (see fuzz/README.md): the writer accepts arrays nested
-        // deeper than the reader allows. Tolerated here until it rejects them.
-        Err(Error::NestingTooDeep { .. }) if deepest > MAX_ARRAY_DEPTH => return Ok(()),
+        Err(Error::NestingTooDeep { .. }) if KNOWN_WRITER_GAPS && wrote_too_deep => return Ok(()),
+        Err(Error::SizeOverflow {
+            what: "element count",
+            ..
+        }) if KNOWN_WRITER_GAPS && wrote_element_overflow => return Ok(()),
         Err(e) => panic!("the writer's file does not parse: {e}"),
     };
     assert_eq!(g.version(), 3);
