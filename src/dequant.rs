@@ -56,7 +56,9 @@ impl Parallelism {
                 .thread_name(|i| format!("ggufmap-dequant-{i}"))
                 .build()
                 .map(|pool| Parallelism::Pool(std::sync::Arc::new(pool)))
-                .map_err(|e| Error::ThreadPool { reason: e.to_string() }),
+                .map_err(|e| Error::ThreadPool {
+                    reason: e.to_string(),
+                }),
             #[cfg(not(feature = "parallel"))]
             _ => Ok(Parallelism::Sequential),
         }
@@ -93,17 +95,27 @@ pub fn dequantize_parallel<O: Output>(
     let blocks = bytes.len() / block_bytes;
     let expected = blocks.saturating_mul(block_elems);
     if bytes.len() % block_bytes != 0 || out.len() != expected {
-        return Err(Error::LengthMismatch { what: "dequantization output", expected, found: out.len() });
+        return Err(Error::LengthMismatch {
+            what: "dequantization output",
+            expected,
+            found: out.len(),
+        });
     }
     let blocks_per_chunk = (CHUNK_OUTPUT_BYTES / std::mem::size_of::<O>() / block_elems).max(1);
     let in_chunk = blocks_per_chunk * block_bytes;
     let out_chunk = blocks_per_chunk * block_elems;
+    // One chunk or less: handing it to another thread costs more than it saves.
+    if out.len() <= out_chunk {
+        return quant::dequantize_bytes(dtype, bytes, order, out);
+    }
     match parallelism {
         Parallelism::Sequential => quant::dequantize_bytes(dtype, bytes, order, out),
         #[cfg(feature = "parallel")]
         Parallelism::Global => run_chunks(dtype, bytes, order, out, in_chunk, out_chunk),
         #[cfg(feature = "parallel")]
-        Parallelism::Pool(pool) => pool.install(|| run_chunks(dtype, bytes, order, out, in_chunk, out_chunk)),
+        Parallelism::Pool(pool) => {
+            pool.install(|| run_chunks(dtype, bytes, order, out, in_chunk, out_chunk))
+        }
     }
 }
 
@@ -117,9 +129,6 @@ fn run_chunks<O: Output>(
     out_chunk: usize,
 ) -> Result<()> {
     use rayon::prelude::*;
-    if out.len() <= out_chunk {
-        return quant::dequantize_bytes(dtype, bytes, order, out);
-    }
     bytes
         .par_chunks(in_chunk)
         .zip(out.par_chunks_mut(out_chunk))
@@ -147,7 +156,11 @@ impl<'a> TensorView<'a> {
     ///
     /// # Errors
     /// As [`TensorView::dequantize`].
-    pub fn dequantize_with<O: Output>(&self, pool: &BufferPool, parallelism: &Parallelism) -> Result<PooledBuf<O>> {
+    pub fn dequantize_with<O: Output>(
+        &self,
+        pool: &BufferPool,
+        parallelism: &Parallelism,
+    ) -> Result<PooledBuf<O>> {
         let mut buf = pool.get::<O>(self.len()?)?;
         self.dequantize_into_with(&mut buf, parallelism)?;
         Ok(buf)
@@ -202,10 +215,23 @@ impl<'a, O: Output> DequantChunks<'a, O> {
         let dtype = self.view.dtype();
         let (block_bytes, block_elems) = (dtype.bytes_per_block(), dtype.elements_per_block());
         let start = first_block * block_bytes;
-        let bytes = self.view.bytes().get(start..start + blocks * block_bytes).unwrap_or_default();
+        let bytes = self
+            .view
+            .bytes()
+            .get(start..start + blocks * block_bytes)
+            .unwrap_or_default();
         let mut data = self.pool.get::<O>(blocks * block_elems)?;
-        dequantize_parallel(dtype, bytes, self.view.byte_order(), &mut data, &self.parallelism)?;
-        Ok(DequantChunk { first_element: first_block * block_elems, data })
+        dequantize_parallel(
+            dtype,
+            bytes,
+            self.view.byte_order(),
+            &mut data,
+            &self.parallelism,
+        )?;
+        Ok(DequantChunk {
+            first_element: first_block * block_elems,
+            data,
+        })
     }
 }
 
@@ -214,7 +240,9 @@ impl<O: Output> Iterator for DequantChunks<'_, O> {
 
     fn next(&mut self) -> Option<Self::Item> {
         let total = self.view.bytes().len() / self.view.dtype().bytes_per_block();
-        let blocks = total.checked_sub(self.next_block)?.min(self.blocks_per_chunk);
+        let blocks = total
+            .checked_sub(self.next_block)?
+            .min(self.blocks_per_chunk);
         if blocks == 0 {
             return None;
         }
@@ -232,7 +260,9 @@ impl Gguf<'_> {
     /// Every tensor with its values dequantized to f32, one tensor at a
     /// time, into buffers from the process-wide pool: dropping each buffer
     /// before taking the next keeps memory to the largest tensor.
-    pub fn dequantize_all(&self) -> impl Iterator<Item = (TensorView<'_>, Result<PooledBuf<f32>>)> + '_ {
+    pub fn dequantize_all(
+        &self,
+    ) -> impl Iterator<Item = (TensorView<'_>, Result<PooledBuf<f32>>)> + '_ {
         self.tensors().map(|t| (t, t.dequantize()))
     }
 }

@@ -25,7 +25,10 @@ fn awkward_block_count(dtype: GgmlType, out_elem_bytes: usize) -> usize {
     2 * per_chunk + 7
 }
 
-fn same_bits_as_sequential<O: Output + PartialEq + std::fmt::Debug>(dtype: GgmlType, parallelism: &Parallelism) {
+fn same_bits_as_sequential<O: Output + PartialEq + std::fmt::Debug>(
+    dtype: GgmlType,
+    parallelism: &Parallelism,
+) {
     let blocks = awkward_block_count(dtype, std::mem::size_of::<O>());
     let bytes = pseudo_random_bytes(blocks * dtype.bytes_per_block(), u64::from(dtype.id()) + 1);
     let n = blocks * dtype.elements_per_block();
@@ -35,12 +38,19 @@ fn same_bits_as_sequential<O: Output + PartialEq + std::fmt::Debug>(dtype: GgmlT
     dequantize_parallel(dtype, &bytes, ByteOrder::Little, &mut parallel, parallelism).unwrap();
     let seq_bits: &[u8] = bytemuck::cast_slice(&sequential);
     let par_bits: &[u8] = bytemuck::cast_slice(&parallel);
-    assert!(seq_bits == par_bits, "{dtype} into {}: parallel output differs", O::NAME);
+    assert!(
+        seq_bits == par_bits,
+        "{dtype} into {}: parallel output differs",
+        O::NAME
+    );
 }
 
 #[test]
 fn parallel_output_equals_sequential_for_every_type() {
-    let pools = [Parallelism::threads(4).unwrap(), Parallelism::threads(0).unwrap()];
+    let pools = [
+        Parallelism::threads(4).unwrap(),
+        Parallelism::threads(0).unwrap(),
+    ];
     for &dtype in GgmlType::ALL {
         for parallelism in &pools {
             same_bits_as_sequential::<f32>(dtype, parallelism);
@@ -54,9 +64,28 @@ fn parallel_output_equals_sequential_for_every_type() {
 fn wrong_output_length_is_an_error() {
     let bytes = vec![0u8; 3 * 34];
     let mut out = vec![0f32; 95];
-    let err = dequantize_parallel(GgmlType::Q8_0, &bytes, ByteOrder::Little, &mut out, &Parallelism::default());
-    assert!(matches!(err, Err(ggufmap::Error::LengthMismatch { expected: 96, found: 95, .. })));
-    let err = dequantize_parallel(GgmlType::Q8_0, &bytes[..100], ByteOrder::Little, &mut out, &Parallelism::default());
+    let err = dequantize_parallel(
+        GgmlType::Q8_0,
+        &bytes,
+        ByteOrder::Little,
+        &mut out,
+        &Parallelism::default(),
+    );
+    assert!(matches!(
+        err,
+        Err(ggufmap::Error::LengthMismatch {
+            expected: 96,
+            found: 95,
+            ..
+        })
+    ));
+    let err = dequantize_parallel(
+        GgmlType::Q8_0,
+        &bytes[..100],
+        ByteOrder::Little,
+        &mut out,
+        &Parallelism::default(),
+    );
     assert!(matches!(err, Err(ggufmap::Error::LengthMismatch { .. })));
 }
 
@@ -73,7 +102,9 @@ fn chunks_and_pooled_buffers_equal_the_whole_tensor() {
     let blocks = awkward_block_count(GgmlType::Q4_K, 4);
     let data = pseudo_random_bytes(blocks * 144, 7);
     let mut writer = GgufWriter::new();
-    writer.add_tensor("q", GgmlType::Q4_K, &[256, blocks as u64], &data).unwrap();
+    writer
+        .add_tensor("q", GgmlType::Q4_K, &[256, blocks as u64], &data)
+        .unwrap();
     let bytes = writer.to_bytes().unwrap();
     let file = Gguf::from_bytes(&bytes).unwrap();
     let view = file.tensor("q").unwrap();
@@ -85,10 +116,12 @@ fn chunks_and_pooled_buffers_equal_the_whole_tensor() {
     for chunk in view.dequantize_chunks::<f32>(10_000) {
         let chunk = chunk.unwrap();
         assert_eq!(chunk.first_element, streamed.len());
-        assert!(chunk.data.len() * 4 <= 10_000.max(256 * 4));
+        assert!(chunk.data.len() * 4 <= 10_000);
         streamed.extend_from_slice(&chunk.data);
     }
-    assert!(bytemuck::cast_slice::<f32, u32>(&whole) == bytemuck::cast_slice::<f32, u32>(&streamed));
+    assert!(
+        bytemuck::cast_slice::<f32, u32>(&whole) == bytemuck::cast_slice::<f32, u32>(&streamed)
+    );
 }
 
 #[test]
@@ -106,7 +139,14 @@ fn streaming_a_model_keeps_anonymous_memory_bounded() {
         let mut writer = GgufWriter::new();
         let data = q8_0_blocks(blocks, 3);
         for i in 0..8 {
-            writer.add_tensor(format!("t{i}"), GgmlType::Q8_0, &[32, blocks as u64], data.as_slice()).unwrap();
+            writer
+                .add_tensor(
+                    format!("t{i}"),
+                    GgmlType::Q8_0,
+                    &[32, blocks as u64],
+                    data.as_slice(),
+                )
+                .unwrap();
         }
         writer.write_file(&path).unwrap();
     }
@@ -118,7 +158,10 @@ fn streaming_a_model_keeps_anonymous_memory_bounded() {
     for (view, values) in model.dequantize_all() {
         let values = values.unwrap();
         assert_eq!(values.len() as u64, view.n_elements());
-        assert_eq!(values[0], f16::from_f32(0.01).to_f32() * f32::from(i8::from_le_bytes([view.bytes()[2]])));
+        assert_eq!(
+            values[0],
+            f16::from_f32(0.01).to_f32() * f32::from(i8::from_le_bytes([view.bytes()[2]]))
+        );
         let now = ggufmap::memory::usage().unwrap().resident_anon.unwrap();
         peak = peak.max(now.saturating_sub(before));
         tensors += 1;
@@ -126,5 +169,9 @@ fn streaming_a_model_keeps_anonymous_memory_bounded() {
     assert_eq!(tensors, 8);
     // One tensor's output plus slack for the test's own buffers and the
     // thread pool, far below the 482 MiB of holding every tensor.
-    assert!(peak <= largest_f32 + (48 << 20), "anonymous memory grew by {} MiB", peak >> 20);
+    assert!(
+        peak <= largest_f32 + (48 << 20),
+        "anonymous memory grew by {} MiB",
+        peak >> 20
+    );
 }

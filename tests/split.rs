@@ -179,7 +179,7 @@ fn a_file_that_is_not_split_is_one_part() {
         model.tensor("w").unwrap().as_slice::<f32>().unwrap(),
         &values_of("w")[..]
     );
-    assert_eq!(model.paths(), &[path.clone()]);
+    assert_eq!(model.paths(), std::slice::from_ref(&path));
 }
 
 #[test]

@@ -10,14 +10,23 @@
 
 // A crate root looks for modules beside itself (src/bin/), where cargo
 // would take each file for a binary of its own; they live in src/bin/ggufmap/.
+#[path = "ggufmap/bench.rs"]
+mod bench;
 #[path = "ggufmap/dequant.rs"]
 mod dequant;
 #[path = "ggufmap/inspect.rs"]
 mod inspect;
+#[cfg(feature = "candle")]
+#[path = "ggufmap/load.rs"]
+mod load;
+#[path = "ggufmap/memory_json.rs"]
+mod memory_json;
 #[path = "ggufmap/output.rs"]
 mod output;
 #[path = "ggufmap/values.rs"]
 mod values;
+#[path = "ggufmap/verify.rs"]
+mod verify;
 
 use std::io::Write;
 use std::path::Path;
@@ -42,6 +51,13 @@ enum Command {
     Inspect(inspect::Args),
     /// Write one tensor's values, dequantized, as raw little-endian numbers or .npy.
     Dequant(dequant::Args),
+    /// Validate, dequantize every tensor in parallel, count NaN and Inf.
+    Verify(verify::Args),
+    /// Measure open time and per-type dequantization throughput, 1 vs N threads.
+    Bench(bench::Args),
+    /// Load every tensor into candle; report time and peak memory.
+    #[cfg(feature = "candle")]
+    Load(load::Args),
 }
 
 fn main() -> ExitCode {
@@ -79,6 +95,10 @@ fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Inspect(args) => inspect::run(&args),
         Command::Dequant(args) => dequant::run(&args),
+        Command::Verify(args) => verify::run(&args),
+        Command::Bench(args) => bench::run(&args),
+        #[cfg(feature = "candle")]
+        Command::Load(args) => load::run(&args),
     }
 }
 

@@ -1,0 +1,67 @@
+//! `ggufmap load`: load every tensor into candle and report time and memory.
+
+use std::path::PathBuf;
+
+use candle_core::Device;
+use ggufmap::candle::{LoadAs, LoadOptions};
+use ggufmap::Parallelism;
+use serde_json::json;
+
+use crate::memory_json;
+
+/// Arguments of `load`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// The GGUF file.
+    file: PathBuf,
+    /// How to load: quantized, f16, bf16 or f32.
+    #[arg(long = "as", value_name = "AS", default_value = "quantized")]
+    load_as: LoadAs,
+    /// Threads to load on (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `load`.
+pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
+    // The peak is reset after the file is mapped (mapping costs nothing
+    // resident) so it measures the load alone where the OS allows it.
+    let model = crate::open(&args.file)?;
+    let peak_reset = ggufmap::memory::reset_peak();
+    let options = LoadOptions::new(args.load_as).parallelism(Parallelism::threads(args.threads)?);
+    let loaded = model.load_candle_with(&Device::Cpu, &options)?;
+    let usage = ggufmap::memory::usage();
+    let report = &loaded.report;
+    if args.json {
+        let fallbacks: Vec<_> = report
+            .fallbacks
+            .iter()
+            .map(|f| json!({"tensor": f.tensor, "dtype": f.dtype.name(), "loaded_as": f.loaded_as.as_str(), "reason": f.reason.description()}))
+            .collect();
+        let out = json!({
+            "file": args.file.display().to_string(),
+            "as": report.load_as.name(),
+            "tensors": report.tensors,
+            "quantized": report.quantized,
+            "dense": report.dense,
+            "file_bytes": report.file_bytes,
+            "loaded_bytes": report.loaded_bytes,
+            "threads": report.threads,
+            "wall_seconds": report.elapsed.as_secs_f64(),
+            "peak_reset": peak_reset,
+            "memory": memory_json::json(usage.as_ref()),
+            "fallbacks": fallbacks,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!("{report}");
+        println!("{}", memory_json::line(usage.as_ref()));
+        if !peak_reset {
+            println!("(the peak could not be reset: it includes everything before the load)");
+        }
+    }
+    Ok(())
+}
