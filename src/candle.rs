@@ -147,12 +147,18 @@ fn in_tensor(tensor: &str, err: Error) -> Error {
         | Error::Misaligned { .. }
         | Error::SizeOverflow { .. }
         | Error::InTensor { .. } => err,
-        other => Error::InTensor { tensor: tensor.to_owned(), source: Box::new(other) },
+        other => Error::InTensor {
+            tensor: tensor.to_owned(),
+            source: Box::new(other),
+        },
     }
 }
 
 fn candle_err(tensor: &str) -> impl FnOnce(candle_core::Error) -> Error + '_ {
-    move |source| Error::Candle { tensor: tensor.to_owned(), source }
+    move |source| Error::Candle {
+        tensor: tensor.to_owned(),
+        source,
+    }
 }
 
 /// Bytes in an 8-byte-aligned buffer (enough for every candle block type),
@@ -166,7 +172,10 @@ impl AlignedStaging {
     /// A zeroed buffer of `len` bytes. Fresh from the allocator, its pages
     /// are not resident until written.
     fn zeroed(len: usize) -> Self {
-        AlignedStaging { words: vec![0u64; len.div_ceil(8)], len }
+        AlignedStaging {
+            words: vec![0u64; len.div_ceil(8)],
+            len,
+        }
     }
 
     fn bytes(&self) -> &[u8] {
@@ -191,7 +200,13 @@ fn swap_elements(bytes: &mut [u8], size: usize) {
 
 /// A QTensor of type `qtype` over `bytes` (whole blocks, native order),
 /// copied into candle's storage on `device`.
-fn qtensor_from_bytes(tensor: &str, qtype: GgmlDType, bytes: &[u8], shape: Vec<usize>, device: &Device) -> Result<QTensor> {
+fn qtensor_from_bytes(
+    tensor: &str,
+    qtype: GgmlDType,
+    bytes: &[u8],
+    shape: Vec<usize>,
+    device: &Device,
+) -> Result<QTensor> {
     let block_bytes = qtype.type_size();
     if block_bytes == 0 || bytes.len() % block_bytes != 0 {
         // Cannot happen for a validated file (the block sizes are checked
@@ -303,13 +318,24 @@ impl TensorView<'_> {
     ///
     /// # Errors
     /// As [`TensorView::to_candle`].
-    pub fn to_candle_with(&self, device: &Device, dtype: DType, parallelism: &Parallelism) -> Result<Tensor> {
+    pub fn to_candle_with(
+        &self,
+        device: &Device,
+        dtype: DType,
+        parallelism: &Parallelism,
+    ) -> Result<Tensor> {
         let name = self.name();
         let n = self.len()?;
         match dtype {
-            DType::F32 => dense_tensor::<f32>(name, n, self.shape(), device, |out| self.dequantize_into_with(out, parallelism)),
-            DType::F16 => dense_tensor::<f16>(name, n, self.shape(), device, |out| self.dequantize_into_with(out, parallelism)),
-            DType::BF16 => dense_tensor::<bf16>(name, n, self.shape(), device, |out| self.dequantize_into_with(out, parallelism)),
+            DType::F32 => dense_tensor::<f32>(name, n, self.shape(), device, |out| {
+                self.dequantize_into_with(out, parallelism)
+            }),
+            DType::F16 => dense_tensor::<f16>(name, n, self.shape(), device, |out| {
+                self.dequantize_into_with(out, parallelism)
+            }),
+            DType::BF16 => dense_tensor::<bf16>(name, n, self.shape(), device, |out| {
+                self.dequantize_into_with(out, parallelism)
+            }),
             _ => self.exact_candle(device, dtype),
         }
     }
@@ -369,14 +395,18 @@ impl TensorView<'_> {
     /// candle's type for this tensor, or the error saying why it has none.
     fn require_qtype(&self) -> Result<GgmlDType> {
         let dtype = self.dtype();
-        let qtype = dtype.candle_qtype().ok_or_else(|| Error::CandleUnsupported {
-            tensor: self.name().to_owned(),
-            dtype,
-            target: "quantized tensor",
-            reason: ADVICE_DEQUANTIZE,
-        })?;
+        let qtype = dtype
+            .candle_qtype()
+            .ok_or_else(|| Error::CandleUnsupported {
+                tensor: self.name().to_owned(),
+                dtype,
+                target: "quantized tensor",
+                reason: ADVICE_DEQUANTIZE,
+            })?;
         if !self.byte_order().is_native() && !dtype.is_plain() {
-            return Err(Error::ByteOrder { tensor: self.name().to_owned() });
+            return Err(Error::ByteOrder {
+                tensor: self.name().to_owned(),
+            });
         }
         Ok(qtype)
     }
@@ -454,7 +484,11 @@ impl LoadOptions {
     /// Load as `load_as`, on rayon's global pool, reading a mapped file
     /// with positioned reads (see [`LoadOptions::read_through_mapping`]).
     pub fn new(load_as: LoadAs) -> Self {
-        LoadOptions { load_as, parallelism: Parallelism::default(), through_mapping: false }
+        LoadOptions {
+            load_as,
+            parallelism: Parallelism::default(),
+            through_mapping: false,
+        }
     }
 
     /// Where the work runs (`Parallelism::Sequential` for the calling
@@ -592,7 +626,14 @@ pub struct Fallback {
 
 impl fmt::Display for Fallback {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({}) loaded as {}: {}", self.tensor, self.dtype, self.loaded_as.as_str(), self.reason)
+        write!(
+            f,
+            "{} ({}) loaded as {}: {}",
+            self.tensor,
+            self.dtype,
+            self.loaded_as.as_str(),
+            self.reason
+        )
     }
 }
 
@@ -628,7 +669,13 @@ impl fmt::Display for LoadReport {
         write!(
             f,
             "loaded {} tensors as {} ({} quantized, {} dense): {} file bytes -> {} bytes in {:.3?}",
-            self.tensors, self.load_as, self.quantized, self.dense, self.file_bytes, self.loaded_bytes, self.elapsed
+            self.tensors,
+            self.load_as,
+            self.quantized,
+            self.dense,
+            self.file_bytes,
+            self.loaded_bytes,
+            self.elapsed
         )?;
         for fallback in &self.fallbacks {
             write!(f, "\n  fallback: {fallback}")?;
@@ -674,7 +721,10 @@ enum Source<'g> {
     Bytes(&'g [u8]),
     /// Positioned reads from a second handle on a mapped file.
     #[cfg(unix)]
-    File { file: std::fs::File, path: &'g std::path::Path },
+    File {
+        file: std::fs::File,
+        path: &'g std::path::Path,
+    },
 }
 
 impl<'g> Source<'g> {
@@ -701,7 +751,11 @@ impl<'g> Source<'g> {
         match self {
             Source::Bytes(bytes) => {
                 let len = range.len();
-                let src = bytes.get(range).ok_or(Error::LengthMismatch { what: "tensor data", expected: len, found: 0 })?;
+                let src = bytes.get(range).ok_or(Error::LengthMismatch {
+                    what: "tensor data",
+                    expected: len,
+                    found: 0,
+                })?;
                 out.copy_from_slice(src);
                 Ok(())
             }
@@ -709,7 +763,10 @@ impl<'g> Source<'g> {
             Source::File { file, path } => {
                 use std::os::unix::fs::FileExt;
                 file.read_exact_at(out, range.start as u64)
-                    .map_err(|source| Error::Io { path: path.to_path_buf(), source })
+                    .map_err(|source| Error::Io {
+                        path: path.to_path_buf(),
+                        source,
+                    })
             }
         }
     }
@@ -754,7 +811,9 @@ fn plan(view: &TensorView<'_>, load_as: LoadAs) -> Plan {
             _ => Plan::Dense(target, None),
         },
         None => match (dtype.candle_qtype(), exact) {
-            (Some(_), Some(own)) if view.dims().is_empty() => Plan::Dense(own, Some(FallbackReason::Scalar)),
+            (Some(_), Some(own)) if view.dims().is_empty() => {
+                Plan::Dense(own, Some(FallbackReason::Scalar))
+            }
             (Some(qtype), _) => Plan::Quantized(qtype),
             (None, Some(own)) => Plan::Dense(own, Some(FallbackReason::PlainType)),
             (None, None) => Plan::Dense(DType::F16, Some(FallbackReason::NoCandleQuantizedType)),
@@ -793,20 +852,30 @@ impl Gguf<'_> {
         let start = Instant::now();
         let source = Source::new(self, options.through_mapping);
         let par = &options.parallelism;
-        let mut work: Vec<(TensorView<'_>, Plan)> = self.tensors().map(|t| (t, plan(&t, options.load_as))).collect();
+        let mut work: Vec<(TensorView<'_>, Plan)> = self
+            .tensors()
+            .map(|t| (t, plan(&t, options.load_as)))
+            .collect();
         work.sort_by_key(|(t, _)| std::cmp::Reverse(t.info().n_bytes()));
         // Whole-tensor staging buffers (quantized tensors read from the
         // file) are bounded: large ones one at a time, then the rest.
         let one_at_a_time = |(t, p): &(TensorView<'_>, Plan)| {
-            source.is_file() && matches!(p, Plan::Quantized(_)) && t.info().n_bytes() > SEQUENTIAL_STAGING_BYTES
+            source.is_file()
+                && matches!(p, Plan::Quantized(_))
+                && t.info().n_bytes() > SEQUENTIAL_STAGING_BYTES
         };
-        let split = work.iter().position(|w| !one_at_a_time(w)).unwrap_or(work.len());
+        let split = work
+            .iter()
+            .position(|w| !one_at_a_time(w))
+            .unwrap_or(work.len());
         let (large, rest) = work.split_at(split);
         let mut loaded = Vec::with_capacity(work.len());
         for (view, plan) in large {
             loaded.push(load_one(view, *plan, &source, device, par)?);
         }
-        loaded.extend(try_map(par, rest, |(view, plan)| load_one(view, *plan, &source, device, par))?);
+        loaded.extend(try_map(par, rest, |(view, plan)| {
+            load_one(view, *plan, &source, device, par)
+        })?);
 
         let mut tensors = HashMap::with_capacity(loaded.len());
         let mut report = LoadReport {
@@ -828,12 +897,23 @@ impl Gguf<'_> {
             }
             report.loaded_bytes += tensor.size_in_bytes() as u64;
             if let Plan::Dense(loaded_as, Some(reason)) = plan {
-                report.fallbacks.push(Fallback { tensor: view.name().to_owned(), dtype: view.dtype(), loaded_as: *loaded_as, reason: *reason });
+                report.fallbacks.push(Fallback {
+                    tensor: view.name().to_owned(),
+                    dtype: view.dtype(),
+                    loaded_as: *loaded_as,
+                    reason: *reason,
+                });
             }
             tensors.insert(view.name().to_owned(), tensor);
         }
-        let order: HashMap<&str, usize> = self.tensors().enumerate().map(|(i, t)| (t.name(), i)).collect();
-        report.fallbacks.sort_by_key(|f| order.get(f.tensor.as_str()).copied());
+        let order: HashMap<&str, usize> = self
+            .tensors()
+            .enumerate()
+            .map(|(i, t)| (t.name(), i))
+            .collect();
+        report
+            .fallbacks
+            .sort_by_key(|f| order.get(f.tensor.as_str()).copied());
         report.elapsed = start.elapsed();
         Ok(LoadedModel { tensors, report })
     }
@@ -864,23 +944,45 @@ impl Gguf<'_> {
     /// multi-byte tensor of a big-endian file (candle reads little-endian
     /// only).
     pub fn to_candle_content(&self) -> Result<gguf_file::Content> {
-        let metadata = self.metadata().iter().map(|(key, value)| (candle_string(key.as_bytes()), candle_value(&value))).collect();
+        let metadata = self
+            .metadata()
+            .iter()
+            .map(|(key, value)| (candle_string(key.as_bytes()), candle_value(&value)))
+            .collect();
         let mut tensor_infos = HashMap::with_capacity(self.tensor_count());
         for view in self.tensors() {
-            let ggml_dtype = view.dtype().candle_qtype().ok_or_else(|| Error::CandleUnsupported {
-                tensor: view.name().to_owned(),
-                dtype: view.dtype(),
-                target: "gguf_file tensor",
-                reason: ADVICE_DEQUANTIZE,
-            })?;
+            let ggml_dtype =
+                view.dtype()
+                    .candle_qtype()
+                    .ok_or_else(|| Error::CandleUnsupported {
+                        tensor: view.name().to_owned(),
+                        dtype: view.dtype(),
+                        target: "gguf_file tensor",
+                        reason: ADVICE_DEQUANTIZE,
+                    })?;
             if self.byte_order() != ByteOrder::Little && view.dtype().bytes_per_block() > 1 {
-                return Err(Error::ByteOrder { tensor: view.name().to_owned() });
+                return Err(Error::ByteOrder {
+                    tensor: view.name().to_owned(),
+                });
             }
-            let info = gguf_file::TensorInfo { ggml_dtype, shape: Shape::from(view.shape()), offset: view.info().data_offset() };
+            let info = gguf_file::TensorInfo {
+                ggml_dtype,
+                shape: Shape::from(view.shape()),
+                offset: view.info().data_offset(),
+            };
             tensor_infos.insert(candle_string(view.name().as_bytes()), info);
         }
-        let magic = if self.version() == 2 { gguf_file::VersionedMagic::GgufV2 } else { gguf_file::VersionedMagic::GgufV3 };
-        Ok(gguf_file::Content { magic, metadata, tensor_infos, tensor_data_offset: self.data_offset() as u64 })
+        let magic = if self.version() == 2 {
+            gguf_file::VersionedMagic::GgufV2
+        } else {
+            gguf_file::VersionedMagic::GgufV3
+        };
+        Ok(gguf_file::Content {
+            magic,
+            metadata,
+            tensor_infos,
+            tensor_data_offset: self.data_offset() as u64,
+        })
     }
 
     /// A `Read + Seek` over the whole file's bytes (the mapping): what
@@ -919,21 +1021,34 @@ fn candle_value(value: &Value<'_>) -> gguf_file::Value {
 }
 
 /// Loads one tensor as `plan` says.
-fn load_one(view: &TensorView<'_>, plan: Plan, source: &Source<'_>, device: &Device, par: &Parallelism) -> Result<LoadedTensor> {
+fn load_one(
+    view: &TensorView<'_>,
+    plan: Plan,
+    source: &Source<'_>,
+    device: &Device,
+    par: &Parallelism,
+) -> Result<LoadedTensor> {
     let name = view.name();
     match plan {
-        Plan::Quantized(_) if !source.is_file() => view.to_qtensor(device).map(LoadedTensor::Quantized),
+        Plan::Quantized(_) if !source.is_file() => {
+            view.to_qtensor(device).map(LoadedTensor::Quantized)
+        }
         Plan::Quantized(qtype) => {
             view.require_qtype()?;
             let mut staging = AlignedStaging::zeroed(view.bytes().len());
-            read_parallel(source, view.byte_range(), staging.bytes_mut(), par).map_err(|e| in_tensor(name, e))?;
+            read_parallel(source, view.byte_range(), staging.bytes_mut(), par)
+                .map_err(|e| in_tensor(name, e))?;
             if !view.byte_order().is_native() {
                 swap_elements(staging.bytes_mut(), view.dtype().bytes_per_block());
             }
-            qtensor_from_bytes(name, qtype, staging.bytes(), view.shape(), device).map(LoadedTensor::Quantized)
+            qtensor_from_bytes(name, qtype, staging.bytes(), view.shape(), device)
+                .map(LoadedTensor::Quantized)
         }
-        Plan::Dense(dtype, _) if !source.is_file() || !matches!(dtype, DType::F32 | DType::F16 | DType::BF16) => {
-            view.to_candle_with(device, dtype, par).map(LoadedTensor::Dense)
+        Plan::Dense(dtype, _)
+            if !source.is_file() || !matches!(dtype, DType::F32 | DType::F16 | DType::BF16) =>
+        {
+            view.to_candle_with(device, dtype, par)
+                .map(LoadedTensor::Dense)
         }
         Plan::Dense(DType::F16, _) => dense_from_file::<f16>(view, source, device, par),
         Plan::Dense(DType::BF16, _) => dense_from_file::<bf16>(view, source, device, par),
@@ -943,17 +1058,30 @@ fn load_one(view: &TensorView<'_>, plan: Plan, source: &Source<'_>, device: &Dev
 
 /// Dequantizes `view` into a dense tensor, reading its data from the file
 /// in chunks of whole blocks, each into a pooled buffer.
-fn dense_from_file<O: Output + WithDType>(view: &TensorView<'_>, source: &Source<'_>, device: &Device, par: &Parallelism) -> Result<LoadedTensor> {
+fn dense_from_file<O: Output + WithDType>(
+    view: &TensorView<'_>,
+    source: &Source<'_>,
+    device: &Device,
+    par: &Parallelism,
+) -> Result<LoadedTensor> {
     let dtype = view.dtype();
     let order = view.byte_order();
     let block_elems = dtype.elements_per_block();
     let block_bytes = dtype.bytes_per_block();
-    let blocks_per_chunk = (READ_CHUNK_OUTPUT_BYTES / std::mem::size_of::<O>() / block_elems).max(1);
+    let blocks_per_chunk =
+        (READ_CHUNK_OUTPUT_BYTES / std::mem::size_of::<O>() / block_elems).max(1);
     let in_chunk = blocks_per_chunk * block_bytes;
     let start = view.byte_range().start;
     let n = view.len()?;
     if view.bytes().len() / block_bytes * block_elems != n {
-        return Err(in_tensor(view.name(), Error::LengthMismatch { what: "dequantization output", expected: view.bytes().len() / block_bytes * block_elems, found: n }));
+        return Err(in_tensor(
+            view.name(),
+            Error::LengthMismatch {
+                what: "dequantization output",
+                expected: view.bytes().len() / block_bytes * block_elems,
+                found: n,
+            },
+        ));
     }
     let fill = |out: &mut [O]| {
         try_chunks(par, out, blocks_per_chunk * block_elems, |i, out| {
@@ -968,7 +1096,12 @@ fn dense_from_file<O: Output + WithDType>(view: &TensorView<'_>, source: &Source
 }
 
 /// Reads the file bytes `range` into `out`, in parallel chunks.
-fn read_parallel(source: &Source<'_>, range: Range<usize>, out: &mut [u8], par: &Parallelism) -> Result<()> {
+fn read_parallel(
+    source: &Source<'_>,
+    range: Range<usize>,
+    out: &mut [u8],
+    par: &Parallelism,
+) -> Result<()> {
     let start = range.start;
     try_chunks(par, out, READ_CHUNK_BYTES, |i, out| {
         let offset = start + i * READ_CHUNK_BYTES;
@@ -978,10 +1111,18 @@ fn read_parallel(source: &Source<'_>, range: Range<usize>, out: &mut [u8], par: 
 
 /// Runs `f(index, chunk)` over `data` in chunks of `chunk` elements, on the
 /// threads of `par`; stops at the first error.
-fn try_chunks<T: Send>(par: &Parallelism, data: &mut [T], chunk: usize, f: impl Fn(usize, &mut [T]) -> Result<()> + Sync + Send) -> Result<()> {
+fn try_chunks<T: Send>(
+    par: &Parallelism,
+    data: &mut [T],
+    chunk: usize,
+    f: impl Fn(usize, &mut [T]) -> Result<()> + Sync + Send,
+) -> Result<()> {
     let chunk = chunk.max(1);
     match par {
-        Parallelism::Sequential => data.chunks_mut(chunk).enumerate().try_for_each(|(i, c)| f(i, c)),
+        Parallelism::Sequential => data
+            .chunks_mut(chunk)
+            .enumerate()
+            .try_for_each(|(i, c)| f(i, c)),
         #[cfg(feature = "parallel")]
         Parallelism::Global => par_chunks(data, chunk, f),
         #[cfg(feature = "parallel")]
@@ -990,17 +1131,27 @@ fn try_chunks<T: Send>(par: &Parallelism, data: &mut [T], chunk: usize, f: impl 
 }
 
 #[cfg(feature = "parallel")]
-fn par_chunks<T: Send>(data: &mut [T], chunk: usize, f: impl Fn(usize, &mut [T]) -> Result<()> + Sync + Send) -> Result<()> {
+fn par_chunks<T: Send>(
+    data: &mut [T],
+    chunk: usize,
+    f: impl Fn(usize, &mut [T]) -> Result<()> + Sync + Send,
+) -> Result<()> {
     use rayon::prelude::*;
     if data.len() <= chunk {
         return f(0, data);
     }
-    data.par_chunks_mut(chunk).enumerate().try_for_each(|(i, c)| f(i, c))
+    data.par_chunks_mut(chunk)
+        .enumerate()
+        .try_for_each(|(i, c)| f(i, c))
 }
 
 /// Maps `f` over `items` on the threads of `par`, in order; stops at the
 /// first error.
-fn try_map<I: Sync, R: Send>(par: &Parallelism, items: &[I], f: impl Fn(&I) -> Result<R> + Sync + Send) -> Result<Vec<R>> {
+fn try_map<I: Sync, R: Send>(
+    par: &Parallelism,
+    items: &[I],
+    f: impl Fn(&I) -> Result<R> + Sync + Send,
+) -> Result<Vec<R>> {
     match par {
         Parallelism::Sequential => items.iter().map(f).collect(),
         #[cfg(feature = "parallel")]
@@ -1011,7 +1162,10 @@ fn try_map<I: Sync, R: Send>(par: &Parallelism, items: &[I], f: impl Fn(&I) -> R
 }
 
 #[cfg(feature = "parallel")]
-fn par_map<I: Sync, R: Send>(items: &[I], f: impl Fn(&I) -> Result<R> + Sync + Send) -> Result<Vec<R>> {
+fn par_map<I: Sync, R: Send>(
+    items: &[I],
+    f: impl Fn(&I) -> Result<R> + Sync + Send,
+) -> Result<Vec<R>> {
     use rayon::prelude::*;
     items.par_iter().map(f).collect()
 }
@@ -1034,9 +1188,19 @@ mod tests {
     fn load_as_names_round_trip() {
         for load_as in LoadAs::ALL {
             assert_eq!(load_as.name().parse::<LoadAs>().unwrap(), load_as);
-            assert_eq!(load_as.to_string().to_uppercase().parse::<LoadAs>().unwrap(), load_as);
+            assert_eq!(
+                load_as
+                    .to_string()
+                    .to_uppercase()
+                    .parse::<LoadAs>()
+                    .unwrap(),
+                load_as
+            );
         }
-        assert!(matches!("q4".parse::<LoadAs>(), Err(Error::UnknownLoadAs { .. })));
+        assert!(matches!(
+            "q4".parse::<LoadAs>(),
+            Err(Error::UnknownLoadAs { .. })
+        ));
     }
 
     #[test]

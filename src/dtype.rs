@@ -14,7 +14,6 @@
 
 use crate::error::{Error, Result};
 
-
 macro_rules! ggml_types {
     ($( $(#[$doc:meta])* $variant:ident = $id:literal, $name:literal, $elems:literal, $bytes:literal; )*) => {
         /// A ggml tensor element type, as stored in a GGUF tensor info.

@@ -54,7 +54,9 @@ pub enum Error {
     },
     /// A count (of keys, tensors, array elements, string bytes) that the
     /// remaining bytes cannot possibly hold.
-    #[error("{what} {count} at byte {offset} exceeds what the remaining bytes can hold (at most {max})")]
+    #[error(
+        "{what} {count} at byte {offset} exceeds what the remaining bytes can hold (at most {max})"
+    )]
     CountTooLarge {
         /// What is counted.
         what: &'static str,
@@ -151,7 +153,9 @@ pub enum Error {
         offset: u64,
     },
     /// A dimension that does not fit ggml's signed 64-bit sizes.
-    #[error("tensor {tensor:?} dimension {axis} is {value} at byte {offset}, larger than i64::MAX")]
+    #[error(
+        "tensor {tensor:?} dimension {axis} is {value} at byte {offset}, larger than i64::MAX"
+    )]
     InvalidDim {
         /// The tensor.
         tensor: String,
@@ -232,7 +236,9 @@ pub enum Error {
         offset: u64,
     },
     /// A tensor whose bytes end past the end of the file.
-    #[error("tensor {tensor:?} spans bytes {start}..{end}, past the end of the data ({len} bytes)")]
+    #[error(
+        "tensor {tensor:?} spans bytes {start}..{end}, past the end of the data ({len} bytes)"
+    )]
     TensorOutOfBounds {
         /// The tensor.
         tensor: String,

@@ -96,10 +96,16 @@ impl Gguf<'static> {
     /// As [`Gguf::open`].
     pub fn open_with(path: impl AsRef<Path>, options: &OpenOptions) -> Result<Self> {
         let path = path.as_ref();
-        let io = |source| Error::Io { path: path.to_owned(), source };
+        let io = |source| Error::Io {
+            path: path.to_owned(),
+            source,
+        };
         let file = File::open(path).map_err(io)?;
         if !file.metadata().map_err(io)?.is_file() {
-            return Err(io(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file")));
+            return Err(io(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "not a regular file",
+            )));
         }
         let storage = if options.in_memory {
             Storage::Owned(AlignedBytes::read_from(file).map_err(io)?)
@@ -140,7 +146,11 @@ impl<'data> Gguf<'data> {
 
     fn from_storage(storage: Storage<'data>) -> Result<Self> {
         let index = format::parse(storage.bytes())?;
-        Ok(Gguf { storage, index, path: None })
+        Ok(Gguf {
+            storage,
+            index,
+            path: None,
+        })
     }
 
     /// The whole file's bytes.
@@ -198,7 +208,10 @@ impl<'data> Gguf<'data> {
     pub fn tensors(&self) -> impl ExactSizeIterator<Item = TensorView<'_>> + '_ {
         let data = self.bytes();
         let order = self.byte_order();
-        self.index.tensors().iter().map(move |info| TensorView::new(data, info, order))
+        self.index
+            .tensors()
+            .iter()
+            .map(move |info| TensorView::new(data, info, order))
     }
 
     /// The tensor named `name`.
@@ -211,7 +224,9 @@ impl<'data> Gguf<'data> {
             .find_tensor(data, name)
             .and_then(|i| self.index.tensors().get(i))
             .map(|info| TensorView::new(data, info, self.byte_order()))
-            .ok_or_else(|| Error::TensorNotFound { name: name.to_owned() })
+            .ok_or_else(|| Error::TensorNotFound {
+                name: name.to_owned(),
+            })
     }
 
     /// Total bytes of tensor data.

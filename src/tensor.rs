@@ -67,7 +67,11 @@ impl<'a> TensorView<'a> {
     pub fn shape(&self) -> Vec<usize> {
         // Each dim is at most the element count, which fits the address space
         // of any file that could be mapped.
-        self.dims().iter().rev().map(|&d| usize::try_from(d).unwrap_or(usize::MAX)).collect()
+        self.dims()
+            .iter()
+            .rev()
+            .map(|&d| usize::try_from(d).unwrap_or(usize::MAX))
+            .collect()
     }
 
     /// Number of elements.
@@ -191,7 +195,11 @@ impl<'a> TensorView<'a> {
     ///
     /// # Errors
     /// As [`TensorView::dequantize_into`].
-    pub fn dequantize_into_with<O: Output>(&self, out: &mut [O], parallelism: &Parallelism) -> Result<()> {
+    pub fn dequantize_into_with<O: Output>(
+        &self,
+        out: &mut [O],
+        parallelism: &Parallelism,
+    ) -> Result<()> {
         dequantize_parallel(self.dtype(), self.bytes, self.order, out, parallelism)
     }
 
@@ -212,19 +220,29 @@ impl<'a> TensorView<'a> {
 
     fn check_dtype(&self, expected: GgmlType) -> Result<()> {
         if self.dtype() != expected {
-            return Err(Error::DtypeMismatch { tensor: self.name.to_owned(), expected, found: self.dtype() });
+            return Err(Error::DtypeMismatch {
+                tensor: self.name.to_owned(),
+                expected,
+                found: self.dtype(),
+            });
         }
         Ok(())
     }
 
     fn check_native_order(&self) -> Result<()> {
         if !self.order.is_native() && self.dtype().bytes_per_block() > 1 {
-            return Err(Error::ByteOrder { tensor: self.name.to_owned() });
+            return Err(Error::ByteOrder {
+                tensor: self.name.to_owned(),
+            });
         }
         Ok(())
     }
 
     fn misaligned(&self, required: usize) -> Error {
-        Error::Misaligned { tensor: self.name.to_owned(), required, offset: self.info.data_range().start as u64 }
+        Error::Misaligned {
+            tensor: self.name.to_owned(),
+            required,
+            offset: self.info.data_range().start as u64,
+        }
     }
 }

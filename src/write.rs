@@ -6,7 +6,10 @@ use std::path::Path;
 
 use crate::dtype::GgmlType;
 use crate::error::{Error, Result};
-use crate::format::{align_up, ByteOrder, Value, ValueType, ALIGNMENT_KEY, DEFAULT_ALIGNMENT, MAGIC, MAX_ARRAY_DEPTH, MAX_DIMS, MAX_TENSOR_NAME_LEN};
+use crate::format::{
+    align_up, ByteOrder, Value, ValueType, ALIGNMENT_KEY, DEFAULT_ALIGNMENT, MAGIC,
+    MAX_ARRAY_DEPTH, MAX_DIMS, MAX_TENSOR_NAME_LEN,
+};
 
 /// An owned metadata value, for writing.
 #[derive(Clone, Debug, PartialEq)]
@@ -47,7 +50,10 @@ impl MetaArray {
                 reason: "array elements must all have the array's element type",
             });
         }
-        Ok(MetaArray { element_type, items })
+        Ok(MetaArray {
+            element_type,
+            items,
+        })
     }
 
     /// The element type.
@@ -88,8 +94,14 @@ impl MetaValue {
 
     /// An array of strings.
     pub fn strings<S: AsRef<str>>(items: impl IntoIterator<Item = S>) -> Self {
-        let items = items.into_iter().map(|s| MetaValue::string(s.as_ref())).collect();
-        MetaValue::Array(MetaArray { element_type: ValueType::String, items })
+        let items = items
+            .into_iter()
+            .map(|s| MetaValue::string(s.as_ref()))
+            .collect();
+        MetaValue::Array(MetaArray {
+            element_type: ValueType::String,
+            items,
+        })
     }
 
     /// An owned copy of a value read from a file.
@@ -201,7 +213,12 @@ impl Default for GgufWriter<'_> {
 impl<'a> GgufWriter<'a> {
     /// An empty little-endian file with the default alignment (32).
     pub fn new() -> Self {
-        GgufWriter { order: ByteOrder::Little, alignment: DEFAULT_ALIGNMENT, metadata: Vec::new(), tensors: Vec::new() }
+        GgufWriter {
+            order: ByteOrder::Little,
+            alignment: DEFAULT_ALIGNMENT,
+            metadata: Vec::new(),
+            tensors: Vec::new(),
+        }
     }
 
     /// Sets the alignment of tensor data; a value other than 32 is recorded
@@ -211,7 +228,10 @@ impl<'a> GgufWriter<'a> {
     /// [`Error::Write`] unless `alignment` is a non-zero power of two.
     pub fn set_alignment(&mut self, alignment: u32) -> Result<&mut Self> {
         if !alignment.is_power_of_two() {
-            return Err(Error::Write { what: format!("alignment {alignment}"), reason: "must be a non-zero power of two" });
+            return Err(Error::Write {
+                what: format!("alignment {alignment}"),
+                reason: "must be a non-zero power of two",
+            });
         }
         self.alignment = alignment;
         Ok(self)
@@ -229,17 +249,30 @@ impl<'a> GgufWriter<'a> {
     /// # Errors
     /// [`Error::Write`] for a key already added or `general.alignment` (set
     /// it with [`GgufWriter::set_alignment`]).
-    pub fn add_metadata(&mut self, key: impl Into<String>, value: impl Into<MetaValue>) -> Result<&mut Self> {
+    pub fn add_metadata(
+        &mut self,
+        key: impl Into<String>,
+        value: impl Into<MetaValue>,
+    ) -> Result<&mut Self> {
         let key = key.into();
         if key == ALIGNMENT_KEY {
-            return Err(Error::Write { what: key, reason: "set the alignment with set_alignment" });
+            return Err(Error::Write {
+                what: key,
+                reason: "set the alignment with set_alignment",
+            });
         }
         let value = value.into();
         if nesting_depth(&value) > MAX_ARRAY_DEPTH {
-            return Err(Error::Write { what: format!("metadata key {key:?}"), reason: "arrays nested deeper than readers accept" });
+            return Err(Error::Write {
+                what: format!("metadata key {key:?}"),
+                reason: "arrays nested deeper than readers accept",
+            });
         }
         if self.metadata.iter().any(|(k, _)| *k == key) {
-            return Err(Error::Write { what: format!("metadata key {key:?}"), reason: "key already added" });
+            return Err(Error::Write {
+                what: format!("metadata key {key:?}"),
+                reason: "key already added",
+            });
         }
         self.metadata.push((key, value));
         Ok(self)
@@ -260,7 +293,12 @@ impl<'a> GgufWriter<'a> {
     ) -> Result<&mut Self> {
         let name = name.into();
         let data = data.into();
-        let fail = |reason| Err(Error::Write { what: format!("tensor {name:?}"), reason });
+        let fail = |reason| {
+            Err(Error::Write {
+                what: format!("tensor {name:?}"),
+                reason,
+            })
+        };
         if name.len() >= MAX_TENSOR_NAME_LEN {
             return fail("name must be shorter than 64 bytes");
         }
@@ -275,7 +313,12 @@ impl<'a> GgufWriter<'a> {
             Some(_) => return fail("data length does not match dims and type"),
             None => return fail("ne0 must be a multiple of the block size"),
         }
-        self.tensors.push(PendingTensor { name, dtype, dims: dims.to_vec(), data });
+        self.tensors.push(PendingTensor {
+            name,
+            dtype,
+            dims: dims.to_vec(),
+            data,
+        });
         Ok(self)
     }
 
@@ -295,7 +338,10 @@ impl<'a> GgufWriter<'a> {
     pub fn write_file(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
         let bytes = self.to_bytes()?;
-        std::fs::write(path, bytes).map_err(|source| Error::Io { path: path.to_owned(), source })
+        std::fs::write(path, bytes).map_err(|source| Error::Io {
+            path: path.to_owned(),
+            source,
+        })
     }
 
     /// The whole file as bytes.
@@ -303,11 +349,15 @@ impl<'a> GgufWriter<'a> {
     /// # Errors
     /// [`Error::Write`] if sizes overflow.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        let mut w = Encoder { out: Vec::new(), order: self.order };
+        let mut w = Encoder {
+            out: Vec::new(),
+            order: self.order,
+        };
         w.out.extend_from_slice(&MAGIC);
         w.num(3u32);
         w.num(self.tensors.len() as u64);
-        let alignment_entry = (self.alignment != DEFAULT_ALIGNMENT).then_some(MetaValue::U32(self.alignment));
+        let alignment_entry =
+            (self.alignment != DEFAULT_ALIGNMENT).then_some(MetaValue::U32(self.alignment));
         w.num((self.metadata.len() + usize::from(alignment_entry.is_some())) as u64);
         if let Some(value) = &alignment_entry {
             w.entry(ALIGNMENT_KEY, value);
@@ -315,7 +365,10 @@ impl<'a> GgufWriter<'a> {
         for (key, value) in &self.metadata {
             w.entry(key, value);
         }
-        let overflow = || Error::Write { what: "tensor data".into(), reason: "total size overflows" };
+        let overflow = || Error::Write {
+            what: "tensor data".into(),
+            reason: "total size overflows",
+        };
         let mut offset = 0u64;
         for t in &self.tensors {
             w.bytes(t.name.as_bytes());

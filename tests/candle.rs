@@ -72,12 +72,22 @@ fn shape_of(dims: &[u64]) -> Vec<usize> {
 fn encode(dtype: GgmlType, dims: &[u64], values: &[f32]) -> Vec<u8> {
     match dtype {
         GgmlType::F32 => bytemuck::cast_slice(values).to_vec(),
-        GgmlType::F16 => values.iter().flat_map(|&v| f16::from_f32(v).to_le_bytes()).collect(),
-        GgmlType::BF16 => values.iter().flat_map(|&v| bf16::from_f32(v).to_le_bytes()).collect(),
+        GgmlType::F16 => values
+            .iter()
+            .flat_map(|&v| f16::from_f32(v).to_le_bytes())
+            .collect(),
+        GgmlType::BF16 => values
+            .iter()
+            .flat_map(|&v| bf16::from_f32(v).to_le_bytes())
+            .collect(),
         _ => {
             let qtype = dtype.candle_qtype().expect("a candle type");
             let tensor = Tensor::from_slice(values, shape_of(dims), &Device::Cpu).unwrap();
-            QTensor::quantize(&tensor, qtype).unwrap().data().unwrap().into_owned()
+            QTensor::quantize(&tensor, qtype)
+                .unwrap()
+                .data()
+                .unwrap()
+                .into_owned()
         }
     }
 }
@@ -105,8 +115,14 @@ fn add_metadata(writer: &mut GgufWriter<'_>) {
         ("test.i64", i64::MIN.into()),
         ("test.f64", std::f64::consts::PI.into()),
         ("test.bool", true.into()),
-        ("tokenizer.ggml.tokens", MetaValue::strings(["<unk>", "<s>", "</s>", "▁the", "日本"])),
-        ("tokenizer.ggml.scores", vec![0.0f32, -1.0, -2.0, -3.5, -4.25].into()),
+        (
+            "tokenizer.ggml.tokens",
+            MetaValue::strings(["<unk>", "<s>", "</s>", "▁the", "日本"]),
+        ),
+        (
+            "tokenizer.ggml.scores",
+            vec![0.0f32, -1.0, -2.0, -3.5, -4.25].into(),
+        ),
         ("tokenizer.ggml.token_type", vec![2i32, 3, 3, 1, 1].into()),
         ("test.empty", Vec::<u32>::new().into()),
         (
@@ -131,7 +147,14 @@ fn candle_model() -> Vec<u8> {
     add_metadata(&mut writer);
     for (i, &(dtype, dims)) in CANDLE_TYPES.iter().enumerate() {
         let values = weights(n_elements(dims), i as u64 + 1);
-        writer.add_tensor(tensor_name(dtype), dtype, dims, encode(dtype, dims, &values)).unwrap();
+        writer
+            .add_tensor(
+                tensor_name(dtype),
+                dtype,
+                dims,
+                encode(dtype, dims, &values),
+            )
+            .unwrap();
     }
     writer.to_bytes().unwrap()
 }
@@ -140,7 +163,10 @@ fn candle_model() -> Vec<u8> {
 /// quants, for types candle cannot quantize.
 fn raw_blocks(dtype: GgmlType, blocks: usize) -> Vec<u8> {
     let size = dtype.bytes_per_block();
-    let mut bytes: Vec<u8> = weights(blocks * size, 99).iter().map(|v| (v.to_bits() >> 7) as u8).collect();
+    let mut bytes: Vec<u8> = weights(blocks * size, 99)
+        .iter()
+        .map(|v| (v.to_bits() >> 7) as u8)
+        .collect();
     for block in bytes.chunks_exact_mut(size) {
         match dtype {
             // f16 scale first.
@@ -148,7 +174,9 @@ fn raw_blocks(dtype: GgmlType, blocks: usize) -> Vec<u8> {
                 block[..2].copy_from_slice(&f16::from_f32(0.02).to_le_bytes())
             }
             // f16 scale last.
-            GgmlType::TQ2_0 => block[size - 2..].copy_from_slice(&f16::from_f32(0.02).to_le_bytes()),
+            GgmlType::TQ2_0 => {
+                block[size - 2..].copy_from_slice(&f16::from_f32(0.02).to_le_bytes())
+            }
             // E8M0 scale first: 2^-4.
             GgmlType::MXFP4 => block[0] = 123,
             _ => {}
@@ -160,15 +188,43 @@ fn raw_blocks(dtype: GgmlType, blocks: usize) -> Vec<u8> {
 /// Tensors candle cannot keep quantized: an IQ4_NL and an MXFP4 weight, an
 /// I32 and an I8 table, an F64 tensor and an F32 scalar.
 fn add_other_tensors(writer: &mut GgufWriter<'_>) {
-    writer.add_tensor("blk.0.iq4_nl.weight", GgmlType::IQ4_NL, &[64, 3], raw_blocks(GgmlType::IQ4_NL, 6)).unwrap();
-    writer.add_tensor("blk.0.mxfp4.weight", GgmlType::MXFP4, &[32, 2], raw_blocks(GgmlType::MXFP4, 2)).unwrap();
-    let ints: Vec<u8> = [5i32, -3, 70_000, i32::MIN, 0, 1].iter().flat_map(|v| v.to_le_bytes()).collect();
-    writer.add_tensor("ids", GgmlType::I32, &[3, 2], ints).unwrap();
+    writer
+        .add_tensor(
+            "blk.0.iq4_nl.weight",
+            GgmlType::IQ4_NL,
+            &[64, 3],
+            raw_blocks(GgmlType::IQ4_NL, 6),
+        )
+        .unwrap();
+    writer
+        .add_tensor(
+            "blk.0.mxfp4.weight",
+            GgmlType::MXFP4,
+            &[32, 2],
+            raw_blocks(GgmlType::MXFP4, 2),
+        )
+        .unwrap();
+    let ints: Vec<u8> = [5i32, -3, 70_000, i32::MIN, 0, 1]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    writer
+        .add_tensor("ids", GgmlType::I32, &[3, 2], ints)
+        .unwrap();
     let bytes: Vec<u8> = [-128i8, 0, 127, 5].iter().map(|&v| v as u8).collect();
-    writer.add_tensor("small_ids", GgmlType::I8, &[4], bytes).unwrap();
-    let doubles: Vec<u8> = [1.0f64, -2.5, 1e300].iter().flat_map(|v| v.to_le_bytes()).collect();
-    writer.add_tensor("doubles", GgmlType::F64, &[3], doubles).unwrap();
-    writer.add_tensor("scale", GgmlType::F32, &[], 0.5f32.to_le_bytes().to_vec()).unwrap();
+    writer
+        .add_tensor("small_ids", GgmlType::I8, &[4], bytes)
+        .unwrap();
+    let doubles: Vec<u8> = [1.0f64, -2.5, 1e300]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    writer
+        .add_tensor("doubles", GgmlType::F64, &[3], doubles)
+        .unwrap();
+    writer
+        .add_tensor("scale", GgmlType::F32, &[], 0.5f32.to_le_bytes().to_vec())
+        .unwrap();
 }
 
 /// Every candle type plus the tensors candle cannot keep quantized.
@@ -177,7 +233,14 @@ fn mixed_model() -> Vec<u8> {
     add_metadata(&mut writer);
     for (i, &(dtype, dims)) in CANDLE_TYPES.iter().enumerate() {
         let values = weights(n_elements(dims), i as u64 + 1);
-        writer.add_tensor(tensor_name(dtype), dtype, dims, encode(dtype, dims, &values)).unwrap();
+        writer
+            .add_tensor(
+                tensor_name(dtype),
+                dtype,
+                dims,
+                encode(dtype, dims, &values),
+            )
+            .unwrap();
     }
     add_other_tensors(&mut writer);
     writer.to_bytes().unwrap()
@@ -191,7 +254,13 @@ fn write_temp(bytes: &[u8]) -> (tempfile::TempDir, PathBuf) {
 }
 
 fn bits_f32(t: &Tensor) -> Vec<u32> {
-    t.flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().map(|v| v.to_bits()).collect()
+    t.flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap()
+        .iter()
+        .map(|v| v.to_bits())
+        .collect()
 }
 
 fn bits_of<T: bytemuck::Pod>(values: &[T]) -> Vec<u8> {
@@ -212,22 +281,44 @@ fn qtensors_dequantize_exactly_as_candles_own_loading() {
         // The blocks candle's quantizer made, as candle holds them.
         let original = match dtype.candle_qtype().unwrap() {
             GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16 => None,
-            qtype => Some(QTensor::quantize(&Tensor::from_slice(&values, shape_of(dims), &Device::Cpu).unwrap(), qtype).unwrap()),
+            qtype => Some(
+                QTensor::quantize(
+                    &Tensor::from_slice(&values, shape_of(dims), &Device::Cpu).unwrap(),
+                    qtype,
+                )
+                .unwrap(),
+            ),
         };
         for file in [&mapped, &in_memory] {
-            let ours = file.tensor(&name).unwrap().to_qtensor(&Device::Cpu).unwrap();
+            let ours = file
+                .tensor(&name)
+                .unwrap()
+                .to_qtensor(&Device::Cpu)
+                .unwrap();
             assert_eq!(ours.dtype(), dtype.candle_qtype().unwrap(), "{name}");
             assert_eq!(ours.shape().dims(), shape_of(dims).as_slice(), "{name}");
             let ours = bits_f32(&ours.dequantize(&Device::Cpu).unwrap());
             if !CANDLE_READER_LACKS.contains(&dtype) {
-                let theirs = content.tensor(&mut file.reader(), &name, &Device::Cpu).unwrap();
-                assert_eq!(ours, bits_f32(&theirs.dequantize(&Device::Cpu).unwrap()), "{name} vs candle's reader");
+                let theirs = content
+                    .tensor(&mut file.reader(), &name, &Device::Cpu)
+                    .unwrap();
+                assert_eq!(
+                    ours,
+                    bits_f32(&theirs.dequantize(&Device::Cpu).unwrap()),
+                    "{name} vs candle's reader"
+                );
             } else {
-                let err = content.tensor(&mut file.reader(), &name, &Device::Cpu).unwrap_err();
+                let err = content
+                    .tensor(&mut file.reader(), &name, &Device::Cpu)
+                    .unwrap_err();
                 assert!(err.to_string().contains("not supported"), "{name}: {err}");
             }
             if let Some(original) = &original {
-                assert_eq!(ours, bits_f32(&original.dequantize(&Device::Cpu).unwrap()), "{name} vs quantizer's blocks");
+                assert_eq!(
+                    ours,
+                    bits_f32(&original.dequantize(&Device::Cpu).unwrap()),
+                    "{name} vs quantizer's blocks"
+                );
             }
         }
     }
@@ -239,8 +330,19 @@ fn our_dequantizers_agree_with_candles() {
     let file = Gguf::from_bytes(&bytes).unwrap();
     for &(dtype, _) in CANDLE_TYPES {
         let view = file.tensor(&tensor_name(dtype)).unwrap();
-        let candle = bits_f32(&view.to_qtensor(&Device::Cpu).unwrap().dequantize(&Device::Cpu).unwrap());
-        let ours: Vec<u32> = view.to_vec::<f32>().unwrap().iter().map(|v| v.to_bits()).collect();
+        let candle = bits_f32(
+            &view
+                .to_qtensor(&Device::Cpu)
+                .unwrap()
+                .dequantize(&Device::Cpu)
+                .unwrap(),
+        );
+        let ours: Vec<u32> = view
+            .to_vec::<f32>()
+            .unwrap()
+            .iter()
+            .map(|v| v.to_bits())
+            .collect();
         assert_eq!(ours, candle, "{dtype}");
     }
 }
@@ -251,14 +353,40 @@ fn to_candle_is_to_vec_with_candles_shape() {
     let file = Gguf::from_bytes(&bytes).unwrap();
     for view in file.tensors() {
         let t = view.to_candle(&Device::Cpu, DType::F32).unwrap();
-        assert_eq!((t.dims(), t.dtype()), (view.shape().as_slice(), DType::F32), "{}", view.name());
-        assert_eq!(bits_of(&t.flatten_all().unwrap().to_vec1::<f32>().unwrap()), bits_of(&view.to_vec::<f32>().unwrap()));
+        assert_eq!(
+            (t.dims(), t.dtype()),
+            (view.shape().as_slice(), DType::F32),
+            "{}",
+            view.name()
+        );
+        assert_eq!(
+            bits_of(&t.flatten_all().unwrap().to_vec1::<f32>().unwrap()),
+            bits_of(&view.to_vec::<f32>().unwrap())
+        );
         let t = view.to_candle(&Device::Cpu, DType::F16).unwrap();
-        assert_eq!((t.dims(), t.dtype()), (view.shape().as_slice(), DType::F16), "{}", view.name());
-        assert_eq!(bits_of(&t.flatten_all().unwrap().to_vec1::<f16>().unwrap()), bits_of(&view.to_vec::<f16>().unwrap()));
-        let t = view.to_candle_with(&Device::Cpu, DType::BF16, &Parallelism::Sequential).unwrap();
-        assert_eq!((t.dims(), t.dtype()), (view.shape().as_slice(), DType::BF16), "{}", view.name());
-        assert_eq!(bits_of(&t.flatten_all().unwrap().to_vec1::<bf16>().unwrap()), bits_of(&view.to_vec::<bf16>().unwrap()));
+        assert_eq!(
+            (t.dims(), t.dtype()),
+            (view.shape().as_slice(), DType::F16),
+            "{}",
+            view.name()
+        );
+        assert_eq!(
+            bits_of(&t.flatten_all().unwrap().to_vec1::<f16>().unwrap()),
+            bits_of(&view.to_vec::<f16>().unwrap())
+        );
+        let t = view
+            .to_candle_with(&Device::Cpu, DType::BF16, &Parallelism::Sequential)
+            .unwrap();
+        assert_eq!(
+            (t.dims(), t.dtype()),
+            (view.shape().as_slice(), DType::BF16),
+            "{}",
+            view.name()
+        );
+        assert_eq!(
+            bits_of(&t.flatten_all().unwrap().to_vec1::<bf16>().unwrap()),
+            bits_of(&view.to_vec::<bf16>().unwrap())
+        );
     }
 }
 
@@ -269,20 +397,54 @@ fn to_candle_keeps_plain_values_exact() {
     let ids = file.tensor("ids").unwrap();
     assert_eq!(GgmlType::I32.candle_dtype(), Some(DType::I32));
     let t = ids.to_candle(&Device::Cpu, DType::I32).unwrap();
-    assert_eq!(t.to_vec2::<i32>().unwrap(), vec![vec![5, -3, 70_000], vec![i32::MIN, 0, 1]]);
+    assert_eq!(
+        t.to_vec2::<i32>().unwrap(),
+        vec![vec![5, -3, 70_000], vec![i32::MIN, 0, 1]]
+    );
     let t = ids.to_candle(&Device::Cpu, DType::I64).unwrap();
-    assert_eq!(t.to_vec2::<i64>().unwrap(), vec![vec![5, -3, 70_000], vec![i32::MIN as i64, 0, 1]]);
+    assert_eq!(
+        t.to_vec2::<i64>().unwrap(),
+        vec![vec![5, -3, 70_000], vec![i32::MIN as i64, 0, 1]]
+    );
     let small = file.tensor("small_ids").unwrap();
-    assert_eq!(small.to_candle(&Device::Cpu, DType::I16).unwrap().to_vec1::<i16>().unwrap(), vec![-128, 0, 127, 5]);
+    assert_eq!(
+        small
+            .to_candle(&Device::Cpu, DType::I16)
+            .unwrap()
+            .to_vec1::<i16>()
+            .unwrap(),
+        vec![-128, 0, 127, 5]
+    );
     let doubles = file.tensor("doubles").unwrap();
-    assert_eq!(doubles.to_candle(&Device::Cpu, DType::F64).unwrap().to_vec1::<f64>().unwrap(), vec![1.0, -2.5, 1e300]);
-    let scale = file.tensor("scale").unwrap().to_candle(&Device::Cpu, DType::F32).unwrap();
-    assert_eq!((scale.dims(), scale.to_scalar::<f32>().unwrap()), (&[][..], 0.5));
+    assert_eq!(
+        doubles
+            .to_candle(&Device::Cpu, DType::F64)
+            .unwrap()
+            .to_vec1::<f64>()
+            .unwrap(),
+        vec![1.0, -2.5, 1e300]
+    );
+    let scale = file
+        .tensor("scale")
+        .unwrap()
+        .to_candle(&Device::Cpu, DType::F32)
+        .unwrap();
+    assert_eq!(
+        (scale.dims(), scale.to_scalar::<f32>().unwrap()),
+        (&[][..], 0.5)
+    );
 
     // Narrowing, or integers asked of floats: typed errors naming the tensor.
-    for (name, dtype) in [("ids", DType::I16), ("ids", DType::U32), ("blk.0.q4_0.weight", DType::I64), ("doubles", DType::I64)] {
+    for (name, dtype) in [
+        ("ids", DType::I16),
+        ("ids", DType::U32),
+        ("blk.0.q4_0.weight", DType::I64),
+        ("doubles", DType::I64),
+    ] {
         match file.tensor(name).unwrap().to_candle(&Device::Cpu, dtype) {
-            Err(Error::CandleUnsupported { tensor, target, .. }) => assert_eq!((tensor.as_str(), target), (name, dtype.as_str())),
+            Err(Error::CandleUnsupported { tensor, target, .. }) => {
+                assert_eq!((tensor.as_str(), target), (name, dtype.as_str()))
+            }
             other => panic!("{name} as {dtype:?}: {other:?}"),
         }
     }
@@ -298,22 +460,47 @@ fn unsupported_types_give_typed_errors() {
         ("ids", GgmlType::I32),
         ("doubles", GgmlType::F64),
     ] {
-        let err = file.tensor(name).unwrap().to_qtensor(&Device::Cpu).unwrap_err();
+        let err = file
+            .tensor(name)
+            .unwrap()
+            .to_qtensor(&Device::Cpu)
+            .unwrap_err();
         let message = err.to_string();
-        assert!(matches!(&err, Error::CandleUnsupported { tensor, dtype: d, .. } if tensor == name && *d == dtype), "{err:?}");
-        assert!(message.contains(name) && message.contains(dtype.name()) && message.contains("dequantize"), "{message}");
+        assert!(
+            matches!(&err, Error::CandleUnsupported { tensor, dtype: d, .. } if tensor == name && *d == dtype),
+            "{err:?}"
+        );
+        assert!(
+            message.contains(name)
+                && message.contains(dtype.name())
+                && message.contains("dequantize"),
+            "{message}"
+        );
     }
     // candle's QTensor cannot be a scalar: candle's error, naming the tensor.
-    let err = file.tensor("scale").unwrap().to_qtensor(&Device::Cpu).unwrap_err();
-    assert!(matches!(&err, Error::Candle { tensor, .. } if tensor == "scale"), "{err:?}");
+    let err = file
+        .tensor("scale")
+        .unwrap()
+        .to_qtensor(&Device::Cpu)
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Candle { tensor, .. } if tensor == "scale"),
+        "{err:?}"
+    );
     // The bridge cannot describe them to candle either.
     let err = file.to_candle_content().unwrap_err();
-    assert!(matches!(&err, Error::CandleUnsupported { tensor, .. } if tensor == "blk.0.iq4_nl.weight"), "{err:?}");
+    assert!(
+        matches!(&err, Error::CandleUnsupported { tensor, .. } if tensor == "blk.0.iq4_nl.weight"),
+        "{err:?}"
+    );
 }
 
 /// candle's `Value` has no `PartialEq`; its `Debug` form shows type and value.
 fn debug_map<V: std::fmt::Debug>(map: &HashMap<String, V>) -> Vec<(String, String)> {
-    let mut entries: Vec<_> = map.iter().map(|(k, v)| (k.clone(), format!("{v:?}"))).collect();
+    let mut entries: Vec<_> = map
+        .iter()
+        .map(|(k, v)| (k.clone(), format!("{v:?}")))
+        .collect();
     entries.sort();
     entries
 }
@@ -322,7 +509,10 @@ fn assert_same_content(ours: &gguf_file::Content, theirs: &gguf_file::Content) {
     assert_eq!(ours.magic, theirs.magic);
     assert_eq!(ours.tensor_data_offset, theirs.tensor_data_offset);
     assert_eq!(debug_map(&ours.metadata), debug_map(&theirs.metadata));
-    assert_eq!(debug_map(&ours.tensor_infos), debug_map(&theirs.tensor_infos));
+    assert_eq!(
+        debug_map(&ours.tensor_infos),
+        debug_map(&theirs.tensor_infos)
+    );
 }
 
 #[test]
@@ -334,7 +524,14 @@ fn content_bridge_equals_candles_reader() {
         let mut values = Vec::new();
         for (i, &(dtype, dims)) in CANDLE_TYPES.iter().enumerate() {
             values.push(weights(n_elements(dims), i as u64 + 1));
-            writer.add_tensor(tensor_name(dtype), dtype, dims, encode(dtype, dims, &values[i])).unwrap();
+            writer
+                .add_tensor(
+                    tensor_name(dtype),
+                    dtype,
+                    dims,
+                    encode(dtype, dims, &values[i]),
+                )
+                .unwrap();
         }
         let bytes = writer.to_bytes().unwrap();
         let file = Gguf::from_bytes(&bytes).unwrap();
@@ -342,13 +539,25 @@ fn content_bridge_equals_candles_reader() {
         let theirs = gguf_file::Content::read(&mut std::io::Cursor::new(&bytes)).unwrap();
         assert_same_content(&ours, &theirs);
         assert_eq!(ours.metadata["general.name"].to_string().unwrap(), "tiny");
-        assert_eq!(ours.metadata["general.bytes"].to_string().unwrap(), "caf\u{fffd}");
+        assert_eq!(
+            ours.metadata["general.bytes"].to_string().unwrap(),
+            "caf\u{fffd}"
+        );
 
         // candle code reads tensors through the bridge unchanged.
-        for &(dtype, _) in CANDLE_TYPES.iter().filter(|(d, _)| !CANDLE_READER_LACKS.contains(d)) {
+        for &(dtype, _) in CANDLE_TYPES
+            .iter()
+            .filter(|(d, _)| !CANDLE_READER_LACKS.contains(d))
+        {
             let name = tensor_name(dtype);
-            let through_bridge = ours.tensor(&mut file.reader(), &name, &Device::Cpu).unwrap();
-            let ours_direct = file.tensor(&name).unwrap().to_qtensor(&Device::Cpu).unwrap();
+            let through_bridge = ours
+                .tensor(&mut file.reader(), &name, &Device::Cpu)
+                .unwrap();
+            let ours_direct = file
+                .tensor(&name)
+                .unwrap()
+                .to_qtensor(&Device::Cpu)
+                .unwrap();
             assert_eq!(through_bridge.shape(), ours_direct.shape());
             assert_eq!(
                 bits_f32(&through_bridge.dequantize(&Device::Cpu).unwrap()),
@@ -365,11 +574,20 @@ fn misaligned_and_big_endian_data_convert() {
     // reinterpret in place (and assert on).
     let mut writer = GgufWriter::new();
     writer.set_alignment(1).unwrap();
-    writer.add_tensor("odd", GgmlType::I8, &[3], vec![1u8, 2, 3]).unwrap();
+    writer
+        .add_tensor("odd", GgmlType::I8, &[3], vec![1u8, 2, 3])
+        .unwrap();
     let mut expected = Vec::new();
     for (i, &(dtype, dims)) in CANDLE_TYPES.iter().enumerate() {
         let values = weights(n_elements(dims), i as u64 + 1);
-        writer.add_tensor(tensor_name(dtype), dtype, dims, encode(dtype, dims, &values)).unwrap();
+        writer
+            .add_tensor(
+                tensor_name(dtype),
+                dtype,
+                dims,
+                encode(dtype, dims, &values),
+            )
+            .unwrap();
         expected.push(values);
     }
     let bytes = writer.to_bytes().unwrap();
@@ -378,9 +596,21 @@ fn misaligned_and_big_endian_data_convert() {
     let aligned = Gguf::from_bytes(&aligned).unwrap();
     for &(dtype, _) in CANDLE_TYPES {
         let name = tensor_name(dtype);
-        let q = file.tensor(&name).unwrap().to_qtensor(&Device::Cpu).unwrap();
-        let reference = aligned.tensor(&name).unwrap().to_qtensor(&Device::Cpu).unwrap();
-        assert_eq!(bits_f32(&q.dequantize(&Device::Cpu).unwrap()), bits_f32(&reference.dequantize(&Device::Cpu).unwrap()), "{name}");
+        let q = file
+            .tensor(&name)
+            .unwrap()
+            .to_qtensor(&Device::Cpu)
+            .unwrap();
+        let reference = aligned
+            .tensor(&name)
+            .unwrap()
+            .to_qtensor(&Device::Cpu)
+            .unwrap();
+        assert_eq!(
+            bits_f32(&q.dequantize(&Device::Cpu).unwrap()),
+            bits_f32(&reference.dequantize(&Device::Cpu).unwrap()),
+            "{name}"
+        );
     }
     let model = file.load_candle(&Device::Cpu, LoadAs::Quantized).unwrap();
     assert_eq!(model.report.tensors, CANDLE_TYPES.len() + 1);
@@ -389,20 +619,61 @@ fn misaligned_and_big_endian_data_convert() {
     let values = [1.5f32, -2.0, 3.25, 0.0];
     let mut writer = GgufWriter::new();
     writer.set_byte_order(ByteOrder::Big);
-    writer.add_tensor("plain", GgmlType::F32, &[4], values.iter().flat_map(|v| v.to_be_bytes()).collect::<Vec<u8>>()).unwrap();
-    writer.add_tensor("blocks", GgmlType::Q8_0, &[32], vec![0u8; 34]).unwrap();
+    writer
+        .add_tensor(
+            "plain",
+            GgmlType::F32,
+            &[4],
+            values
+                .iter()
+                .flat_map(|v| v.to_be_bytes())
+                .collect::<Vec<u8>>(),
+        )
+        .unwrap();
+    writer
+        .add_tensor("blocks", GgmlType::Q8_0, &[32], vec![0u8; 34])
+        .unwrap();
     let bytes = writer.to_bytes().unwrap();
     let file = Gguf::from_bytes(&bytes).unwrap();
     let plain = file.tensor("plain").unwrap();
-    assert_eq!(plain.to_qtensor(&Device::Cpu).unwrap().dequantize(&Device::Cpu).unwrap().to_vec1::<f32>().unwrap(), values);
-    assert_eq!(plain.to_candle(&Device::Cpu, DType::F32).unwrap().to_vec1::<f32>().unwrap(), values);
-    let err = file.tensor("blocks").unwrap().to_qtensor(&Device::Cpu).unwrap_err();
-    assert!(matches!(&err, Error::ByteOrder { tensor } if tensor == "blocks"), "{err:?}");
-    assert!(matches!(file.to_candle_content(), Err(Error::ByteOrder { .. })));
+    assert_eq!(
+        plain
+            .to_qtensor(&Device::Cpu)
+            .unwrap()
+            .dequantize(&Device::Cpu)
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap(),
+        values
+    );
+    assert_eq!(
+        plain
+            .to_candle(&Device::Cpu, DType::F32)
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap(),
+        values
+    );
+    let err = file
+        .tensor("blocks")
+        .unwrap()
+        .to_qtensor(&Device::Cpu)
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::ByteOrder { tensor } if tensor == "blocks"),
+        "{err:?}"
+    );
+    assert!(matches!(
+        file.to_candle_content(),
+        Err(Error::ByteOrder { .. })
+    ));
 }
 
 /// What each tensor of the mixed model must load as.
-fn expected_load(name: &str, load_as: LoadAs) -> (Option<GgmlDType>, Option<DType>, Option<FallbackReason>) {
+fn expected_load(
+    name: &str,
+    load_as: LoadAs,
+) -> (Option<GgmlDType>, Option<DType>, Option<FallbackReason>) {
     let dtype = match name {
         "blk.0.iq4_nl.weight" => GgmlType::IQ4_NL,
         "blk.0.mxfp4.weight" => GgmlType::MXFP4,
@@ -410,7 +681,11 @@ fn expected_load(name: &str, load_as: LoadAs) -> (Option<GgmlDType>, Option<DTyp
         "small_ids" => GgmlType::I8,
         "doubles" => GgmlType::F64,
         "scale" => GgmlType::F32,
-        _ => CANDLE_TYPES.iter().map(|(d, _)| *d).find(|d| tensor_name(*d) == name).unwrap(),
+        _ => CANDLE_TYPES
+            .iter()
+            .map(|(d, _)| *d)
+            .find(|d| tensor_name(*d) == name)
+            .unwrap(),
     };
     match (load_as.dtype(), name) {
         (Some(_), "ids") => (None, Some(DType::I32), Some(FallbackReason::IntegerKept)),
@@ -422,7 +697,11 @@ fn expected_load(name: &str, load_as: LoadAs) -> (Option<GgmlDType>, Option<DTyp
         (None, "doubles") => (None, Some(DType::F64), Some(FallbackReason::PlainType)),
         (None, _) => match dtype.candle_qtype() {
             Some(q) => (Some(q), None, None),
-            None => (None, Some(DType::F16), Some(FallbackReason::NoCandleQuantizedType)),
+            None => (
+                None,
+                Some(DType::F16),
+                Some(FallbackReason::NoCandleQuantizedType),
+            ),
         },
     }
 }
@@ -436,13 +715,24 @@ fn check_model(file: &Gguf<'_>, options: &LoadOptions, load_as: LoadAs, from_fil
     assert_eq!(report.quantized + report.dense, report.tensors);
     assert_eq!(report.file_bytes, file.tensor_bytes());
     assert_eq!(report.read_from_file, from_file);
-    assert_eq!(report.loaded_bytes, model.tensors.values().map(|t| t.size_in_bytes() as u64).sum::<u64>());
+    assert_eq!(
+        report.loaded_bytes,
+        model
+            .tensors
+            .values()
+            .map(|t| t.size_in_bytes() as u64)
+            .sum::<u64>()
+    );
     let mut fallbacks = Vec::new();
     for view in file.tensors() {
         let name = view.name();
         let loaded = model.get(name).unwrap_or_else(|| panic!("{name} missing"));
         let (qtype, dtype, reason) = expected_load(name, load_as);
-        assert_eq!((loaded.qtype(), loaded.dtype()), (qtype, dtype), "{name} as {load_as}");
+        assert_eq!(
+            (loaded.qtype(), loaded.dtype()),
+            (qtype, dtype),
+            "{name} as {load_as}"
+        );
         assert_eq!(loaded.shape().dims(), view.shape().as_slice(), "{name}");
         if let Some(reason) = reason {
             fallbacks.push((name.to_owned(), reason));
@@ -457,9 +747,18 @@ fn check_model(file: &Gguf<'_>, options: &LoadOptions, load_as: LoadAs, from_fil
                 let direct = view.to_candle(&Device::Cpu, t.dtype()).unwrap();
                 let (a, b) = (t.flatten_all().unwrap(), direct.flatten_all().unwrap());
                 let eq = match t.dtype() {
-                    DType::F16 => bits_of(&a.to_vec1::<f16>().unwrap()) == bits_of(&b.to_vec1::<f16>().unwrap()),
-                    DType::BF16 => bits_of(&a.to_vec1::<bf16>().unwrap()) == bits_of(&b.to_vec1::<bf16>().unwrap()),
-                    DType::F32 => bits_of(&a.to_vec1::<f32>().unwrap()) == bits_of(&b.to_vec1::<f32>().unwrap()),
+                    DType::F16 => {
+                        bits_of(&a.to_vec1::<f16>().unwrap())
+                            == bits_of(&b.to_vec1::<f16>().unwrap())
+                    }
+                    DType::BF16 => {
+                        bits_of(&a.to_vec1::<bf16>().unwrap())
+                            == bits_of(&b.to_vec1::<bf16>().unwrap())
+                    }
+                    DType::F32 => {
+                        bits_of(&a.to_vec1::<f32>().unwrap())
+                            == bits_of(&b.to_vec1::<f32>().unwrap())
+                    }
                     DType::F64 => a.to_vec1::<f64>().unwrap() == b.to_vec1::<f64>().unwrap(),
                     DType::I16 => a.to_vec1::<i16>().unwrap() == b.to_vec1::<i16>().unwrap(),
                     DType::I32 => a.to_vec1::<i32>().unwrap() == b.to_vec1::<i32>().unwrap(),
@@ -469,15 +768,25 @@ fn check_model(file: &Gguf<'_>, options: &LoadOptions, load_as: LoadAs, from_fil
             }
         }
     }
-    let reported: Vec<_> = report.fallbacks.iter().map(|f| (f.tensor.clone(), f.reason)).collect();
+    let reported: Vec<_> = report
+        .fallbacks
+        .iter()
+        .map(|f| (f.tensor.clone(), f.reason))
+        .collect();
     assert_eq!(reported, fallbacks, "{load_as}: fallbacks in file order");
     for fallback in &report.fallbacks {
         let loaded = model.get(&fallback.tensor).unwrap();
         assert_eq!(loaded.dtype(), Some(fallback.loaded_as));
-        assert_eq!(fallback.dtype, file.tensor(&fallback.tensor).unwrap().dtype());
+        assert_eq!(
+            fallback.dtype,
+            file.tensor(&fallback.tensor).unwrap().dtype()
+        );
     }
     let text = report.to_string();
-    assert!(text.contains(&format!("loaded {} tensors as {load_as}", report.tensors)), "{text}");
+    assert!(
+        text.contains(&format!("loaded {} tensors as {load_as}", report.tensors)),
+        "{text}"
+    );
 }
 
 #[test]
@@ -488,9 +797,24 @@ fn load_candle_loads_every_tensor_as_asked() {
     let in_memory = Gguf::from_bytes(&bytes).unwrap();
     for load_as in LoadAs::ALL {
         check_model(&mapped, &LoadOptions::new(load_as), load_as, true);
-        check_model(&mapped, &LoadOptions::new(load_as).read_through_mapping(true), load_as, false);
-        check_model(&mapped, &LoadOptions::new(load_as).parallelism(Parallelism::Sequential), load_as, true);
-        check_model(&mapped, &LoadOptions::new(load_as).parallelism(Parallelism::threads(3).unwrap()), load_as, true);
+        check_model(
+            &mapped,
+            &LoadOptions::new(load_as).read_through_mapping(true),
+            load_as,
+            false,
+        );
+        check_model(
+            &mapped,
+            &LoadOptions::new(load_as).parallelism(Parallelism::Sequential),
+            load_as,
+            true,
+        );
+        check_model(
+            &mapped,
+            &LoadOptions::new(load_as).parallelism(Parallelism::threads(3).unwrap()),
+            load_as,
+            true,
+        );
         check_model(&in_memory, &LoadOptions::new(load_as), load_as, false);
         // The short form.
         let model = mapped.load_candle(&Device::Cpu, load_as).unwrap();
@@ -506,7 +830,12 @@ fn load_reads_through_the_mapping_when_the_file_was_replaced() {
     let bytes = candle_model();
     let (dir, path) = write_temp(&bytes);
     let mapped = Gguf::open(&path).unwrap();
-    let expected = mapped.load_candle_with(&Device::Cpu, &LoadOptions::new(LoadAs::F32).read_through_mapping(true)).unwrap();
+    let expected = mapped
+        .load_candle_with(
+            &Device::Cpu,
+            &LoadOptions::new(LoadAs::F32).read_through_mapping(true),
+        )
+        .unwrap();
     // Replaced by rename, as downloaders do: the mapping keeps the old file.
     let other = mixed_model();
     let tmp = dir.path().join("new.gguf");
@@ -515,8 +844,20 @@ fn load_reads_through_the_mapping_when_the_file_was_replaced() {
     let model = mapped.load_candle(&Device::Cpu, LoadAs::F32).unwrap();
     assert!(!model.report.read_from_file);
     for (name, tensor) in &expected.tensors {
-        let a = tensor.as_tensor().unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        let b = model.tensor(name).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let a = tensor
+            .as_tensor()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let b = model
+            .tensor(name)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
         assert_eq!(bits_of(&a), bits_of(&b), "{name}");
     }
 }
@@ -527,21 +868,44 @@ fn load_errors_name_the_tensor() {
     // dequantizers take them, whatever the LoadAs.
     let mut writer = GgufWriter::new();
     writer.set_byte_order(ByteOrder::Big);
-    writer.add_tensor("fine", GgmlType::F32, &[4], vec![0u8; 16]).unwrap();
-    writer.add_tensor("blk.3.ffn_up.weight", GgmlType::Q4_K, &[256], vec![0u8; 144]).unwrap();
+    writer
+        .add_tensor("fine", GgmlType::F32, &[4], vec![0u8; 16])
+        .unwrap();
+    writer
+        .add_tensor(
+            "blk.3.ffn_up.weight",
+            GgmlType::Q4_K,
+            &[256],
+            vec![0u8; 144],
+        )
+        .unwrap();
     let bytes = writer.to_bytes().unwrap();
     let (_dir, path) = write_temp(&bytes);
     let mapped = Gguf::open(&path).unwrap();
     let in_memory = Gguf::from_bytes(&bytes).unwrap();
     for file in [&mapped, &in_memory] {
-        let err = file.load_candle(&Device::Cpu, LoadAs::Quantized).unwrap_err();
-        assert!(matches!(&err, Error::ByteOrder { tensor } if tensor == "blk.3.ffn_up.weight"), "{err:?}");
+        let err = file
+            .load_candle(&Device::Cpu, LoadAs::Quantized)
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::ByteOrder { tensor } if tensor == "blk.3.ffn_up.weight"),
+            "{err:?}"
+        );
         for load_as in [LoadAs::F16, LoadAs::BF16, LoadAs::F32] {
             let err = file.load_candle(&Device::Cpu, load_as).unwrap_err();
             match &err {
                 Error::InTensor { tensor, source } => {
                     assert_eq!(tensor, "blk.3.ffn_up.weight");
-                    assert!(matches!(**source, Error::Unsupported { dtype: GgmlType::Q4_K, .. }), "{source:?}");
+                    assert!(
+                        matches!(
+                            **source,
+                            Error::Unsupported {
+                                dtype: GgmlType::Q4_K,
+                                ..
+                            }
+                        ),
+                        "{source:?}"
+                    );
                 }
                 other => panic!("{load_as}: {other:?}"),
             }
@@ -550,11 +914,15 @@ fn load_errors_name_the_tensor() {
     }
     // A scalar in a file read as candle reads it: candle's error, named.
     let mut writer = GgufWriter::new();
-    writer.add_tensor("scale", GgmlType::F16, &[], vec![0u8; 2]).unwrap();
+    writer
+        .add_tensor("scale", GgmlType::F16, &[], vec![0u8; 2])
+        .unwrap();
     let bytes = writer.to_bytes().unwrap();
     let file = Gguf::from_bytes(&bytes).unwrap();
     let content = file.to_candle_content().unwrap();
-    assert!(content.tensor(&mut file.reader(), "scale", &Device::Cpu).is_err());
+    assert!(content
+        .tensor(&mut file.reader(), "scale", &Device::Cpu)
+        .is_err());
     let model = file.load_candle(&Device::Cpu, LoadAs::Quantized).unwrap();
     assert_eq!(model.report.fallbacks[0].reason, FallbackReason::Scalar);
 }
@@ -562,12 +930,14 @@ fn load_errors_name_the_tensor() {
 /// The real model of the issue, when present: every tensor's QTensor equals
 /// candle's own loading, and every LoadAs loads every tensor.
 fn gemma_path() -> Option<PathBuf> {
-    let path = std::env::var_os("GGUFMAP_GEMMA").map(PathBuf::from).or_else(|| {
-        let cache = std::env::var_os("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))?;
-        Some(cache.join("ggufmap/gemma-3-270m-q4_k_m.gguf"))
-    })?;
+    let path = std::env::var_os("GGUFMAP_GEMMA")
+        .map(PathBuf::from)
+        .or_else(|| {
+            let cache = std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))?;
+            Some(cache.join("ggufmap/gemma-3-270m-q4_k_m.gguf"))
+        })?;
     path.exists().then_some(path)
 }
 
@@ -588,11 +958,28 @@ fn gemma_matches_candles_own_loading() {
         let name = view.name();
         let theirs = content.tensor(&mut reader, name, &Device::Cpu).unwrap();
         let ours = model.qtensor(name).unwrap();
-        assert_eq!((ours.dtype(), ours.shape()), (theirs.dtype(), theirs.shape()), "{name}");
-        assert_eq!(bits_f32(&ours.dequantize(&Device::Cpu).unwrap()), bits_f32(&theirs.dequantize(&Device::Cpu).unwrap()), "{name}");
+        assert_eq!(
+            (ours.dtype(), ours.shape()),
+            (theirs.dtype(), theirs.shape()),
+            "{name}"
+        );
+        assert_eq!(
+            bits_f32(&ours.dequantize(&Device::Cpu).unwrap()),
+            bits_f32(&theirs.dequantize(&Device::Cpu).unwrap()),
+            "{name}"
+        );
         // And our own dequantizer agrees with candle's on real data.
-        let direct: Vec<u32> = view.to_vec::<f32>().unwrap().iter().map(|v| v.to_bits()).collect();
-        assert_eq!(direct, bits_f32(&theirs.dequantize(&Device::Cpu).unwrap()), "{name}: our dequantizer");
+        let direct: Vec<u32> = view
+            .to_vec::<f32>()
+            .unwrap()
+            .iter()
+            .map(|v| v.to_bits())
+            .collect();
+        assert_eq!(
+            direct,
+            bits_f32(&theirs.dequantize(&Device::Cpu).unwrap()),
+            "{name}: our dequantizer"
+        );
     }
     drop(model);
     for load_as in [LoadAs::F16, LoadAs::BF16, LoadAs::F32] {
@@ -600,7 +987,12 @@ fn gemma_matches_candles_own_loading() {
         assert_eq!(model.report.tensors, file.tensor_count());
         for view in file.tensors() {
             let t = model.tensor(view.name()).unwrap();
-            assert_eq!((t.dims(), Some(t.dtype())), (view.shape().as_slice(), load_as.dtype()), "{}", view.name());
+            assert_eq!(
+                (t.dims(), Some(t.dtype())),
+                (view.shape().as_slice(), load_as.dtype()),
+                "{}",
+                view.name()
+            );
         }
         eprintln!("{}", model.report);
     }

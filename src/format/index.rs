@@ -57,7 +57,12 @@ impl Index {
 
     /// The metadata view over `data` (the bytes this index was parsed from).
     pub fn metadata<'a>(&'a self, data: &'a [u8]) -> Metadata<'a> {
-        Metadata { data, order: self.order, entries: &self.entries, by_key: &self.entries_by_key }
+        Metadata {
+            data,
+            order: self.order,
+            entries: &self.entries,
+            by_key: &self.entries_by_key,
+        }
     }
 
     /// Position in [`Index::tensors`] of the tensor named `name`.
@@ -65,7 +70,10 @@ impl Index {
         let pos = self
             .tensors_by_name
             .binary_search_by(|&i| {
-                self.tensors.get(i as usize).map_or("", |t| t.name(data)).cmp(name)
+                self.tensors
+                    .get(i as usize)
+                    .map_or("", |t| t.name(data))
+                    .cmp(name)
             })
             .ok()?;
         self.tensors_by_name.get(pos).map(|&i| i as usize)
@@ -96,29 +104,62 @@ pub fn parse(data: &[u8]) -> Result<Index> {
     for _ in 0..n_entries {
         entries.push(read_entry(&mut r)?);
     }
-    let entries_by_key = sorted_unique(&entries, |e| e.key(data).as_bytes(), |e| {
-        Error::DuplicateKey { key: e.key(data).to_owned(), offset: e.entry_offset as u64 }
-    })?;
-    let metadata = Metadata { data, order, entries: &entries, by_key: &entries_by_key };
+    let entries_by_key = sorted_unique(
+        &entries,
+        |e| e.key(data).as_bytes(),
+        |e| Error::DuplicateKey {
+            key: e.key(data).to_owned(),
+            offset: e.entry_offset as u64,
+        },
+    )?;
+    let metadata = Metadata {
+        data,
+        order,
+        entries: &entries,
+        by_key: &entries_by_key,
+    };
     let alignment = read_alignment(&metadata)?;
 
     // The tensor count was checked at byte 8 against everything after it;
     // check it again against what the metadata left, before reserving.
     let max_tensors = (r.remaining() as u64) / MIN_TENSOR_INFO_BYTES;
     if n_tensors > max_tensors {
-        return Err(Error::CountTooLarge { what: "tensor count", count: n_tensors, offset: 8, max: max_tensors });
+        return Err(Error::CountTooLarge {
+            what: "tensor count",
+            count: n_tensors,
+            offset: 8,
+            max: max_tensors,
+        });
     }
     let mut tensors = Vec::with_capacity(usize::try_from(n_tensors).unwrap_or(0));
     for _ in 0..n_tensors {
         tensors.push(read_tensor_info(&mut r)?);
     }
-    let tensors_by_name = sorted_unique(&tensors, |t| t.name(data).as_bytes(), |t| {
-        Error::DuplicateTensor { tensor: t.name(data).to_owned(), offset: t.info_offset as u64 }
-    })?;
+    let tensors_by_name = sorted_unique(
+        &tensors,
+        |t| t.name(data).as_bytes(),
+        |t| Error::DuplicateTensor {
+            tensor: t.name(data).to_owned(),
+            offset: t.info_offset as u64,
+        },
+    )?;
 
-    let data_start = if tensors.is_empty() { r.pos() } else { data_section_start(&r, alignment)? };
+    let data_start = if tensors.is_empty() {
+        r.pos()
+    } else {
+        data_section_start(&r, alignment)?
+    };
     lay_out_tensors(&mut tensors, data, data_start, alignment)?;
-    Ok(Index { version, order, alignment, entries, entries_by_key, tensors, tensors_by_name, data_start })
+    Ok(Index {
+        version,
+        order,
+        alignment,
+        entries,
+        entries_by_key,
+        tensors,
+        tensors_by_name,
+        data_start,
+    })
 }
 
 /// Checks the magic and reads the version, detecting the byte order the way
@@ -148,11 +189,21 @@ fn read_entry(r: &mut Reader<'_>) -> Result<MetadataEntry> {
     let entry_offset = r.pos();
     let key = r.string("metadata key")?;
     let key_start = entry_offset.saturating_add(8);
-    std::str::from_utf8(key).map_err(|_| Error::InvalidUtf8 { what: "metadata key", offset: key_start as u64 })?;
+    std::str::from_utf8(key).map_err(|_| Error::InvalidUtf8 {
+        what: "metadata key",
+        offset: key_start as u64,
+    })?;
     let value_type = read_value_type(r)?;
     let value_start = r.pos();
     read_value(r, value_type, 0)?;
-    Ok(MetadataEntry { entry_offset, key_start, key_len: key.len(), value_type, value_start, value_end: r.pos() })
+    Ok(MetadataEntry {
+        entry_offset,
+        key_start,
+        key_len: key.len(),
+        value_type,
+        value_start,
+        value_end: r.pos(),
+    })
 }
 
 fn read_alignment(metadata: &Metadata<'_>) -> Result<u32> {
@@ -218,17 +269,32 @@ fn data_section_start(r: &Reader<'_>, alignment: u32) -> Result<usize> {
 /// Checks the layout ggml requires (each tensor at the running padded size,
 /// which rules out overlaps) and that every tensor's bytes are inside
 /// `data`, and records each tensor's absolute byte range.
-fn lay_out_tensors(tensors: &mut [TensorInfo], data: &[u8], data_start: usize, alignment: u32) -> Result<()> {
+fn lay_out_tensors(
+    tensors: &mut [TensorInfo],
+    data: &[u8],
+    data_start: usize,
+    alignment: u32,
+) -> Result<()> {
     let mut expected = 0u64;
     for t in tensors.iter_mut() {
         let name = t.name(data);
         let tensor = || name.to_owned();
         let offset = t.offset_field as u64;
         if t.data_offset.checked_rem(u64::from(alignment)) != Some(0) {
-            return Err(Error::TensorMisaligned { tensor: tensor(), data_offset: t.data_offset, alignment, offset });
+            return Err(Error::TensorMisaligned {
+                tensor: tensor(),
+                data_offset: t.data_offset,
+                alignment,
+                offset,
+            });
         }
         if t.data_offset != expected {
-            return Err(Error::TensorOffsetMismatch { tensor: tensor(), data_offset: t.data_offset, expected, offset });
+            return Err(Error::TensorOffsetMismatch {
+                tensor: tensor(),
+                data_offset: t.data_offset,
+                expected,
+                offset,
+            });
         }
         let start = (data_start as u64).checked_add(t.data_offset);
         let end = start.and_then(|s| s.checked_add(t.n_bytes));
@@ -248,7 +314,11 @@ fn lay_out_tensors(tensors: &mut [TensorInfo], data: &[u8], data_start: usize, a
         expected = expected
             .checked_add(t.n_bytes)
             .and_then(|e| align_up(e, alignment))
-            .ok_or_else(|| Error::SizeOverflow { tensor: tensor(), what: "padded data size", offset: t.info_offset as u64 })?;
+            .ok_or_else(|| Error::SizeOverflow {
+                tensor: tensor(),
+                what: "padded data size",
+                offset: t.info_offset as u64,
+            })?;
     }
     Ok(())
 }

@@ -114,13 +114,17 @@ impl<'data> Metadata<'data> {
         let mut reader = Reader::new(self.data, entry.value_start, self.order);
         if entry.value_type == ValueType::Array {
             // Validated when parsed: no need to walk the elements again.
-            return validated_array(&mut reader, entry.value_end).ok().map(Value::Array);
+            return validated_array(&mut reader, entry.value_end)
+                .ok()
+                .map(Value::Array);
         }
         read_value(&mut reader, entry.value_type, 0).ok()
     }
 
     fn require(&self, key: &str) -> Result<Value<'data>> {
-        self.get(key).ok_or_else(|| Error::KeyNotFound { key: key.to_owned() })
+        self.get(key).ok_or_else(|| Error::KeyNotFound {
+            key: key.to_owned(),
+        })
     }
 
     typed_getters! {

@@ -99,7 +99,9 @@ impl<'data> GgufStr<'data> {
     /// # Errors
     /// [`Error::StringNotUtf8`] with the string's offset otherwise.
     pub fn as_str(&self) -> Result<&'data str> {
-        std::str::from_utf8(self.bytes).map_err(|_| Error::StringNotUtf8 { offset: self.offset })
+        std::str::from_utf8(self.bytes).map_err(|_| Error::StringNotUtf8 {
+            offset: self.offset,
+        })
     }
 
     /// The string with invalid sequences replaced by U+FFFD (copies only then).
@@ -228,7 +230,10 @@ impl<'data> Value<'data> {
             Value::F32(v) => Some(v.into()),
             Value::F64(v) => Some(v),
             #[allow(clippy::cast_precision_loss)]
-            _ => self.to_i64().map(|v| v as f64).or_else(|| self.to_u64().map(|v| v as f64)),
+            _ => self
+                .to_i64()
+                .map(|v| v as f64)
+                .or_else(|| self.to_u64().map(|v| v as f64)),
         }
     }
 
@@ -253,7 +258,11 @@ impl<'data> Value<'data> {
 /// skipped, booleans checked, nested arrays descended, to at most
 /// [`MAX_ARRAY_DEPTH`]) so that a returned view is known to be well formed;
 /// nothing is allocated.
-pub(crate) fn read_value<'data>(r: &mut Reader<'data>, vt: ValueType, depth: usize) -> Result<Value<'data>> {
+pub(crate) fn read_value<'data>(
+    r: &mut Reader<'data>,
+    vt: ValueType,
+    depth: usize,
+) -> Result<Value<'data>> {
     Ok(match vt {
         ValueType::U8 => Value::U8(r.num("u8 value")?),
         ValueType::I8 => Value::I8(r.num("i8 value")?),
@@ -275,7 +284,10 @@ pub(crate) fn read_value<'data>(r: &mut Reader<'data>, vt: ValueType, depth: usi
         }
         ValueType::String => {
             let offset = (r.pos() as u64).saturating_add(8);
-            Value::String(GgufStr { bytes: r.string("string length")?, offset })
+            Value::String(GgufStr {
+                bytes: r.string("string length")?,
+                offset,
+            })
         }
         ValueType::Array => Value::Array(read_array(r, depth.saturating_add(1))?),
     })
@@ -291,7 +303,10 @@ pub(crate) fn read_value_type(r: &mut Reader<'_>) -> Result<ValueType> {
 fn read_array<'data>(r: &mut Reader<'data>, depth: usize) -> Result<ArrayView<'data>> {
     let offset = r.pos() as u64;
     if depth > MAX_ARRAY_DEPTH {
-        return Err(Error::NestingTooDeep { offset, max: MAX_ARRAY_DEPTH });
+        return Err(Error::NestingTooDeep {
+            offset,
+            max: MAX_ARRAY_DEPTH,
+        });
     }
     let elem_type = read_value_type(r)?;
     let len = r.count("array length", elem_type.min_encoded_size())?;
@@ -308,15 +323,34 @@ fn read_array<'data>(r: &mut Reader<'data>, depth: usize) -> Result<ArrayView<'d
             }
         }
     }
-    Ok(ArrayView { elem_type, len, data: r.data(), start, end: r.pos(), order: r.order(), depth })
+    Ok(ArrayView {
+        elem_type,
+        len,
+        data: r.data(),
+        start,
+        end: r.pos(),
+        order: r.order(),
+        depth,
+    })
 }
 
 /// Rebuilds the view of an array value already validated by [`read_array`]
 /// from its header and its known end, without walking its elements again.
-pub(crate) fn validated_array<'data>(r: &mut Reader<'data>, end: usize) -> Result<ArrayView<'data>> {
+pub(crate) fn validated_array<'data>(
+    r: &mut Reader<'data>,
+    end: usize,
+) -> Result<ArrayView<'data>> {
     let elem_type = read_value_type(r)?;
     let len: u64 = r.num("array length")?;
-    Ok(ArrayView { elem_type, len, data: r.data(), start: r.pos(), end, order: r.order(), depth: 1 })
+    Ok(ArrayView {
+        elem_type,
+        len,
+        data: r.data(),
+        start: r.pos(),
+        end,
+        order: r.order(),
+        depth: 1,
+    })
 }
 
 /// A metadata array: a view of its elements in the file, decoded on access.
@@ -379,7 +413,9 @@ impl<'data> ArrayView<'data> {
         }
         match self.elem_type.fixed_size() {
             Some(size) => {
-                let pos = self.start.checked_add(usize::try_from(index).ok()?.checked_mul(size)?)?;
+                let pos = self
+                    .start
+                    .checked_add(usize::try_from(index).ok()?.checked_mul(size)?)?;
                 let mut reader = Reader::new(self.data, pos, self.order);
                 read_value(&mut reader, self.elem_type, self.depth).ok()
             }

@@ -20,9 +20,9 @@ mod metadata;
 mod reader;
 mod tensor_info;
 
+pub use index::{parse, Index};
 pub use kv::{Metadata, MetadataEntry};
 pub use metadata::{ArrayIter, ArrayView, GgufStr, Strings, Value, ValueType};
-pub use index::{parse, Index};
 pub use reader::ByteOrder;
 pub use tensor_info::TensorInfo;
 

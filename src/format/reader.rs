@@ -126,7 +126,12 @@ impl<'data> Reader<'data> {
             .checked_div(min_item_bytes)
             .unwrap_or(u64::MAX);
         if count > max {
-            return Err(Error::CountTooLarge { what, count, offset, max });
+            return Err(Error::CountTooLarge {
+                what,
+                count,
+                offset,
+                max,
+            });
         }
         Ok(count)
     }

@@ -84,15 +84,21 @@ pub(crate) fn read_tensor_info(r: &mut Reader<'_>) -> Result<TensorInfo> {
             offset: info_offset as u64,
         });
     }
-    let name = std::str::from_utf8(name_bytes)
-        .map_err(|_| Error::InvalidUtf8 { what: "tensor name", offset: name_start as u64 })?;
+    let name = std::str::from_utf8(name_bytes).map_err(|_| Error::InvalidUtf8 {
+        what: "tensor name",
+        offset: name_start as u64,
+    })?;
     let tensor = || name.to_owned();
 
     let n_dims_offset = r.pos() as u64;
     let n_dims_raw: u32 = r.num("tensor n_dims")?;
     let n_dims = usize::try_from(n_dims_raw).unwrap_or(usize::MAX);
     if n_dims > MAX_DIMS {
-        return Err(Error::TooManyDims { tensor: tensor(), n_dims: n_dims_raw, offset: n_dims_offset });
+        return Err(Error::TooManyDims {
+            tensor: tensor(),
+            n_dims: n_dims_raw,
+            offset: n_dims_offset,
+        });
     }
     let mut dims = [1u64; MAX_DIMS];
     for (axis, dim) in dims.iter_mut().enumerate().take(n_dims) {
@@ -100,7 +106,12 @@ pub(crate) fn read_tensor_info(r: &mut Reader<'_>) -> Result<TensorInfo> {
         let value: u64 = r.num("tensor dimension")?;
         // ggml stores dims as int64_t and rejects negative ones.
         if i64::try_from(value).is_err() {
-            return Err(Error::InvalidDim { tensor: tensor(), axis, value, offset });
+            return Err(Error::InvalidDim {
+                tensor: tensor(),
+                axis,
+                value,
+                offset,
+            });
         }
         *dim = value;
     }
@@ -109,24 +120,44 @@ pub(crate) fn read_tensor_info(r: &mut Reader<'_>) -> Result<TensorInfo> {
     let id: u32 = r.num("tensor type")?;
     let dtype = GgmlType::from_id(id).ok_or_else(|| {
         if REMOVED_TYPE_IDS.contains(&id) {
-            Error::RemovedType { tensor: tensor(), id, offset: type_offset }
+            Error::RemovedType {
+                tensor: tensor(),
+                id,
+                offset: type_offset,
+            }
         } else {
-            Error::UnknownType { tensor: tensor(), id, offset: type_offset }
+            Error::UnknownType {
+                tensor: tensor(),
+                id,
+                offset: type_offset,
+            }
         }
     })?;
 
     let block = dtype.elements_per_block() as u64;
     let ne0 = dims.first().copied().unwrap_or(1);
     if ne0.checked_rem(block) != Some(0) {
-        return Err(Error::RowNotBlockAligned { tensor: tensor(), dtype, ne0, block, offset: info_offset as u64 });
+        return Err(Error::RowNotBlockAligned {
+            tensor: tensor(),
+            dtype,
+            ne0,
+            block,
+            offset: info_offset as u64,
+        });
     }
-    let overflow = |what| Error::SizeOverflow { tensor: tensor(), what, offset: info_offset as u64 };
+    let overflow = |what| Error::SizeOverflow {
+        tensor: tensor(),
+        what,
+        offset: info_offset as u64,
+    };
     let n_elements = dims
         .iter()
         .try_fold(1u64, |acc, &d| acc.checked_mul(d))
         .filter(|&n| i64::try_from(n).is_ok())
         .ok_or_else(|| overflow("element count"))?;
-    let n_bytes = dtype.tensor_bytes(&dims).ok_or_else(|| overflow("byte size"))?;
+    let n_bytes = dtype
+        .tensor_bytes(&dims)
+        .ok_or_else(|| overflow("byte size"))?;
 
     let offset_field = r.pos();
     let data_offset: u64 = r.num("tensor data offset")?;

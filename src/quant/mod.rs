@@ -88,7 +88,11 @@ fn dequantize_block_bytes<B: Block, O: Output>(bytes: &[u8], out: &mut [O]) -> R
 fn check_len(blocks: usize, elems: usize, found: usize) -> Result<()> {
     let expected = blocks.saturating_mul(elems);
     if expected != found {
-        return Err(Error::LengthMismatch { what: "dequantization output", expected, found });
+        return Err(Error::LengthMismatch {
+            what: "dequantization output",
+            expected,
+            found,
+        });
     }
     Ok(())
 }
