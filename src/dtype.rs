@@ -158,6 +158,15 @@ impl GgmlType {
         }
     }
 
+    /// Number of elements of a tensor with dims `dims`, or `None` when it
+    /// exceeds `i64::MAX`. Like ggml, the product is checked as it is
+    /// formed, so dims that overflow before a zero dim are rejected too.
+    pub fn element_count(dims: &[u64]) -> Option<u64> {
+        dims.iter()
+            .try_fold(1u64, |acc, &d| acc.checked_mul(d))
+            .filter(|&n| i64::try_from(n).is_ok())
+    }
+
     /// Bytes of a tensor with dims `dims` (ne0 first; no dims is a scalar,
     /// as in ggml), or `None` when the row is not whole blocks or the size
     /// overflows a `u64`.

@@ -305,8 +305,8 @@ impl<'a> GgufWriter<'a> {
         if self.tensors.iter().any(|t| t.name == name) {
             return fail("name already added");
         }
-        if dims.len() > MAX_DIMS || dims.iter().any(|&d| i64::try_from(d).is_err()) {
-            return fail("at most 4 dims, each at most i64::MAX");
+        if dims.len() > MAX_DIMS || GgmlType::element_count(dims).is_none() {
+            return fail("at most 4 dims, with at most i64::MAX elements");
         }
         match dtype.tensor_bytes(dims) {
             Some(n) if n == data.len() as u64 => {}

@@ -150,11 +150,7 @@ pub(crate) fn read_tensor_info(r: &mut Reader<'_>) -> Result<TensorInfo> {
         what,
         offset: info_offset as u64,
     };
-    let n_elements = dims
-        .iter()
-        .try_fold(1u64, |acc, &d| acc.checked_mul(d))
-        .filter(|&n| i64::try_from(n).is_ok())
-        .ok_or_else(|| overflow("element count"))?;
+    let n_elements = GgmlType::element_count(&dims).ok_or_else(|| overflow("element count"))?;
     let n_bytes = dtype
         .tensor_bytes(&dims)
         .ok_or_else(|| overflow("byte size"))?;
