@@ -23,10 +23,18 @@ pub(crate) struct Args {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+    /// Load through candle's own GGUF path instead (`Content::read` from the
+    /// file, then `content.tensor` for every tensor, kept quantized): the
+    /// reference the figures are compared with. Run it as its own process.
+    #[arg(long)]
+    candle_own_path: bool,
 }
 
 /// Runs `load`.
 pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
+    if args.candle_own_path {
+        return run_candle_own_path(args);
+    }
     // The peak is reset after the file is mapped (mapping costs nothing
     // resident) so it measures the load alone where the OS allows it.
     let model = crate::open(&args.file)?;
@@ -62,6 +70,40 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
         if !peak_reset {
             println!("(the peak could not be reset: it includes everything before the load)");
         }
+    }
+    Ok(())
+}
+
+/// Loads every tensor the way candle's own GGUF code does, for comparison.
+fn run_candle_own_path(args: &Args) -> anyhow::Result<()> {
+    use candle_core::quantized::gguf_file::Content;
+    let peak_reset = ggufmap::memory::reset_peak();
+    let start = std::time::Instant::now();
+    let mut file = std::fs::File::open(&args.file)?;
+    let content = Content::read(&mut file)?;
+    let mut tensors = Vec::with_capacity(content.tensor_infos.len());
+    for name in content.tensor_infos.keys() {
+        tensors.push(content.tensor(&mut file, name, &Device::Cpu)?);
+    }
+    let wall = start.elapsed().as_secs_f64();
+    let usage = ggufmap::memory::usage();
+    if args.json {
+        let out = json!({
+            "file": args.file.display().to_string(),
+            "path": "candle gguf_file::Content",
+            "tensors": tensors.len(),
+            "wall_seconds": wall,
+            "peak_reset": peak_reset,
+            "memory": memory_json::json(usage.as_ref()),
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!(
+            "candle's own path: loaded {} tensors quantized in {:.3} s",
+            tensors.len(),
+            wall
+        );
+        println!("{}", memory_json::line(usage.as_ref()));
     }
     Ok(())
 }
