@@ -102,7 +102,6 @@ pub fn dequantize_parallel<O: Output>(
         });
     }
     let blocks_per_chunk = (CHUNK_OUTPUT_BYTES / std::mem::size_of::<O>() / block_elems).max(1);
-    let in_chunk = blocks_per_chunk * block_bytes;
     let out_chunk = blocks_per_chunk * block_elems;
     // One chunk or less: handing it to another thread costs more than it saves.
     if out.len() <= out_chunk {
@@ -111,10 +110,10 @@ pub fn dequantize_parallel<O: Output>(
     match parallelism {
         Parallelism::Sequential => quant::dequantize_bytes(dtype, bytes, order, out),
         #[cfg(feature = "parallel")]
-        Parallelism::Global => run_chunks(dtype, bytes, order, out, in_chunk, out_chunk),
+        Parallelism::Global => run_chunks(dtype, bytes, order, out, blocks_per_chunk),
         #[cfg(feature = "parallel")]
         Parallelism::Pool(pool) => {
-            pool.install(|| run_chunks(dtype, bytes, order, out, in_chunk, out_chunk))
+            pool.install(|| run_chunks(dtype, bytes, order, out, blocks_per_chunk))
         }
     }
 }
@@ -125,13 +124,12 @@ fn run_chunks<O: Output>(
     bytes: &[u8],
     order: ByteOrder,
     out: &mut [O],
-    in_chunk: usize,
-    out_chunk: usize,
+    blocks_per_chunk: usize,
 ) -> Result<()> {
     use rayon::prelude::*;
     bytes
-        .par_chunks(in_chunk)
-        .zip(out.par_chunks_mut(out_chunk))
+        .par_chunks(blocks_per_chunk * dtype.bytes_per_block())
+        .zip(out.par_chunks_mut(blocks_per_chunk * dtype.elements_per_block()))
         .try_for_each(|(bytes, out)| quant::dequantize_bytes(dtype, bytes, order, out))
 }
 
