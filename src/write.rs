@@ -305,8 +305,9 @@ impl<'a> GgufWriter<'a> {
         if self.tensors.iter().any(|t| t.name == name) {
             return fail("name already added");
         }
-        if dims.len() > MAX_DIMS || GgmlType::element_count(dims).is_none() {
-            return fail("at most 4 dims, with at most i64::MAX elements");
+        let dims_ok = dims.iter().all(|&d| i64::try_from(d).is_ok());
+        if dims.len() > MAX_DIMS || !dims_ok || GgmlType::element_count(dims).is_none() {
+            return fail("at most 4 dims, each and their product at most i64::MAX");
         }
         match dtype.tensor_bytes(dims) {
             Some(n) if n == data.len() as u64 => {}

@@ -792,3 +792,17 @@ fn writer_refuses_arrays_nested_deeper_than_the_reader_accepts() {
         "the writer wrote a file with 9 nested arrays; reading it back gives {read_back:?}"
     );
 }
+
+/// Found by the `roundtrip` fuzz target: a dim above i64::MAX hidden by a
+/// zero dim (0 elements, 0 bytes) must be refused, as the reader refuses it.
+#[test]
+fn writer_refuses_a_dim_above_i64_max_even_in_an_empty_tensor() {
+    let mut w = ggufmap::GgufWriter::new();
+    let added = w.add_tensor(
+        "t",
+        ggufmap::GgmlType::I8,
+        &[18_412_552_038_891_554_559, 0, 0],
+        Vec::new(),
+    );
+    assert!(matches!(added, Err(ggufmap::Error::Write { .. })));
+}

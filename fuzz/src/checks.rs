@@ -361,12 +361,35 @@ fn check_dequantize_whole(t: &TensorView<'_>) {
             );
             assert!(t.to_vec::<f16>().is_err() && t.to_vec::<bf16>().is_err());
             assert!(t.to_f32_cow().is_err());
+            assert!(t.dequantize().is_err());
+            let mut chunks = t.dequantize_chunks::<f32>(1024);
+            if !t.is_empty() {
+                assert!(matches!(chunks.next(), Some(Err(_))));
+            }
+            assert!(chunks.next().is_none(), "a stream goes on after an error");
             return;
         }
     };
     assert_eq!(f32s.len() as u64, t.n_elements());
     let cow = t.to_f32_cow().expect("to_f32_cow after to_vec");
     assert_eq!(bits32(&cow), bits32(&f32s));
+
+    // Pooled, and streamed in chunks of about a third of the tensor.
+    let pooled = t.dequantize().expect("pooled after to_vec");
+    assert_eq!(bits32(&pooled), bits32(&f32s));
+    let chunk_bytes = (f32s.len() / 3).max(1) * 2;
+    let mut streamed: Vec<f16> = Vec::with_capacity(f32s.len());
+    for chunk in t.dequantize_chunks::<f16>(chunk_bytes) {
+        let chunk = chunk.expect("a chunk after to_vec");
+        assert_eq!(chunk.first_element, streamed.len());
+        assert!(!chunk.data.is_empty());
+        streamed.extend_from_slice(&chunk.data);
+    }
+    assert_eq!(
+        bits16(&streamed),
+        bits16(&from_f32::<f16>(&f32s)),
+        "streamed chunks differ"
+    );
 
     let mut sequential = vec![0f32; f32s.len()];
     t.dequantize_into_with(&mut sequential, &Parallelism::Sequential)
