@@ -68,16 +68,14 @@ fn dequantize_seeds() {
 }
 
 // Findings of the roundtrip target in the writer: files the reader (and
-// ggml) reject. A test that still fails is ignored so that the suite stays
-// green meanwhile (`cargo test --test fuzz_regressions -- --ignored` shows
-// it); the fuzz target tolerates exactly that case while
-// `KNOWN_WRITER_GAPS` in fuzz/src/lib.rs is true.
+// ggml) reject. While a fix is pending, its test is `#[ignore]`d and the
+// fuzz target tolerates the case (`KNOWN_WRITER_GAPS` in fuzz/src/lib.rs).
 
 /// Input `fuzz/regressions/roundtrip/writer-accepts-element-count-overflow`:
 /// dims whose running product overflows i64 before a zero dim makes the
 /// tensor empty. The reader rejects them as ggml's `gguf.cpp` does
-/// (`SizeOverflow`, "element count overflows 64 bits"); the writer accepts
-/// them because it checks only the byte size (which is 0).
+/// (`SizeOverflow`, "element count overflows 64 bits"); the writer accepted
+/// them, checking only the byte size (which is 0), until 65248e8.
 #[test]
 fn writer_rejects_dims_whose_element_count_overflows() {
     use ggufmap::{GgmlType, Gguf, GgufWriter};

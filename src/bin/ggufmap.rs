@@ -58,6 +58,14 @@ enum Command {
     /// Load every tensor into candle; report time and peak memory.
     #[cfg(feature = "candle")]
     Load(load::Args),
+    /// Load every tensor into candle (not in this build: it needs the `candle` feature).
+    #[cfg(not(feature = "candle"))]
+    #[command(disable_help_flag = true)]
+    Load {
+        /// Whatever was given; `load` refuses it all the same.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        args: Vec<std::ffi::OsString>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -99,6 +107,25 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(&args),
         #[cfg(feature = "candle")]
         Command::Load(args) => load::run(&args),
+        #[cfg(not(feature = "candle"))]
+        Command::Load { .. } => anyhow::bail!(
+            "`load` needs the `candle` feature, which this build lacks; \
+             rebuild with `--features candle`"
+        ),
+    }
+}
+
+/// Most threads `--threads` accepts: more is a usage error rather than
+/// minutes spent starting threads.
+pub(crate) const MAX_THREADS: usize = 1024;
+
+/// Parses `--threads`: 0 (one per core) to [`MAX_THREADS`].
+pub(crate) fn parse_threads(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n <= MAX_THREADS => Ok(n),
+        _ => Err(format!(
+            "expected 0 (one per core) to {MAX_THREADS}, found {s:?}"
+        )),
     }
 }
 

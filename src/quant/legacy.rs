@@ -88,18 +88,50 @@ pub struct BlockQ8_1 {
 }
 const _: () = assert!(std::mem::size_of::<BlockQ8_1>() == GgmlType::Q8_1.bytes_per_block());
 
+/// Exact f16 to f32 conversion, inline for normal numbers (the common case,
+/// a few integer operations) and through `half` for zeros, subnormals,
+/// infinities and NaN. Per-block scales go through this: `half::f16::to_f32`
+/// costs a call and a CPU-feature check per block.
+#[inline(always)]
+pub(super) fn f16_to_f32(h: f16) -> f32 {
+    let bits = u32::from(h.to_bits());
+    let magnitude = bits & 0x7FFF;
+    // Biased exponent 1..=30: rebias by 127 - 15 (0x3800_0000 after the shift).
+    if magnitude.wrapping_sub(0x0400) < 0x7800 {
+        f32::from_bits(((bits & 0x8000) << 16) | ((magnitude << 13) + 0x3800_0000))
+    } else {
+        h.to_f32()
+    }
+}
+
+/// 2^23: `biased(q) - TWO_POW_23` is exactly `q` for any byte `q`.
+pub(super) const TWO_POW_23: f32 = 8_388_608.0;
+
+/// `2^23 + q` as an f32, made by bit pattern: cheaper than an int-to-float
+/// conversion after sign extension without SSE4.1, and exact. Subtracting
+/// `TWO_POW_23 + offset` then gives `q - offset` exactly.
+#[inline(always)]
+pub(super) fn biased(q: u8) -> f32 {
+    f32::from_bits(0x4B00_0000 | u32::from(q))
+}
+
 /// Element `j` and `j + 16` of a 4-bit block, from byte `j` of its values.
 #[inline(always)]
 fn nibbles(q: u8) -> (u8, u8) {
     (q & 0x0F, q >> 4)
 }
 
-/// The fifth bits of elements `j` and `j + 16` as 0 or 16.
+/// The two values of a 5-bit block at lanes `j` and `j + 16` as `2^23 + q`
+/// (see [`biased`]): the nibbles of byte `q` and bits `j`, `j + 16` of `qh`.
+/// The fifth bit is tested against a per-lane constant mask and merged in
+/// 32-bit lanes, which vectorizes well (a per-lane shift does not).
 #[inline(always)]
-fn fifth_bits(qh: u32, j: usize) -> (u8, u8) {
+fn biased5(q: u8, qh: u32, j: usize) -> (f32, f32) {
+    let ha: u32 = if qh & (1 << j) != 0 { 16 } else { 0 };
+    let hb: u32 = if qh & (1 << (j + 16)) != 0 { 16 } else { 0 };
     (
-        ((qh >> j) & 1) as u8 * 16,
-        ((qh >> (j + 16)) & 1) as u8 * 16,
+        f32::from_bits(0x4B00_0000 | u32::from(q & 0x0F) | ha),
+        f32::from_bits(0x4B00_0000 | u32::from(q >> 4) | hb),
     )
 }
 
@@ -109,7 +141,7 @@ impl Block for BlockQ4_0 {
     #[inline]
     fn dequantize(&self, out: &mut [f32]) {
         // Matches gguf-py 0.19.0 quants.Q4_0.dequantize_blocks: d * f32(q - 8).
-        let d = self.d.to_f32();
+        let d = f16_to_f32(self.d);
         let (lo, hi) = out[..32].split_at_mut(16);
         for ((lo, hi), &q) in lo.iter_mut().zip(hi).zip(&self.qs) {
             let (a, b) = nibbles(q);
@@ -125,7 +157,7 @@ impl Block for BlockQ4_1 {
     #[inline]
     fn dequantize(&self, out: &mut [f32]) {
         // Matches gguf-py 0.19.0 quants.Q4_1.dequantize_blocks: (d * f32(q)) + m.
-        let (d, m) = (self.d.to_f32(), self.m.to_f32());
+        let (d, m) = (f16_to_f32(self.d), f16_to_f32(self.m));
         let (lo, hi) = out[..32].split_at_mut(16);
         for ((lo, hi), &q) in lo.iter_mut().zip(hi).zip(&self.qs) {
             let (a, b) = nibbles(q);
@@ -141,14 +173,13 @@ impl Block for BlockQ5_0 {
     #[inline]
     fn dequantize(&self, out: &mut [f32]) {
         // Matches gguf-py 0.19.0 quants.Q5_0.dequantize_blocks: d * f32(q - 16).
-        let d = self.d.to_f32();
+        let d = f16_to_f32(self.d);
         let qh = u32::from_ne_bytes(self.qh);
         let (lo, hi) = out[..32].split_at_mut(16);
         for (j, ((lo, hi), &q)) in lo.iter_mut().zip(hi).zip(&self.qs).enumerate() {
-            let (a, b) = nibbles(q);
-            let (ha, hb) = fifth_bits(qh, j);
-            *lo = d * f32::from((a | ha) as i8 - 16);
-            *hi = d * f32::from((b | hb) as i8 - 16);
+            let (a, b) = biased5(q, qh, j);
+            *lo = d * (a - (TWO_POW_23 + 16.0));
+            *hi = d * (b - (TWO_POW_23 + 16.0));
         }
     }
 }
@@ -159,14 +190,13 @@ impl Block for BlockQ5_1 {
     #[inline]
     fn dequantize(&self, out: &mut [f32]) {
         // Matches gguf-py 0.19.0 quants.Q5_1.dequantize_blocks: (d * f32(q)) + m.
-        let (d, m) = (self.d.to_f32(), self.m.to_f32());
+        let (d, m) = (f16_to_f32(self.d), f16_to_f32(self.m));
         let qh = u32::from_ne_bytes(self.qh);
         let (lo, hi) = out[..32].split_at_mut(16);
         for (j, ((lo, hi), &q)) in lo.iter_mut().zip(hi).zip(&self.qs).enumerate() {
-            let (a, b) = nibbles(q);
-            let (ha, hb) = fifth_bits(qh, j);
-            *lo = d * f32::from(a | ha) + m;
-            *hi = d * f32::from(b | hb) + m;
+            let (a, b) = biased5(q, qh, j);
+            *lo = d * (a - TWO_POW_23) + m;
+            *hi = d * (b - TWO_POW_23) + m;
         }
     }
 }
@@ -185,7 +215,7 @@ impl Block for BlockQ8_0 {
     #[inline]
     fn dequantize(&self, out: &mut [f32]) {
         // Matches gguf-py 0.19.0 quants.Q8_0.dequantize_blocks: f32(q) * d.
-        scale_i8(self.d.to_f32(), &self.qs, out);
+        scale_i8(f16_to_f32(self.d), &self.qs, out);
     }
 }
 
@@ -198,7 +228,7 @@ impl Block for BlockQ8_1 {
         // ggml-quants.c vendored by llama-cpp-python 0.3.36, commit 0c1e570,
         // no dequantize_row_q8_1): d * q as Q8_0, `s` unused; candle's
         // to_float for Q8_1 agrees.
-        scale_i8(self.d.to_f32(), &self.qs, out);
+        scale_i8(f16_to_f32(self.d), &self.qs, out);
     }
 }
 
@@ -306,6 +336,19 @@ mod tests {
             qs: [-128; 32],
         });
         assert!(out1.iter().all(|&x| x == 384.0));
+    }
+
+    #[test]
+    fn helpers_are_exact() {
+        for bits in 0..=u16::MAX {
+            let h = f16::from_bits(bits);
+            let (ours, reference) = (f16_to_f32(h), h.to_f32());
+            assert!(ours.to_bits() == reference.to_bits() || ours.is_nan() && reference.is_nan());
+        }
+        for q in 0..=u8::MAX {
+            assert_eq!(biased(q) - TWO_POW_23, f32::from(q));
+            assert_eq!(biased(q) - (TWO_POW_23 + 16.0), f32::from(q) - 16.0);
+        }
     }
 
     #[test]

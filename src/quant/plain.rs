@@ -11,8 +11,11 @@ use crate::error::{Error, Result};
 use crate::format::ByteOrder;
 
 /// Elements converted per step when the output or the input needs a stack
-/// buffer (4 KiB of f32, 4 KiB of the widest input).
+/// buffer (2 KiB of f32, 4 KiB of the widest input).
 const CHUNK: usize = 512;
+/// Elements converted per step from input straight into f32 output (16 KiB
+/// of output: few steps, and F16's NaN check re-reads input still in cache).
+const DIRECT_CHUNK: usize = 4096;
 
 /// A plain element type and its conversion to f32.
 trait Plain: bytemuck::Pod {
@@ -155,13 +158,23 @@ fn convert<T: Plain, O: Output>(bytes: &[u8], order: ByteOrder, out: &mut [O]) -
     };
     match typed {
         // Native order, aligned: convert straight from the input.
-        Some(src) => emit(out, |start, dst| {
-            T::to_f32_slice(&src[start..start + dst.len()], dst)
-        }),
+        Some(src) => {
+            if TypeId::of::<T>() == TypeId::of::<f32>() {
+                if let (Ok(src), Some(dst)) = (bytemuck::try_cast_slice::<T, f32>(src), as_f32(out))
+                {
+                    // F32 into f32: one copy.
+                    dst.copy_from_slice(src);
+                    return Ok(());
+                }
+            }
+            emit(out, DIRECT_CHUNK, |start, dst| {
+                T::to_f32_slice(&src[start..start + dst.len()], dst)
+            })
+        }
         // Swapped or misaligned: decode a chunk onto the stack first.
         None => {
             let mut tmp = [<T as bytemuck::Zeroable>::zeroed(); CHUNK];
-            emit(out, |start, dst| {
+            emit(out, CHUNK, |start, dst| {
                 let tmp = &mut tmp[..dst.len()];
                 let raw = &bytes[start * size..(start + dst.len()) * size];
                 for (t, raw) in tmp.iter_mut().zip(raw.chunks_exact(size)) {
@@ -174,23 +187,32 @@ fn convert<T: Plain, O: Output>(bytes: &[u8], order: ByteOrder, out: &mut [O]) -
     Ok(())
 }
 
-/// Calls `fill(start, dst)` for consecutive chunks of at most [`CHUNK`]
-/// outputs, `dst` being f32 for elements `start..start + dst.len()`, and
-/// stores them into `out`: in place when `O` is f32, else through a stack
-/// buffer and [`Output::from_f32_slice`].
-fn emit<O: Output>(out: &mut [O], mut fill: impl FnMut(usize, &mut [f32])) {
+/// `out` as f32 when `O` is f32.
+fn as_f32<O: Output>(out: &mut [O]) -> Option<&mut [f32]> {
     if TypeId::of::<O>() == TypeId::of::<f32>() {
-        if let Ok(out) = bytemuck::try_cast_slice_mut::<O, f32>(out) {
-            for (i, dst) in out.chunks_mut(CHUNK).enumerate() {
-                fill(i * CHUNK, dst);
-            }
-            return;
-        }
+        bytemuck::try_cast_slice_mut::<O, f32>(out).ok()
+    } else {
+        None
     }
+}
+
+/// Calls `fill(start, dst)` for consecutive chunks of at most `chunk`
+/// outputs (at most [`CHUNK`] unless `O` is f32), `dst` being f32 for
+/// elements `start..start + dst.len()`, and stores them into `out`: in place
+/// when `O` is f32, else through a stack buffer and
+/// [`Output::from_f32_slice`].
+fn emit<O: Output>(out: &mut [O], chunk: usize, mut fill: impl FnMut(usize, &mut [f32])) {
+    if let Some(out) = as_f32(out) {
+        for (i, dst) in out.chunks_mut(chunk).enumerate() {
+            fill(i * chunk, dst);
+        }
+        return;
+    }
+    let chunk = chunk.min(CHUNK);
     let mut tmp = [0f32; CHUNK];
-    for (i, dst) in out.chunks_mut(CHUNK).enumerate() {
+    for (i, dst) in out.chunks_mut(chunk).enumerate() {
         let tmp = &mut tmp[..dst.len()];
-        fill(i * CHUNK, tmp);
+        fill(i * chunk, tmp);
         O::from_f32_slice(tmp, dst);
     }
 }
@@ -303,7 +325,7 @@ mod tests {
     #[test]
     fn long_input_and_half_outputs() {
         // More than one chunk, and every output type.
-        let v: Vec<f32> = (0..(3 * CHUNK + 7))
+        let v: Vec<f32> = (0..(2 * DIRECT_CHUNK + 7))
             .map(|i| i as f32 * 0.25 - 100.0)
             .collect();
         let le: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();

@@ -18,7 +18,7 @@ pub(crate) struct Args {
     #[arg(long = "as", value_name = "AS", default_value = "quantized")]
     load_as: LoadAs,
     /// Threads to load on (0: one per core).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = crate::parse_threads)]
     threads: usize,
     /// Print one JSON object instead of text.
     #[arg(long)]
@@ -58,6 +58,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
             "file_bytes": report.file_bytes,
             "loaded_bytes": report.loaded_bytes,
             "threads": report.threads,
+            "read_from_file": report.read_from_file,
             "wall_seconds": report.elapsed.as_secs_f64(),
             "peak_reset": peak_reset,
             "memory": memory_json::json(usage.as_ref()),

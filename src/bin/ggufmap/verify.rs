@@ -1,19 +1,32 @@
 //! `ggufmap verify`: validate a file, dequantize every tensor, count NaN/Inf.
+//!
+//! Opening the file validates its header, metadata and tensor table. Then
+//! every tensor is cut into jobs of whole blocks, each small enough that
+//! its f32 output stays in a core's cache: a worker decodes a job into a
+//! pooled buffer and counts its NaN and infinite values while the values are
+//! still hot. The jobs of all tensors go to one thread pool at once, so the
+//! many small tensors of a model keep every core busy as well as the large
+//! ones, and memory beyond the mapped file stays at one small buffer per
+//! thread.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
+use ggufmap::dequant::dequantize_parallel;
+use ggufmap::memory::MemoryUsage;
+use ggufmap::pool::BufferPool;
 use ggufmap::{Gguf, Parallelism, TensorView};
 use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
 use serde_json::json;
 
 use crate::memory_json;
 
-/// Output bytes decoded per streamed chunk: bounds the memory verify needs
-/// whatever the tensor sizes.
-const CHUNK_BYTES: usize = 8 << 20;
+/// Most f32 output bytes one job decodes: fits a core's L2 cache, and is
+/// enough work (tens of microseconds) that handing it out costs little.
+const JOB_OUTPUT_BYTES: usize = 256 << 10;
 
 /// Arguments of `verify`.
 #[derive(Debug, clap::Args)]
@@ -24,11 +37,19 @@ pub(crate) struct Args {
     #[arg(long)]
     json: bool,
     /// Threads to decode on (0: one per core).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = crate::parse_threads)]
     threads: usize,
     /// Exit 1 when any value is NaN or infinite.
     #[arg(long)]
     strict: bool,
+}
+
+/// A run of whole blocks of one tensor.
+struct Job {
+    /// Index of the tensor in file order.
+    tensor: usize,
+    /// Its bytes to decode.
+    bytes: std::ops::Range<usize>,
 }
 
 /// What one tensor held.
@@ -38,37 +59,156 @@ struct TensorCheck<'a> {
     inf: u64,
 }
 
+/// NaN and infinite values counted in some values.
+#[derive(Clone, Copy, Default)]
+struct Counts {
+    nan: u64,
+    inf: u64,
+}
+
+/// The whole run, for the report.
+struct Summary<'a> {
+    checks: Vec<TensorCheck<'a>>,
+    wall_seconds: f64,
+    threads: usize,
+    usage: Option<MemoryUsage>,
+}
+
+impl Summary<'_> {
+    fn elements(&self) -> u64 {
+        self.checks.iter().map(|c| c.view.n_elements()).sum()
+    }
+    fn nan(&self) -> u64 {
+        self.checks.iter().map(|c| c.nan).sum()
+    }
+    fn inf(&self) -> u64 {
+        self.checks.iter().map(|c| c.inf).sum()
+    }
+    /// GB/s of f32 output.
+    fn throughput(&self) -> f64 {
+        self.elements() as f64 * 4.0 / self.wall_seconds.max(1e-9) / 1e9
+    }
+}
+
 /// Runs `verify`.
 pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     let start = Instant::now();
     let model = crate::open(&args.file)?;
-    let parallelism = Parallelism::threads(args.threads)?;
+    let views: Vec<TensorView<'_>> = model.tensors().collect();
+    let jobs = jobs(&views);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(args.threads)
+        .thread_name(|i| format!("ggufmap-verify-{i}"))
+        .build()
+        .context("cannot start the decoding threads")?;
     let bar = progress_bar(&model, args.json);
-    let mut checks = Vec::with_capacity(model.tensor_count());
-    for view in model.tensors() {
-        bar.set_message(view.name().to_owned());
-        checks.push(check_tensor(view, &parallelism)?);
-        bar.inc(view.bytes().len() as u64);
-    }
+    let counts = pool.install(|| {
+        jobs.par_iter()
+            .map(|job| {
+                let counts = check_job(&views, job);
+                bar.inc(job.bytes.len() as u64);
+                counts
+            })
+            .collect::<anyhow::Result<Vec<Counts>>>()
+    });
     bar.finish_and_clear();
-    let wall = start.elapsed().as_secs_f64();
-    let usage = ggufmap::memory::usage();
-    if args.json {
-        print_json(args, &model, &checks, wall, usage.as_ref())?;
-    } else {
-        print_text(
-            &model,
-            &checks,
-            wall,
-            usage.as_ref(),
-            parallelism.current_num_threads(),
-        );
+    let counts = counts?;
+    let mut checks: Vec<TensorCheck<'_>> = views
+        .iter()
+        .map(|&view| TensorCheck {
+            view,
+            nan: 0,
+            inf: 0,
+        })
+        .collect();
+    for (job, c) in jobs.iter().zip(&counts) {
+        if let Some(check) = checks.get_mut(job.tensor) {
+            check.nan += c.nan;
+            check.inf += c.inf;
+        }
     }
-    let bad: u64 = checks.iter().map(|c| c.nan + c.inf).sum();
+    let summary = Summary {
+        checks,
+        wall_seconds: start.elapsed().as_secs_f64(),
+        threads: pool.current_num_threads(),
+        usage: ggufmap::memory::usage(),
+    };
+    if args.json {
+        print_json(args, &model, &summary)?;
+    } else {
+        print_text(&model, &summary);
+    }
+    let bad = summary.nan() + summary.inf();
     if args.strict && bad > 0 {
         anyhow::bail!("{bad} values are NaN or infinite");
     }
     Ok(())
+}
+
+/// Cuts every tensor into jobs of whole blocks of at most
+/// [`JOB_OUTPUT_BYTES`] of output (one block where a block is larger).
+fn jobs(views: &[TensorView<'_>]) -> Vec<Job> {
+    let mut jobs = Vec::new();
+    for (tensor, view) in views.iter().enumerate() {
+        let dtype = view.dtype();
+        let blocks_per_job = (JOB_OUTPUT_BYTES / 4 / dtype.elements_per_block()).max(1);
+        let step = blocks_per_job.saturating_mul(dtype.bytes_per_block());
+        let len = view.bytes().len();
+        let mut start = 0;
+        while start < len {
+            let end = start.saturating_add(step).min(len);
+            jobs.push(Job {
+                tensor,
+                bytes: start..end,
+            });
+            start = end;
+        }
+    }
+    jobs
+}
+
+/// Decodes one job into a pooled buffer and counts its NaN and infinite values.
+fn check_job(views: &[TensorView<'_>], job: &Job) -> anyhow::Result<Counts> {
+    let view = views
+        .get(job.tensor)
+        .context("internal error: a job names no tensor")?;
+    let decode = || -> ggufmap::Result<Counts> {
+        let dtype = view.dtype();
+        let bytes = view.bytes().get(job.bytes.clone()).unwrap_or_default();
+        let elements = bytes.len() / dtype.bytes_per_block() * dtype.elements_per_block();
+        let mut out = BufferPool::global().get::<f32>(elements)?;
+        dequantize_parallel(
+            dtype,
+            bytes,
+            view.byte_order(),
+            &mut out,
+            &Parallelism::Sequential,
+        )?;
+        Ok(count(&out))
+    };
+    decode().with_context(|| {
+        format!(
+            "tensor {:?} ({}) failed to decode",
+            view.name(),
+            view.dtype()
+        )
+    })
+}
+
+/// Counts NaN and infinite values through their bits, a loop the compiler
+/// vectorizes.
+fn count(values: &[f32]) -> Counts {
+    const EXPONENT: u32 = 0x7f80_0000;
+    let (mut non_finite, mut inf) = (0u64, 0u64);
+    for v in values {
+        let magnitude = v.to_bits() & 0x7fff_ffff;
+        non_finite += u64::from(magnitude >= EXPONENT);
+        inf += u64::from(magnitude == EXPONENT);
+    }
+    Counts {
+        nan: non_finite - inf,
+        inf,
+    }
 }
 
 fn progress_bar(model: &Gguf<'_>, json: bool) -> ProgressBar {
@@ -76,46 +216,16 @@ fn progress_bar(model: &Gguf<'_>, json: bool) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new(model.tensor_bytes());
-    let style =
-        ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} {wide_msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar());
+    let style = ProgressStyle::with_template(
+        "verifying {bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar());
     bar.set_style(style);
     bar
 }
 
-/// Decodes `view` in bounded chunks and counts its NaN and infinite values.
-fn check_tensor<'a>(
-    view: TensorView<'a>,
-    parallelism: &Parallelism,
-) -> anyhow::Result<TensorCheck<'a>> {
-    let (mut nan, mut inf) = (0u64, 0u64);
-    for chunk in view
-        .dequantize_chunks::<f32>(CHUNK_BYTES)
-        .with_parallelism(parallelism.clone())
-    {
-        let chunk = chunk.with_context(|| {
-            format!(
-                "tensor {:?} ({}) failed to decode",
-                view.name(),
-                view.dtype()
-            )
-        })?;
-        for v in chunk.data.iter() {
-            nan += u64::from(v.is_nan());
-            inf += u64::from(v.is_infinite());
-        }
-    }
-    Ok(TensorCheck { view, nan, inf })
-}
-
-fn print_text(
-    model: &Gguf<'_>,
-    checks: &[TensorCheck<'_>],
-    wall: f64,
-    usage: Option<&ggufmap::memory::MemoryUsage>,
-    threads: usize,
-) {
-    for c in checks.iter().filter(|c| c.nan + c.inf > 0) {
+fn print_text(model: &Gguf<'_>, summary: &Summary<'_>) {
+    for c in summary.checks.iter().filter(|c| c.nan + c.inf > 0) {
         println!(
             "{}: {} NaN, {} infinite of {} values ({})",
             c.view.name(),
@@ -125,50 +235,61 @@ fn print_text(
             c.view.dtype()
         );
     }
-    let elements: u64 = checks.iter().map(|c| c.view.n_elements()).sum();
-    let nan: u64 = checks.iter().map(|c| c.nan).sum();
-    let inf: u64 = checks.iter().map(|c| c.inf).sum();
     println!(
         "ok: {} tensors, {} values, {} bytes of tensor data; {} NaN, {} infinite",
-        checks.len(),
-        elements,
+        summary.checks.len(),
+        summary.elements(),
         model.tensor_bytes(),
-        nan,
-        inf
+        summary.nan(),
+        summary.inf()
     );
-    let gbps = elements as f64 * 4.0 / wall / 1e9;
-    println!("time: {wall:.3} s on {threads} threads ({gbps:.2} GB/s of f32 output)");
-    println!("{}", memory_json::line(usage));
-    let pool = ggufmap::pool::BufferPool::global().stats();
     println!(
-        "pool: {} hits, {} misses, {} bytes retained",
-        pool.hits, pool.misses, pool.retained_bytes
+        "time: {:.3} s on {} threads ({:.2} GB/s of f32 output)",
+        summary.wall_seconds,
+        summary.threads,
+        summary.throughput()
+    );
+    println!("{}", memory_json::line(summary.usage.as_ref()));
+    let pool = BufferPool::global().stats();
+    println!(
+        "pool: {} hits, {} misses, {} bytes retained (peak {})",
+        pool.hits, pool.misses, pool.retained_bytes, pool.peak_retained_bytes
     );
 }
 
-fn print_json(
-    args: &Args,
-    model: &Gguf<'_>,
-    checks: &[TensorCheck<'_>],
-    wall: f64,
-    usage: Option<&ggufmap::memory::MemoryUsage>,
-) -> anyhow::Result<()> {
-    let tensors: Vec<_> = checks
+fn print_json(args: &Args, model: &Gguf<'_>, summary: &Summary<'_>) -> anyhow::Result<()> {
+    let tensors: Vec<_> = summary
+        .checks
         .iter()
         .map(|c| {
-            json!({"name": c.view.name(), "dtype": c.view.dtype().name(), "elements": c.view.n_elements(), "nan": c.nan, "inf": c.inf})
+            json!({
+                "name": c.view.name(),
+                "dtype": c.view.dtype().name(),
+                "elements": c.view.n_elements(),
+                "nan": c.nan,
+                "inf": c.inf,
+            })
         })
         .collect();
+    let pool = BufferPool::global().stats();
     let report = json!({
         "file": args.file.display().to_string(),
         "valid": true,
-        "tensor_count": checks.len(),
-        "elements": checks.iter().map(|c| c.view.n_elements()).sum::<u64>(),
+        "tensor_count": summary.checks.len(),
+        "elements": summary.elements(),
         "tensor_bytes": model.tensor_bytes(),
-        "nan": checks.iter().map(|c| c.nan).sum::<u64>(),
-        "inf": checks.iter().map(|c| c.inf).sum::<u64>(),
-        "wall_seconds": wall,
-        "memory": memory_json::json(usage),
+        "nan": summary.nan(),
+        "inf": summary.inf(),
+        "threads": summary.threads,
+        "wall_seconds": summary.wall_seconds,
+        "output_gb_per_second": summary.throughput(),
+        "memory": memory_json::json(summary.usage.as_ref()),
+        "pool": {
+            "hits": pool.hits,
+            "misses": pool.misses,
+            "retained_bytes": pool.retained_bytes,
+            "peak_retained_bytes": pool.peak_retained_bytes,
+        },
         "tensors": tensors,
     });
     println!("{}", serde_json::to_string_pretty(&report)?);
