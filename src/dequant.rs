@@ -18,10 +18,10 @@ use crate::tensor::TensorView;
 pub const CHUNK_OUTPUT_BYTES: usize = 64 * 1024;
 
 /// Where dequantization runs.
-#[derive(Clone, Debug)]
-#[cfg_attr(feature = "parallel", derive(Default))]
+#[derive(Clone, Debug, Default)]
 pub enum Parallelism {
     /// On the calling thread only.
+    #[cfg_attr(not(feature = "parallel"), default)]
     Sequential,
     /// On rayon's global thread pool.
     #[cfg(feature = "parallel")]
@@ -32,12 +32,6 @@ pub enum Parallelism {
     Pool(std::sync::Arc<rayon::ThreadPool>),
 }
 
-#[cfg(not(feature = "parallel"))]
-impl Default for Parallelism {
-    fn default() -> Self {
-        Parallelism::Sequential
-    }
-}
 
 impl Parallelism {
     /// `threads` threads: 0 for rayon's global pool (one thread per core),

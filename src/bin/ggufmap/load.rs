@@ -43,6 +43,11 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     let loaded = model.load_candle_with(&Device::Cpu, &options)?;
     let usage = ggufmap::memory::usage();
     let report = &loaded.report;
+    // What the load held at its peak besides the tensors it returned.
+    let peak_beyond_loaded = usage
+        .as_ref()
+        .and_then(|u| u.peak_resident)
+        .map(|peak| peak.saturating_sub(report.loaded_bytes));
     if args.json {
         let fallbacks: Vec<_> = report
             .fallbacks
@@ -62,12 +67,17 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
             "wall_seconds": report.elapsed.as_secs_f64(),
             "peak_reset": peak_reset,
             "memory": memory_json::json(usage.as_ref()),
+            "peak_beyond_loaded_bytes": peak_beyond_loaded,
             "fallbacks": fallbacks,
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         println!("{report}");
         println!("{}", memory_json::line(usage.as_ref()));
+        println!(
+            "peak resident beyond the loaded tensors: {}",
+            memory_json::mib(peak_beyond_loaded)
+        );
         if !peak_reset {
             println!("(the peak could not be reset: it includes everything before the load)");
         }
