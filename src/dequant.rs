@@ -32,7 +32,6 @@ pub enum Parallelism {
     Pool(std::sync::Arc<rayon::ThreadPool>),
 }
 
-
 impl Parallelism {
     /// `threads` threads: 0 for rayon's global pool (one thread per core),
     /// 1 for the calling thread, more for a dedicated pool.
