@@ -163,6 +163,19 @@ impl Block for BlockQ3_K {
     }
 }
 
+/// Q4_K and Q5_K's eight sub-block scales and mins, each already multiplied
+/// by its super-block factor (`d * sc`, `dmin * m`), as the reference
+/// computes them before touching the quants.
+#[inline]
+fn sub_block_scales(scales: &[u8; 12], d: f16, dmin: f16) -> ([f32; 8], [f32; 8]) {
+    let (sc, mn) = scale_min_k4(scales);
+    let (d, dmin) = (f16_to_f32(d), f16_to_f32(dmin));
+    (
+        std::array::from_fn(|j| d * f32::from(sc[j])),
+        std::array::from_fn(|j| dmin * f32::from(mn[j])),
+    )
+}
+
 impl Block for BlockQ4_K {
     const TYPE: GgmlType = GgmlType::Q4_K;
 
@@ -170,10 +183,7 @@ impl Block for BlockQ4_K {
     fn dequantize(&self, out: &mut [f32]) {
         // Matches gguf-py 0.19.0 quants.Q4_K.dequantize_blocks:
         // (d * f32(sc)) * f32(q) - (dmin * f32(m)).
-        let (sc, mn) = scale_min_k4(&self.scales);
-        let (d, dmin) = (f16_to_f32(self.d), f16_to_f32(self.dmin));
-        let dl: [f32; 8] = std::array::from_fn(|j| d * f32::from(sc[j]));
-        let ml: [f32; 8] = std::array::from_fn(|j| dmin * f32::from(mn[j]));
+        let (dl, ml) = sub_block_scales(&self.scales, self.d, self.dmin);
         let out = &mut out[..QK_K];
         for (i, (out, qs)) in out
             .chunks_exact_mut(64)
@@ -197,10 +207,7 @@ impl Block for BlockQ5_K {
     fn dequantize(&self, out: &mut [f32]) {
         // Matches gguf-py 0.19.0 quants.Q5_K.dequantize_blocks:
         // (d * f32(sc)) * f32(ql | hbit << 4) - (dmin * f32(m)).
-        let (sc, mn) = scale_min_k4(&self.scales);
-        let (d, dmin) = (f16_to_f32(self.d), f16_to_f32(self.dmin));
-        let dl: [f32; 8] = std::array::from_fn(|j| d * f32::from(sc[j]));
-        let ml: [f32; 8] = std::array::from_fn(|j| dmin * f32::from(mn[j]));
+        let (dl, ml) = sub_block_scales(&self.scales, self.d, self.dmin);
         let out = &mut out[..QK_K];
         for (i, (out, qs)) in out
             .chunks_exact_mut(64)
