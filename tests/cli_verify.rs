@@ -338,6 +338,17 @@ fn bench_json_speedups_are_consistent() {
         assert!(t["one_thread_median_gbps"].as_f64().unwrap() > 0.0);
         assert!(t["n_threads_median_gbps"].as_f64().unwrap() > 0.0);
         assert!(t["passes"].as_u64().unwrap() >= 5);
+        let across = &t["across_tensors"];
+        for key in [
+            "one_thread_gbps",
+            "n_threads_gbps",
+            "speedup",
+            "one_thread_median_gbps",
+            "n_threads_median_gbps",
+            "median_speedup",
+        ] {
+            assert!(across[key].as_f64().unwrap() > 0.0, "across_tensors.{key}");
+        }
     }
 }
 

@@ -1,26 +1,42 @@
 //! `ggufmap bench`: open time and per-type dequantization throughput on a
 //! file's own tensors, one thread against N.
 //!
+//! Each type is decoded to f32 two ways, each on one thread and on N:
+//!
+//! - tensor by tensor, each through the library's parallel driver
+//!   ([`TensorView::dequantize_chunks`]): what a caller decoding one tensor
+//!   at a time gets. Every tensor is a fork and a join, which costs tens of
+//!   microseconds where threads have to be woken: on small tensors that
+//!   fixed cost limits the speedup.
+//! - across tensors: every tensor of the type cut into jobs of whole blocks
+//!   (those of `verify`), all handed to the thread pool at once: what the
+//!   kernels and the memory system allow, with no join between tensors.
+//!
 //! Throughput is f32 output bytes per second of the fastest pass over all
-//! the tensors of a type (the median is in the JSON too), decoded in
-//! bounded chunks into pooled buffers after a warm-up pass: it measures the
-//! kernels and the parallel driver, not the kernel's cost of faulting in
-//! fresh pages (a 1 GiB output buffer would exceed the pool's cap and be
-//! allocated anew each pass).
+//! the tensors of the type (medians are in the JSON too), into pooled
+//! buffers, after a warm-up pass. Outputs are bounded ([`CHUNK_BYTES`] per
+//! chunk) so that the pool reuses them: a 1 GiB buffer would exceed its cap
+//! and be faulted in anew each pass, which measures the kernel's page
+//! faults rather than the kernels.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use ggufmap::{GgmlType, Gguf, OpenOptions, Parallelism, TensorView};
-use serde_json::json;
+use rayon::prelude::*;
+use serde_json::{json, Value};
 
-/// Least time spent measuring each type (both thread counts together), so
-/// short tensors are decoded many times.
-const MIN_MEASURE: Duration = Duration::from_millis(600);
-/// Least passes timed per (type, threads) pair.
+use crate::verify::{decode_job, jobs, Job};
+
+/// Least time spent measuring each type (all four runs together), so short
+/// tensors are decoded many times.
+const MIN_MEASURE: Duration = Duration::from_millis(800);
+/// Least passes timed per run.
 const MIN_PASSES: usize = 5;
-/// Most f32 output bytes decoded at once: the pool keeps buffers this size.
+/// Most f32 output bytes decoded at once tensor by tensor: the pool keeps
+/// buffers this size.
 const CHUNK_BYTES: usize = 32 << 20;
 /// Opens timed for the median.
 const OPENS: usize = 7;
@@ -38,17 +54,66 @@ pub(crate) struct Args {
     json: bool,
 }
 
+/// Where the work of one timed pass runs.
+struct Threads {
+    /// For the library's driver.
+    parallelism: Parallelism,
+    /// For the jobs across tensors; `None` for the calling thread alone.
+    pool: Option<rayon::ThreadPool>,
+}
+
+/// Fastest and median pass of one run.
+#[derive(Clone, Copy)]
+struct Timing {
+    best: Duration,
+    median: Duration,
+}
+
+impl Timing {
+    fn of(times: &mut [Duration]) -> Timing {
+        Timing {
+            best: times.iter().copied().min().unwrap_or_default(),
+            median: median(times),
+        }
+    }
+}
+
+/// Both ways of decoding one type, one thread against N.
+struct Scaling {
+    one: Timing,
+    many: Timing,
+}
+
+impl Scaling {
+    fn json(&self, elements: u64) -> Value {
+        let (one, many) = (
+            gbps(elements, self.one.best),
+            gbps(elements, self.many.best),
+        );
+        let (one_median, many_median) = (
+            gbps(elements, self.one.median),
+            gbps(elements, self.many.median),
+        );
+        json!({
+            "one_thread_gbps": one,
+            "n_threads_gbps": many,
+            "speedup": many / one,
+            "one_thread_median_gbps": one_median,
+            "n_threads_median_gbps": many_median,
+            "median_speedup": many_median / one_median,
+        })
+    }
+}
+
 /// Throughput of one type.
 struct TypeResult {
     dtype: GgmlType,
     tensors: usize,
     elements: u64,
-    /// Passes timed for each thread count.
+    /// Passes timed for each run.
     passes: usize,
-    one_thread_gbps: f64,
-    n_threads_gbps: f64,
-    one_thread_median_gbps: f64,
-    n_threads_median_gbps: f64,
+    per_tensor: Scaling,
+    across: Scaling,
 }
 
 /// Runs `bench`.
@@ -56,11 +121,24 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     let model = crate::open(&args.file)?;
     let open = median_open(&args.file, &OpenOptions::new())?;
     let open_populate = median_open(&args.file, &OpenOptions::new().populate(true))?;
-    let parallel = Parallelism::threads(args.threads)?;
-    let threads = parallel.current_num_threads();
+    let one = Threads {
+        parallelism: Parallelism::Sequential,
+        pool: None,
+    };
+    let many = Threads {
+        parallelism: Parallelism::threads(args.threads)?,
+        pool: Some(
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(args.threads)
+                .thread_name(|i| format!("ggufmap-bench-{i}"))
+                .build()
+                .context("cannot start the decoding threads")?,
+        ),
+    };
+    let threads = many.parallelism.current_num_threads();
     let results = by_type(&model)
         .into_iter()
-        .map(|(dtype, views)| measure_type(dtype, &views, &parallel))
+        .map(|(dtype, views)| measure_type(dtype, &views, &one, &many))
         .collect::<anyhow::Result<Vec<_>>>()?;
     if args.json {
         print_json(args, open, open_populate, threads, &results)
@@ -92,43 +170,57 @@ fn by_type<'a>(model: &'a Gguf<'_>) -> BTreeMap<GgmlType, Vec<TensorView<'a>>> {
 fn measure_type(
     dtype: GgmlType,
     views: &[TensorView<'_>],
-    parallel: &Parallelism,
+    one: &Threads,
+    many: &Threads,
 ) -> anyhow::Result<TypeResult> {
-    let elements: u64 = views.iter().map(TensorView::n_elements).sum();
-    let one_thread = Parallelism::Sequential;
+    let jobs = jobs(views);
+    let runs: [(&Threads, bool); 4] = [(one, false), (many, false), (one, true), (many, true)];
+    let run = |(threads, across): (&Threads, bool)| {
+        if across {
+            pass_across(views, &jobs, threads)
+        } else {
+            pass_per_tensor(views, threads)
+        }
+    };
     // Warm-up: brings the file's pages in and fills the pool.
-    pass(views, &one_thread)?;
-    pass(views, parallel)?;
-    // One thread and N threads take turns, so that whatever else the
-    // machine does at the time slows both alike.
-    let (mut one, mut many) = (Vec::new(), Vec::new());
-    let start = Instant::now();
-    while one.len() < MIN_PASSES || start.elapsed() < MIN_MEASURE {
-        one.push(pass(views, &one_thread)?);
-        many.push(pass(views, parallel)?);
+    for r in runs {
+        run(r)?;
     }
-    let gbps = |d: Duration| elements as f64 * 4.0 / d.as_secs_f64().max(1e-9) / 1e9;
+    // The runs take turns, so that whatever else the machine does at the
+    // time slows them alike.
+    let mut times: [Vec<Duration>; 4] = Default::default();
+    let start = Instant::now();
+    while times[0].len() < MIN_PASSES || start.elapsed() < MIN_MEASURE {
+        for (r, t) in runs.into_iter().zip(times.iter_mut()) {
+            t.push(run(r)?);
+        }
+    }
+    let [one_tensor, many_tensor, one_across, many_across] = &mut times;
     Ok(TypeResult {
         dtype,
         tensors: views.len(),
-        elements,
-        passes: one.len(),
-        one_thread_gbps: gbps(fastest(&one)),
-        n_threads_gbps: gbps(fastest(&many)),
-        one_thread_median_gbps: gbps(median(&mut one)),
-        n_threads_median_gbps: gbps(median(&mut many)),
+        elements: views.iter().map(TensorView::n_elements).sum(),
+        passes: one_tensor.len(),
+        per_tensor: Scaling {
+            one: Timing::of(one_tensor),
+            many: Timing::of(many_tensor),
+        },
+        across: Scaling {
+            one: Timing::of(one_across),
+            many: Timing::of(many_across),
+        },
     })
 }
 
-/// Time to decode every tensor of `views` to f32 once, in chunks of at
-/// most [`CHUNK_BYTES`] taken from the process-wide pool (so buffers are
-/// reused, already resident, from pass to pass).
-fn pass(views: &[TensorView<'_>], parallelism: &Parallelism) -> anyhow::Result<Duration> {
+/// Time to decode every tensor of `views` once, tensor after tensor, each
+/// through the library's parallel driver in chunks of at most
+/// [`CHUNK_BYTES`] from the process-wide pool.
+fn pass_per_tensor(views: &[TensorView<'_>], threads: &Threads) -> anyhow::Result<Duration> {
     let start = Instant::now();
     for view in views {
         for chunk in view
             .dequantize_chunks::<f32>(CHUNK_BYTES)
-            .with_parallelism(parallelism.clone())
+            .with_parallelism(threads.parallelism.clone())
         {
             drop(chunk?);
         }
@@ -136,13 +228,30 @@ fn pass(views: &[TensorView<'_>], parallelism: &Parallelism) -> anyhow::Result<D
     Ok(start.elapsed())
 }
 
-fn fastest(times: &[Duration]) -> Duration {
-    times.iter().copied().min().unwrap_or_default()
+/// Time to decode every job once: on the calling thread, or all at once on
+/// the thread pool.
+fn pass_across(
+    views: &[TensorView<'_>],
+    jobs: &[Job],
+    threads: &Threads,
+) -> anyhow::Result<Duration> {
+    let start = Instant::now();
+    let decode = |job: &Job| decode_job(views, job).map(drop);
+    match &threads.pool {
+        Some(pool) => pool.install(|| jobs.par_iter().try_for_each(decode))?,
+        None => jobs.iter().try_for_each(decode)?,
+    }
+    Ok(start.elapsed())
 }
 
 fn median(times: &mut [Duration]) -> Duration {
     times.sort_unstable();
     times.get(times.len() / 2).copied().unwrap_or_default()
+}
+
+/// GB/s of f32 output.
+fn gbps(elements: u64, time: Duration) -> f64 {
+    elements as f64 * 4.0 / time.as_secs_f64().max(1e-9) / 1e9
 }
 
 fn print_text(open: Duration, open_populate: Duration, threads: usize, results: &[TypeResult]) {
@@ -151,30 +260,45 @@ fn print_text(open: Duration, open_populate: Duration, threads: usize, results: 
         ms(open),
         ms(open_populate)
     );
-    println!("dequantization to f32, output GB/s (fastest pass; median speedup in brackets):");
     println!(
-        "{:<8} {:>7} {:>12} {:>9} {:>9} {:>8} {:>9}",
+        "dequantization to f32, output GB/s of the fastest pass (median speedup in brackets):"
+    );
+    println!(
+        "{:<8} {:>7} {:>11} | {:^37} | {:^37}",
+        "", "", "", "tensor by tensor", "across tensors"
+    );
+    let n = format!("{threads} THR");
+    println!(
+        "{:<8} {:>7} {:>11} | {:>8} {:>8} {:>8} {:>9} | {:>8} {:>8} {:>8} {:>9}",
         "TYPE",
         "TENSORS",
         "ELEMENTS",
-        "1 THREAD",
-        format!("{threads} THR"),
+        "1 THR",
+        n,
+        "SPEEDUP",
+        "(MEDIAN)",
+        "1 THR",
+        n,
         "SPEEDUP",
         "(MEDIAN)"
     );
+    let columns = |s: &Scaling, elements: u64| {
+        let (one, many) = (gbps(elements, s.one.best), gbps(elements, s.many.best));
+        let median = gbps(elements, s.many.median) / gbps(elements, s.one.median);
+        format!(
+            "{one:>8.2} {many:>8.2} {:>7.2}x {:>9}",
+            many / one,
+            format!("({median:.2}x)")
+        )
+    };
     for r in results {
         println!(
-            "{:<8} {:>7} {:>12} {:>9.2} {:>9.2} {:>7.2}x {:>8}",
+            "{:<8} {:>7} {:>11} | {} | {}",
             r.dtype.name(),
             r.tensors,
             r.elements,
-            r.one_thread_gbps,
-            r.n_threads_gbps,
-            r.n_threads_gbps / r.one_thread_gbps,
-            format!(
-                "({:.2}x)",
-                r.n_threads_median_gbps / r.one_thread_median_gbps
-            )
+            columns(&r.per_tensor, r.elements),
+            columns(&r.across, r.elements)
         );
     }
 }
@@ -189,18 +313,17 @@ fn print_json(
     let types: Vec<_> = results
         .iter()
         .map(|r| {
-            json!({
-                "dtype": r.dtype.name(),
-                "tensors": r.tensors,
-                "elements": r.elements,
-                "passes": r.passes,
-                "one_thread_gbps": r.one_thread_gbps,
-                "n_threads_gbps": r.n_threads_gbps,
-                "speedup": r.n_threads_gbps / r.one_thread_gbps,
-                "one_thread_median_gbps": r.one_thread_median_gbps,
-                "n_threads_median_gbps": r.n_threads_median_gbps,
-                "median_speedup": r.n_threads_median_gbps / r.one_thread_median_gbps,
-            })
+            // The tensor-by-tensor figures at the top level, the way across
+            // tensors under `across_tensors`.
+            let mut entry = r.per_tensor.json(r.elements);
+            if let Some(map) = entry.as_object_mut() {
+                map.insert("dtype".to_owned(), json!(r.dtype.name()));
+                map.insert("tensors".to_owned(), json!(r.tensors));
+                map.insert("elements".to_owned(), json!(r.elements));
+                map.insert("passes".to_owned(), json!(r.passes));
+                map.insert("across_tensors".to_owned(), r.across.json(r.elements));
+            }
+            entry
         })
         .collect();
     let report = json!({

@@ -16,7 +16,7 @@ use std::time::Instant;
 use anyhow::Context;
 use ggufmap::dequant::dequantize_parallel;
 use ggufmap::memory::MemoryUsage;
-use ggufmap::pool::BufferPool;
+use ggufmap::pool::{BufferPool, PooledBuf};
 use ggufmap::{Gguf, Parallelism, TensorView};
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
@@ -45,11 +45,18 @@ pub(crate) struct Args {
 }
 
 /// A run of whole blocks of one tensor.
-struct Job {
-    /// Index of the tensor in file order.
+pub(crate) struct Job {
+    /// Index of the tensor in the slice of views the jobs were cut from.
     tensor: usize,
     /// Its bytes to decode.
     bytes: std::ops::Range<usize>,
+}
+
+impl Job {
+    /// Bytes of tensor data the job decodes.
+    pub(crate) fn len(&self) -> usize {
+        self.bytes.len()
+    }
 }
 
 /// What one tensor held.
@@ -105,8 +112,8 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     let counts = pool.install(|| {
         jobs.par_iter()
             .map(|job| {
-                let counts = check_job(&views, job);
-                bar.inc(job.bytes.len() as u64);
+                let counts = decode_job(&views, job).map(|values| count(&values));
+                bar.inc(job.len() as u64);
                 counts
             })
             .collect::<anyhow::Result<Vec<Counts>>>()
@@ -147,7 +154,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
 
 /// Cuts every tensor into jobs of whole blocks of at most
 /// [`JOB_OUTPUT_BYTES`] of output (one block where a block is larger).
-fn jobs(views: &[TensorView<'_>]) -> Vec<Job> {
+pub(crate) fn jobs(views: &[TensorView<'_>]) -> Vec<Job> {
     let mut jobs = Vec::new();
     for (tensor, view) in views.iter().enumerate() {
         let dtype = view.dtype();
@@ -167,12 +174,16 @@ fn jobs(views: &[TensorView<'_>]) -> Vec<Job> {
     jobs
 }
 
-/// Decodes one job into a pooled buffer and counts its NaN and infinite values.
-fn check_job(views: &[TensorView<'_>], job: &Job) -> anyhow::Result<Counts> {
+/// Decodes one job, on the calling thread, into a buffer from the
+/// process-wide pool.
+///
+/// # Errors
+/// The decoding error, with the tensor's name and type.
+pub(crate) fn decode_job(views: &[TensorView<'_>], job: &Job) -> anyhow::Result<PooledBuf<f32>> {
     let view = views
         .get(job.tensor)
         .context("internal error: a job names no tensor")?;
-    let decode = || -> ggufmap::Result<Counts> {
+    let decode = || -> ggufmap::Result<PooledBuf<f32>> {
         let dtype = view.dtype();
         let bytes = view.bytes().get(job.bytes.clone()).unwrap_or_default();
         let elements = bytes.len() / dtype.bytes_per_block() * dtype.elements_per_block();
@@ -184,7 +195,7 @@ fn check_job(views: &[TensorView<'_>], job: &Job) -> anyhow::Result<Counts> {
             &mut out,
             &Parallelism::Sequential,
         )?;
-        Ok(count(&out))
+        Ok(out)
     };
     decode().with_context(|| {
         format!(
