@@ -41,7 +41,7 @@ use std::ops::Range;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use candle_core::quantized::{gguf_file, k_quants, GgmlDType, QStorage, QTensor};
+use candle_core::quantized::{gguf_file, GgmlDType, QStorage, QTensor, QuantizedType};
 use candle_core::{DType, Device, Shape, Tensor, WithDType};
 use half::{bf16, f16};
 
@@ -53,6 +53,8 @@ use crate::format::{ByteOrder, Value};
 use crate::pool::{BufferPool, PooledBuf};
 use crate::quant::{self, Output};
 use crate::tensor::{Element, TensorView};
+
+mod mapped;
 
 /// Output bytes per work item when dequantizing from positioned reads: the
 /// input of one item is read into a pooled buffer of at most this size.
@@ -110,29 +112,6 @@ impl GgmlType {
             GgmlType::I64 => DType::I64,
             _ => return None,
         })
-    }
-}
-
-/// Alignment candle's block type for `qtype` needs: candle reinterprets the
-/// bytes it is given in place and asserts (panics) when they are misaligned.
-fn candle_align(qtype: GgmlDType) -> usize {
-    use std::mem::align_of;
-    match qtype {
-        GgmlDType::F32 => align_of::<f32>(),
-        GgmlDType::F16 => align_of::<f16>(),
-        GgmlDType::BF16 => align_of::<bf16>(),
-        GgmlDType::Q4_0 => align_of::<k_quants::BlockQ4_0>(),
-        GgmlDType::Q4_1 => align_of::<k_quants::BlockQ4_1>(),
-        GgmlDType::Q5_0 => align_of::<k_quants::BlockQ5_0>(),
-        GgmlDType::Q5_1 => align_of::<k_quants::BlockQ5_1>(),
-        GgmlDType::Q8_0 => align_of::<k_quants::BlockQ8_0>(),
-        GgmlDType::Q8_1 => align_of::<k_quants::BlockQ8_1>(),
-        GgmlDType::Q2K => align_of::<k_quants::BlockQ2K>(),
-        GgmlDType::Q3K => align_of::<k_quants::BlockQ3K>(),
-        GgmlDType::Q4K => align_of::<k_quants::BlockQ4K>(),
-        GgmlDType::Q5K => align_of::<k_quants::BlockQ5K>(),
-        GgmlDType::Q6K => align_of::<k_quants::BlockQ6K>(),
-        GgmlDType::Q8K => align_of::<k_quants::BlockQ8K>(),
     }
 }
 
@@ -220,7 +199,7 @@ fn qtensor_from_bytes(
             }),
         });
     }
-    let storage = if (bytes.as_ptr() as usize) % candle_align(qtype) == 0 {
+    let storage = if (bytes.as_ptr() as usize) % mapped::candle_align(qtype) == 0 {
         QStorage::from_data(std::borrow::Cow::Borrowed(bytes), device, qtype)
     } else {
         let mut staging = AlignedStaging::zeroed(bytes.len());
@@ -371,8 +350,15 @@ impl TensorView<'_> {
 
     /// The tensor as a candle [`QTensor`] that stays quantized, for every
     /// type candle has ([`GgmlType::candle_qtype`]: F32, F16, BF16, Q4_0,
-    /// Q4_1, Q5_0, Q5_1, Q8_0, Q8_1, Q2_K to Q6_K, Q8_K). The bytes are
-    /// copied once, into candle's storage on `device`.
+    /// Q4_1, Q5_0, Q5_1, Q8_0, Q8_1, Q2_K to Q6_K, Q8_K).
+    ///
+    /// On the CPU, from a mapped file in native byte order whose data is
+    /// aligned for candle's block type (every file with the default
+    /// `general.alignment` of 32), nothing is copied: the `QTensor` reads
+    /// its blocks in the mapping, which it keeps alive (the mapping
+    /// contract on [`Gguf`] applies to it), and its pages are read in when
+    /// first used. Otherwise the bytes are copied once, into candle's
+    /// storage on `device`.
     ///
     /// # Errors
     /// [`Error::CandleUnsupported`] for the other types (IQ*, TQ*, MXFP4,
@@ -382,6 +368,18 @@ impl TensorView<'_> {
     /// tensor, a device error).
     pub fn to_qtensor(&self, device: &Device) -> Result<QTensor> {
         let qtype = self.require_qtype()?;
+        match self.mapped_storage(qtype, device) {
+            Some(storage) => {
+                QTensor::new(QStorage::Cpu(storage), self.shape()).map_err(candle_err(self.name()))
+            }
+            None => self.copied_qtensor(qtype, device),
+        }
+    }
+
+    /// [`TensorView::to_qtensor`] into candle's own storage: a copy, byte
+    /// swapped for a file in the other byte order (plain types only, as
+    /// [`TensorView::require_qtype`] checks).
+    fn copied_qtensor(&self, qtype: GgmlDType, device: &Device) -> Result<QTensor> {
         let name = self.name();
         if self.byte_order().is_native() {
             return qtensor_from_bytes(name, qtype, self.bytes(), self.shape(), device);
@@ -390,6 +388,16 @@ impl TensorView<'_> {
         staging.bytes_mut().copy_from_slice(self.bytes());
         swap_elements(staging.bytes_mut(), self.dtype().bytes_per_block());
         qtensor_from_bytes(name, qtype, staging.bytes(), self.shape(), device)
+    }
+
+    /// CPU storage reading this tensor's blocks in the mapping, where they
+    /// can be read in place: a mapped file, native byte order, data aligned
+    /// for candle's block type.
+    fn mapped_storage(&self, qtype: GgmlDType, device: &Device) -> Option<Box<dyn QuantizedType>> {
+        if !device.is_cpu() || !self.byte_order().is_native() {
+            return None;
+        }
+        mapped::mapped_storage(qtype, self.mapping()?, self.byte_range())
     }
 
     /// candle's type for this tensor, or the error saying why it has none.
@@ -478,6 +486,7 @@ pub struct LoadOptions {
     load_as: LoadAs,
     parallelism: Parallelism,
     through_mapping: bool,
+    copy_quantized: bool,
 }
 
 impl LoadOptions {
@@ -488,6 +497,7 @@ impl LoadOptions {
             load_as,
             parallelism: Parallelism::default(),
             through_mapping: false,
+            copy_quantized: false,
         }
     }
 
@@ -498,15 +508,33 @@ impl LoadOptions {
         self
     }
 
+    /// Copy tensors kept quantized into candle's own storage, even where
+    /// they could be read in the mapping.
+    ///
+    /// By default, on the CPU, a tensor kept quantized from a mapped file
+    /// is a [`QTensor`] over its blocks in the mapping
+    /// ([`TensorView::to_qtensor`]): loading copies nothing and makes
+    /// nothing resident; pages are read in when a tensor is first used, as
+    /// file-backed memory the kernel can reclaim and read again, shared
+    /// with every process mapping the same file. The tensors keep the
+    /// mapping alive after the [`Gguf`] is dropped, and the mapping
+    /// contract on [`Gguf`] applies to them. Copy when the file may change
+    /// while the model is in use, or to have every weight in anonymous
+    /// memory up front (what candle's own loading does).
+    pub fn copy_quantized(mut self, yes: bool) -> Self {
+        self.copy_quantized = yes;
+        self
+    }
+
     /// Read tensor data through the mapping even when the file can be read
     /// directly.
     ///
     /// By default a mapped file is read with positioned reads (`pread`)
     /// from a second handle on the same file, checked to be the file that
-    /// was mapped (same length, same header bytes): the data is copied into
-    /// candle's storage anyway, and reading it this way keeps the
-    /// mapping's pages out of the process's resident set, so loading needs
-    /// no more memory than its result. Through the mapping, every page of
+    /// was mapped (same length, same header bytes), wherever data is copied
+    /// (dequantized tensors, [`LoadOptions::copy_quantized`]): reading it
+    /// this way keeps the mapping's pages out of the process's resident
+    /// set, so loading needs no more memory than its result. Through the mapping, every page of
     /// tensor data also becomes resident (file-backed) while the [`Gguf`]
     /// lives. Files read into memory and borrowed bytes are always used in
     /// place.
@@ -648,9 +676,13 @@ pub struct LoadReport {
     pub quantized: usize,
     /// Of these, dense [`Tensor`]s.
     pub dense: usize,
+    /// Of the quantized, those reading their blocks in the mapping, not
+    /// copied (see [`LoadOptions::copy_quantized`]).
+    pub mapped: usize,
     /// Bytes of tensor data in the file.
     pub file_bytes: u64,
-    /// Bytes the loaded tensors take (host or device memory).
+    /// Bytes the loaded tensors take (host or device memory, or the
+    /// mapping for [`LoadReport::mapped`] tensors).
     pub loaded_bytes: u64,
     /// Tensors not loaded as asked, and why, in file order.
     pub fallbacks: Vec<Fallback>,
@@ -668,10 +700,11 @@ impl fmt::Display for LoadReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "loaded {} tensors as {} ({} quantized, {} dense): {} file bytes -> {} bytes in {:.3?}",
+            "loaded {} tensors as {} ({} quantized, {} of them in the mapping; {} dense): {} file bytes -> {} bytes in {:.3?}",
             self.tensors,
             self.load_as,
             self.quantized,
+            self.mapped,
             self.dense,
             self.file_bytes,
             self.loaded_bytes,
@@ -798,11 +831,26 @@ fn same_file(gguf: &Gguf<'_>, path: &std::path::Path) -> Option<std::fs::File> {
 /// How one tensor is loaded.
 #[derive(Clone, Copy, Debug)]
 enum Plan {
+    /// A QTensor over the blocks in the mapping.
+    Mapped,
+    /// A QTensor with a copy of the blocks.
     Quantized(GgmlDType),
     Dense(DType, Option<FallbackReason>),
 }
 
-fn plan(view: &TensorView<'_>, load_as: LoadAs) -> Plan {
+fn plan(view: &TensorView<'_>, options: &LoadOptions, device: &Device) -> Plan {
+    match plan_type(view, options.load_as) {
+        Plan::Quantized(qtype)
+            if !options.copy_quantized && view.mapped_storage(qtype, device).is_some() =>
+        {
+            Plan::Mapped
+        }
+        plan => plan,
+    }
+}
+
+/// The type `view` loads as.
+fn plan_type(view: &TensorView<'_>, load_as: LoadAs) -> Plan {
     let dtype = view.dtype();
     let exact = dtype.candle_dtype();
     match load_as.dtype() {
@@ -854,7 +902,7 @@ impl Gguf<'_> {
         let par = &options.parallelism;
         let mut work: Vec<(TensorView<'_>, Plan)> = self
             .tensors()
-            .map(|t| (t, plan(&t, options.load_as)))
+            .map(|t| (t, plan(&t, options, device)))
             .collect();
         work.sort_by_key(|(t, _)| std::cmp::Reverse(t.info().n_bytes()));
         // Whole-tensor staging buffers (quantized tensors read from the
@@ -883,6 +931,7 @@ impl Gguf<'_> {
             tensors: loaded.len(),
             quantized: 0,
             dense: 0,
+            mapped: 0,
             file_bytes: self.tensor_bytes(),
             loaded_bytes: 0,
             fallbacks: Vec::new(),
@@ -896,6 +945,9 @@ impl Gguf<'_> {
                 LoadedTensor::Dense(_) => report.dense += 1,
             }
             report.loaded_bytes += tensor.size_in_bytes() as u64;
+            if let Plan::Mapped = plan {
+                report.mapped += 1;
+            }
             if let Plan::Dense(loaded_as, Some(reason)) = plan {
                 report.fallbacks.push(Fallback {
                     tensor: view.name().to_owned(),
@@ -1038,9 +1090,11 @@ fn load_one(
 ) -> Result<LoadedTensor> {
     let name = view.name();
     match plan {
-        Plan::Quantized(_) if !source.is_file() => {
-            view.to_qtensor(device).map(LoadedTensor::Quantized)
-        }
+        Plan::Mapped => view.to_qtensor(device).map(LoadedTensor::Quantized),
+        Plan::Quantized(qtype) if !source.is_file() => view
+            .require_qtype()
+            .and_then(|_| view.copied_qtensor(qtype, device))
+            .map(LoadedTensor::Quantized),
         Plan::Quantized(qtype) => {
             view.require_qtype()?;
             let mut staging = AlignedStaging::zeroed(view.bytes().len());

@@ -4,6 +4,7 @@
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use memmap2::{Advice, Mmap, MmapOptions};
 
@@ -37,7 +38,7 @@ pub struct Gguf<'data> {
 
 #[derive(Debug)]
 enum Storage<'data> {
-    Mapped(Mmap),
+    Mapped(Arc<Mmap>),
     Owned(AlignedBytes),
     Borrowed(&'data [u8]),
 }
@@ -114,7 +115,7 @@ impl Gguf<'static> {
             if let Some(advice) = options.advice {
                 map.advise(advice).map_err(io)?;
             }
-            Storage::Mapped(map)
+            Storage::Mapped(Arc::new(map))
         };
         let mut gguf = Self::from_storage(storage)?;
         gguf.path = Some(path.to_owned());
@@ -169,6 +170,15 @@ impl<'data> Gguf<'data> {
         matches!(self.storage, Storage::Mapped(_))
     }
 
+    /// The mapping, shared with what reads from it after this `Gguf` is
+    /// gone (candle storage over the mapped blocks).
+    pub(crate) fn mapping(&self) -> Option<&Arc<Mmap>> {
+        match &self.storage {
+            Storage::Mapped(map) => Some(map),
+            Storage::Owned(_) | Storage::Borrowed(_) => None,
+        }
+    }
+
     /// The parsed index (offsets only).
     pub fn index(&self) -> &Index {
         &self.index
@@ -208,10 +218,11 @@ impl<'data> Gguf<'data> {
     pub fn tensors(&self) -> impl ExactSizeIterator<Item = TensorView<'_>> + '_ {
         let data = self.bytes();
         let order = self.byte_order();
+        let mapping = self.mapping();
         self.index
             .tensors()
             .iter()
-            .map(move |info| TensorView::new(data, info, order))
+            .map(move |info| TensorView::new(data, info, order, mapping))
     }
 
     /// The tensor named `name`.
@@ -223,7 +234,7 @@ impl<'data> Gguf<'data> {
         self.index
             .find_tensor(data, name)
             .and_then(|i| self.index.tensors().get(i))
-            .map(|info| TensorView::new(data, info, self.byte_order()))
+            .map(|info| TensorView::new(data, info, self.byte_order(), self.mapping()))
             .ok_or_else(|| Error::TensorNotFound {
                 name: name.to_owned(),
             })
@@ -238,7 +249,7 @@ impl<'data> Gguf<'data> {
 impl Storage<'_> {
     fn bytes(&self) -> &[u8] {
         match self {
-            Storage::Mapped(map) => map,
+            Storage::Mapped(map) => map.as_ref(),
             Storage::Owned(bytes) => bytes.as_slice(),
             Storage::Borrowed(bytes) => bytes,
         }

@@ -192,7 +192,12 @@ impl SplitGguf {
             .and_then(|(part, i)| {
                 let part = self.parts.get(part)?;
                 let info = part.index().tensors().get(i)?;
-                Some(TensorView::new(part.bytes(), info, part.byte_order()))
+                Some(TensorView::new(
+                    part.bytes(),
+                    info,
+                    part.byte_order(),
+                    part.mapping(),
+                ))
             })
             .ok_or_else(|| Error::TensorNotFound {
                 name: name.to_owned(),

@@ -3,8 +3,10 @@
 
 use std::borrow::Cow;
 use std::ops::Range;
+use std::sync::Arc;
 
 use half::{bf16, f16};
+use memmap2::Mmap;
 
 use crate::dequant::{dequantize_parallel, Parallelism};
 use crate::dtype::GgmlType;
@@ -19,6 +21,9 @@ pub struct TensorView<'a> {
     info: &'a TensorInfo,
     bytes: &'a [u8],
     order: ByteOrder,
+    /// The file's mapping, when it is mapped: what lets a tensor outlive
+    /// the borrow (candle storage over the mapped blocks).
+    mapping: Option<&'a Arc<Mmap>>,
 }
 
 /// Element types a plain (unquantized) tensor can be viewed as.
@@ -37,14 +42,26 @@ macro_rules! elements {
 elements!(f32 => F32, f16 => F16, bf16 => BF16, f64 => F64, i8 => I8, i16 => I16, i32 => I32, i64 => I64);
 
 impl<'a> TensorView<'a> {
-    pub(crate) fn new(data: &'a [u8], info: &'a TensorInfo, order: ByteOrder) -> Self {
+    pub(crate) fn new(
+        data: &'a [u8],
+        info: &'a TensorInfo,
+        order: ByteOrder,
+        mapping: Option<&'a Arc<Mmap>>,
+    ) -> Self {
         TensorView {
             name: info.name(data),
             info,
             // The range was checked against the data when the file was parsed.
             bytes: data.get(info.data_range()).unwrap_or_default(),
             order,
+            mapping,
         }
+    }
+
+    /// The file's mapping, when the file is mapped.
+    #[cfg_attr(not(feature = "candle"), allow(dead_code))]
+    pub(crate) fn mapping(&self) -> Option<&'a Arc<Mmap>> {
+        self.mapping
     }
 
     /// The tensor's name.

@@ -6,8 +6,8 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use candle_core::quantized::{gguf_file, GgmlDType, QTensor};
-use candle_core::{DType, Device, Tensor};
+use candle_core::quantized::{gguf_file, GgmlDType, QMatMul, QTensor};
+use candle_core::{DType, Device, Module, Tensor};
 use ggufmap::candle::{FallbackReason, LoadAs, LoadOptions, LoadedTensor};
 use ggufmap::format::ByteOrder;
 use ggufmap::{Error, GgmlType, Gguf, GgufWriter, MetaValue, Parallelism};
@@ -980,7 +980,19 @@ fn gemma_matches_candles_own_loading() {
             bits_f32(&theirs.dequantize(&Device::Cpu).unwrap()),
             "{name}: our dequantizer"
         );
+        // candle's matmul kernels read the mapped blocks as their own.
+        if let [_, k] = *theirs.shape().dims() {
+            let x = Tensor::from_vec(weights(2 * k, 3), (2, k), &Device::Cpu).unwrap();
+            let mapped = QMatMul::from_qtensor(view.to_qtensor(&Device::Cpu).unwrap()).unwrap();
+            let theirs = QMatMul::from_qtensor(theirs).unwrap();
+            assert_eq!(
+                bits_f32(&mapped.forward(&x).unwrap()),
+                bits_f32(&theirs.forward(&x).unwrap()),
+                "{name}: matmul"
+            );
+        }
     }
+    assert_eq!(model.report.mapped, file.tensor_count());
     drop(model);
     for load_as in [LoadAs::F16, LoadAs::BF16, LoadAs::F32] {
         let model = file.load_candle(&Device::Cpu, load_as).unwrap();
@@ -996,4 +1008,113 @@ fn gemma_matches_candles_own_loading() {
         }
         eprintln!("{}", model.report);
     }
+}
+
+/// `f(qtensor)` for a QTensor over the mapping and one with candle's own
+/// copy of the same blocks: equal bits, or errors both.
+fn same_result(
+    name: &str,
+    what: &str,
+    mapped: &QTensor,
+    copied: &QTensor,
+    f: impl Fn(&QTensor) -> candle_core::Result<Tensor>,
+) {
+    let bits = |q: &QTensor| f(q).map(|t| bits_f32(&t.to_dtype(DType::F32).unwrap()));
+    match (bits(mapped), bits(copied)) {
+        (Ok(a), Ok(b)) => assert_eq!(a, b, "{name}: {what}"),
+        (Err(_), Err(_)) => {}
+        (a, b) => panic!("{name}: {what}: {:?} vs {:?}", a.err(), b.err()),
+    }
+}
+
+#[test]
+fn mapped_qtensors_compute_as_candles_own_storage() {
+    let bytes = candle_model();
+    let (_dir, path) = write_temp(&bytes);
+    let mapped_file = Gguf::open(&path).unwrap();
+    let model = mapped_file
+        .load_candle(&Device::Cpu, LoadAs::Quantized)
+        .unwrap();
+    assert_eq!(model.report.mapped, CANDLE_TYPES.len(), "{}", model.report);
+    let single: Vec<QTensor> = CANDLE_TYPES
+        .iter()
+        .map(|&(dtype, _)| {
+            mapped_file
+                .tensor(&tensor_name(dtype))
+                .unwrap()
+                .to_qtensor(&Device::Cpu)
+                .unwrap()
+        })
+        .collect();
+    // The tensors keep the mapping alive.
+    drop(mapped_file);
+    let in_memory = Gguf::from_bytes(&bytes).unwrap();
+    for (&(dtype, dims), single) in CANDLE_TYPES.iter().zip(single) {
+        let name = tensor_name(dtype);
+        let copied = in_memory
+            .tensor(&name)
+            .unwrap()
+            .to_qtensor(&Device::Cpu)
+            .unwrap();
+        let mapped = model.qtensor(&name).unwrap();
+        // The bytes are the file's, in place.
+        let file_range = in_memory.tensor(&name).unwrap().byte_range();
+        assert_eq!(&*mapped.data().unwrap(), &bytes[file_range], "{name}");
+        assert_eq!(
+            mapped.storage_size_in_bytes(),
+            copied.storage_size_in_bytes()
+        );
+        assert_eq!(single.data().unwrap(), copied.data().unwrap(), "{name}");
+        same_result(&name, "dequantize", mapped, &copied, |q| {
+            q.dequantize(&Device::Cpu)
+        });
+        same_result(&name, "dequantize_f16", mapped, &copied, |q| {
+            q.dequantize_f16(&Device::Cpu)
+        });
+        if dims.len() != 2 {
+            continue;
+        }
+        let (k, rows) = (dims[0] as usize, dims[1] as usize);
+        let x = Tensor::from_vec(weights(3 * k, 7), (3, k), &Device::Cpu).unwrap();
+        let ids = Tensor::new(&[0u32, rows as u32 - 1, 1], &Device::Cpu).unwrap();
+        same_result(&name, "embedding", mapped, &copied, |q| q.embedding(&ids));
+        let out_of_range = Tensor::new(&[rows as u32], &Device::Cpu).unwrap();
+        assert!(mapped.embedding(&out_of_range).is_err(), "{name}");
+        // candle's matmul kernels on the mapped blocks. (candle's Q4_1,
+        // Q5_0 and Q5_1 dot products assert an even block count per row in
+        // debug builds, for its own storage too: such rows are skipped.)
+        let odd_rows = (k / dtype.elements_per_block()) % 2 != 0;
+        if odd_rows && [GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1].contains(&dtype) {
+            continue;
+        }
+        let ours = QMatMul::from_qtensor(single).unwrap();
+        let theirs = QMatMul::from_qtensor(copied).unwrap();
+        for input in [DType::F32, DType::F16] {
+            let x = x.to_dtype(input).unwrap();
+            match (ours.forward(&x), theirs.forward(&x)) {
+                (Ok(a), Ok(b)) => assert_eq!(
+                    bits_f32(&a.to_dtype(DType::F32).unwrap()),
+                    bits_f32(&b.to_dtype(DType::F32).unwrap()),
+                    "{name}: matmul {input:?}"
+                ),
+                // candle has f16 kernels for some types only.
+                (Err(_), Err(_)) if input == DType::F16 => {}
+                (a, b) => panic!("{name}: matmul {input:?}: {:?} vs {:?}", a.err(), b.err()),
+            }
+        }
+    }
+    // Copies on request, and always from memory that is not a mapping.
+    let mapped_file = Gguf::open(&path).unwrap();
+    let copied = mapped_file
+        .load_candle_with(
+            &Device::Cpu,
+            &LoadOptions::new(LoadAs::Quantized).copy_quantized(true),
+        )
+        .unwrap();
+    assert_eq!(copied.report.mapped, 0);
+    assert_eq!(copied.report.quantized, CANDLE_TYPES.len());
+    let model = in_memory
+        .load_candle(&Device::Cpu, LoadAs::Quantized)
+        .unwrap();
+    assert_eq!(model.report.mapped, 0);
 }

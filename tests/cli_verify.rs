@@ -128,6 +128,40 @@ fn load_reports_every_tensor_for_each_mode() {
 
 #[cfg(feature = "candle")]
 #[test]
+fn load_maps_or_copies_and_the_matmul_checksum_agrees() {
+    let file = Gguf::open(SAMPLE).unwrap();
+    let quantized_in_sample = file
+        .tensors()
+        .filter(|t| t.dtype().candle_qtype().is_some())
+        .count() as u64;
+    let mapped = json(&ggufmap(&["load", SAMPLE, "--matmul", "--json"]));
+    assert_eq!(mapped["mapped"].as_u64().unwrap(), quantized_in_sample);
+    let copied = json(&ggufmap(&["load", SAMPLE, "--copy", "--matmul", "--json"]));
+    assert_eq!(copied["mapped"], 0);
+    let candle = json(&ggufmap(&[
+        "load",
+        SAMPLE,
+        "--candle-own-path",
+        "--matmul",
+        "--json",
+    ]));
+    // The same weights read three ways: the same products, bit for bit.
+    let checksum = &mapped["after_matmul"]["checksum"];
+    assert!(checksum.as_f64().unwrap().is_finite());
+    assert_ne!(checksum.as_f64().unwrap(), 0.0);
+    assert_eq!(&copied["after_matmul"]["checksum"], checksum);
+    assert_eq!(&candle["after_matmul"]["checksum"], checksum);
+    // Without --matmul, nothing is reported for it.
+    let plain = json(&ggufmap(&["load", SAMPLE, "--json"]));
+    assert!(plain["after_matmul"].is_null());
+    let text = ggufmap(&["load", SAMPLE, "--matmul"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("in the mapping"), "{text}");
+    assert!(text.contains("after one matmul per weight"), "{text}");
+}
+
+#[cfg(feature = "candle")]
+#[test]
 fn load_with_a_bad_mode_is_a_usage_error() {
     let out = ggufmap(&["load", SAMPLE, "--as", "q9"]);
     assert_eq!(out.status.code(), Some(2));

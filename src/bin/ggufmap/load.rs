@@ -1,11 +1,14 @@
 //! `ggufmap load`: load every tensor into candle and report time and memory.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
 
-use candle_core::Device;
-use ggufmap::candle::{LoadAs, LoadOptions};
+use candle_core::quantized::{QMatMul, QTensor};
+use candle_core::{DType, Device, Module, Tensor};
+use ggufmap::candle::{LoadAs, LoadOptions, LoadedTensor};
 use ggufmap::Parallelism;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::memory_json;
 
@@ -20,6 +23,16 @@ pub(crate) struct Args {
     /// Threads to load on (0: one per core).
     #[arg(long, default_value_t = 0, value_parser = crate::parse_threads)]
     threads: usize,
+    /// Copy tensors kept quantized into candle's own storage (as candle's
+    /// loading does) instead of reading their blocks in the mapping.
+    #[arg(long)]
+    copy: bool,
+    /// After loading, read every weight once as a forward pass does
+    /// (multiply a vector of ones by each matrix with candle's QMatMul,
+    /// sum the other tensors) and report time, memory and a checksum of
+    /// the results.
+    #[arg(long)]
+    matmul: bool,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -39,15 +52,16 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     // resident) so it measures the load alone where the OS allows it.
     let model = crate::open(&args.file)?;
     let peak_reset = ggufmap::memory::reset_peak();
-    let options = LoadOptions::new(args.load_as).parallelism(Parallelism::threads(args.threads)?);
+    let options = LoadOptions::new(args.load_as)
+        .parallelism(Parallelism::threads(args.threads)?)
+        .copy_quantized(args.copy);
     let loaded = model.load_candle_with(&Device::Cpu, &options)?;
     let usage = ggufmap::memory::usage();
-    let report = &loaded.report;
-    // What the load held at its peak besides the tensors it returned.
-    let peak_beyond_loaded = usage
-        .as_ref()
-        .and_then(|u| u.peak_resident)
-        .map(|peak| peak.saturating_sub(report.loaded_bytes));
+    let report = loaded.report.clone();
+    let used = args
+        .matmul
+        .then(|| use_weights(loaded.tensors.into_iter().map(|(name, t)| (name, t.into()))))
+        .transpose()?;
     if args.json {
         let fallbacks: Vec<_> = report
             .fallbacks
@@ -59,6 +73,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
             "as": report.load_as.name(),
             "tensors": report.tensors,
             "quantized": report.quantized,
+            "mapped": report.mapped,
             "dense": report.dense,
             "file_bytes": report.file_bytes,
             "loaded_bytes": report.loaded_bytes,
@@ -67,17 +82,16 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
             "wall_seconds": report.elapsed.as_secs_f64(),
             "peak_reset": peak_reset,
             "memory": memory_json::json(usage.as_ref()),
-            "peak_beyond_loaded_bytes": peak_beyond_loaded,
+            "after_matmul": used.as_ref().map(Used::json),
             "fallbacks": fallbacks,
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         println!("{report}");
         println!("{}", memory_json::line(usage.as_ref()));
-        println!(
-            "peak resident beyond the loaded tensors: {}",
-            memory_json::mib(peak_beyond_loaded)
-        );
+        if let Some(used) = &used {
+            println!("{}", used.line());
+        }
         if !peak_reset {
             println!("(the peak could not be reset: it includes everything before the load)");
         }
@@ -85,36 +99,109 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A loaded tensor, whichever way it was loaded.
+enum Weight {
+    Quantized(QTensor),
+    Dense(Tensor),
+}
+
+impl From<LoadedTensor> for Weight {
+    fn from(tensor: LoadedTensor) -> Self {
+        match tensor {
+            LoadedTensor::Quantized(q) => Weight::Quantized(q),
+            LoadedTensor::Dense(t) => Weight::Dense(t),
+        }
+    }
+}
+
+/// What reading every weight once took.
+struct Used {
+    seconds: f64,
+    checksum: f64,
+    usage: Option<ggufmap::memory::MemoryUsage>,
+}
+
+impl Used {
+    fn line(&self) -> String {
+        format!(
+            "after one matmul per weight ({:.3} s, checksum {:e}): {}",
+            self.seconds,
+            self.checksum,
+            memory_json::line(self.usage.as_ref())
+        )
+    }
+
+    fn json(&self) -> Value {
+        json!({
+            "wall_seconds": self.seconds,
+            "checksum": self.checksum,
+            "memory": memory_json::json(self.usage.as_ref()),
+        })
+    }
+}
+
+/// Reads every weight once, in name order (so that checksums of two loads
+/// of one file compare): a vector of ones times each matrix, the sum of
+/// every other tensor.
+fn use_weights(weights: impl Iterator<Item = (String, Weight)>) -> anyhow::Result<Used> {
+    let start = Instant::now();
+    let mut weights: Vec<(String, Weight)> = weights.collect();
+    weights.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut checksum = 0f64;
+    for (_, weight) in weights {
+        let result = match weight {
+            Weight::Quantized(q) if q.shape().rank() == 2 => {
+                let k = q.shape().dims()[1];
+                let ones = Tensor::ones((1, k), DType::F32, &Device::Cpu)?;
+                QMatMul::from_arc(Arc::new(q))?.forward(&ones)?
+            }
+            Weight::Quantized(q) => q.dequantize(&Device::Cpu)?,
+            Weight::Dense(t) => t,
+        };
+        checksum += result.to_dtype(DType::F64)?.sum_all()?.to_scalar::<f64>()?;
+    }
+    Ok(Used {
+        seconds: start.elapsed().as_secs_f64(),
+        checksum,
+        usage: ggufmap::memory::usage(),
+    })
+}
+
 /// Loads every tensor the way candle's own GGUF code does, for comparison.
 fn run_candle_own_path(args: &Args) -> anyhow::Result<()> {
     use candle_core::quantized::gguf_file::Content;
     let peak_reset = ggufmap::memory::reset_peak();
-    let start = std::time::Instant::now();
+    let start = Instant::now();
     let mut file = std::fs::File::open(&args.file)?;
     let content = Content::read(&mut file)?;
     let mut tensors = Vec::with_capacity(content.tensor_infos.len());
     for name in content.tensor_infos.keys() {
-        tensors.push(content.tensor(&mut file, name, &Device::Cpu)?);
+        tensors.push((name.clone(), content.tensor(&mut file, name, &Device::Cpu)?));
     }
     let wall = start.elapsed().as_secs_f64();
     let usage = ggufmap::memory::usage();
+    let count = tensors.len();
+    let used = args
+        .matmul
+        .then(|| use_weights(tensors.into_iter().map(|(n, q)| (n, Weight::Quantized(q)))))
+        .transpose()?;
     if args.json {
         let out = json!({
             "file": args.file.display().to_string(),
             "path": "candle gguf_file::Content",
-            "tensors": tensors.len(),
+            "tensors": count,
             "wall_seconds": wall,
             "peak_reset": peak_reset,
             "memory": memory_json::json(usage.as_ref()),
+            "after_matmul": used.as_ref().map(Used::json),
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        println!(
-            "candle's own path: loaded {} tensors quantized in {:.3} s",
-            tensors.len(),
-            wall
-        );
+        println!("candle's own path: loaded {count} tensors quantized in {wall:.3} s");
         println!("{}", memory_json::line(usage.as_ref()));
+        if let Some(used) = &used {
+            println!("{}", used.line());
+        }
     }
     Ok(())
 }
