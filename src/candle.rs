@@ -34,11 +34,13 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::io::Cursor;
 use std::ops::Range;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use candle_core::quantized::{gguf_file, GgmlDType, QStorage, QTensor, QuantizedType};
@@ -54,7 +56,9 @@ use crate::pool::{BufferPool, PooledBuf};
 use crate::quant::{self, Output};
 use crate::tensor::{Element, TensorView};
 
-mod mapped;
+mod blocks;
+
+use blocks::{AlignedBytes, BlockBytes};
 
 /// Output bytes per work item when dequantizing from positioned reads: the
 /// input of one item is read into a pooled buffer of at most this size.
@@ -140,35 +144,6 @@ fn candle_err(tensor: &str) -> impl FnOnce(candle_core::Error) -> Error + '_ {
     }
 }
 
-/// Bytes in an 8-byte-aligned buffer (enough for every candle block type),
-/// for data that must be copied before candle may reinterpret it.
-struct AlignedStaging {
-    words: Vec<u64>,
-    len: usize,
-}
-
-impl AlignedStaging {
-    /// A zeroed buffer of `len` bytes. Fresh from the allocator, its pages
-    /// are not resident until written.
-    fn zeroed(len: usize) -> Self {
-        AlignedStaging {
-            words: vec![0u64; len.div_ceil(8)],
-            len,
-        }
-    }
-
-    fn bytes(&self) -> &[u8] {
-        let all: &[u8] = bytemuck::cast_slice(&self.words);
-        all.get(..self.len).unwrap_or_default()
-    }
-
-    fn bytes_mut(&mut self) -> &mut [u8] {
-        let len = self.len;
-        let all: &mut [u8] = bytemuck::cast_slice_mut(&mut self.words);
-        all.get_mut(..len).unwrap_or_default()
-    }
-}
-
 /// Reverses the bytes of each `size`-byte element of `bytes` (plain types
 /// stored in the other byte order).
 fn swap_elements(bytes: &mut [u8], size: usize) {
@@ -177,36 +152,37 @@ fn swap_elements(bytes: &mut [u8], size: usize) {
     }
 }
 
-/// A QTensor of type `qtype` over `bytes` (whole blocks, native order),
-/// copied into candle's storage on `device`.
-fn qtensor_from_bytes(
+/// A QTensor of type `qtype` over `staging` (whole blocks, native order):
+/// on the CPU the storage takes the buffer over; elsewhere it is copied to
+/// the device.
+fn qtensor_from_staging(
     tensor: &str,
     qtype: GgmlDType,
-    bytes: &[u8],
+    staging: AlignedBytes,
     shape: Vec<usize>,
     device: &Device,
 ) -> Result<QTensor> {
+    let len = staging.bytes().len();
     let block_bytes = qtype.type_size();
-    if block_bytes == 0 || bytes.len() % block_bytes != 0 {
-        // Cannot happen for a validated file (the block sizes are checked
-        // against candle's in the tests); candle would panic on it.
-        return Err(Error::InTensor {
-            tensor: tensor.to_owned(),
-            source: Box::new(Error::LengthMismatch {
-                what: "candle quantized data (whole blocks)",
-                expected: bytes.len() / block_bytes.max(1) * block_bytes,
-                found: bytes.len(),
-            }),
-        });
-    }
-    let storage = if (bytes.as_ptr() as usize) % mapped::candle_align(qtype) == 0 {
-        QStorage::from_data(std::borrow::Cow::Borrowed(bytes), device, qtype)
+    let whole_blocks = Error::InTensor {
+        tensor: tensor.to_owned(),
+        source: Box::new(Error::LengthMismatch {
+            what: "candle quantized data (whole blocks)",
+            expected: len / block_bytes.max(1) * block_bytes,
+            found: len,
+        }),
+    };
+    // Whole blocks cannot be missing from a validated file (the block sizes
+    // are checked against candle's in the tests); candle would panic.
+    let storage = if device.is_cpu() {
+        QStorage::Cpu(blocks::block_storage(qtype, BlockBytes::Owned(staging)).ok_or(whole_blocks)?)
     } else {
-        let mut staging = AlignedStaging::zeroed(bytes.len());
-        staging.bytes_mut().copy_from_slice(bytes);
-        QStorage::from_data(std::borrow::Cow::Borrowed(staging.bytes()), device, qtype)
-    }
-    .map_err(candle_err(tensor))?;
+        if block_bytes == 0 || len % block_bytes != 0 {
+            return Err(whole_blocks);
+        }
+        QStorage::from_data(Cow::Borrowed(staging.bytes()), device, qtype)
+            .map_err(candle_err(tensor))?
+    };
     QTensor::new(storage, shape).map_err(candle_err(tensor))
 }
 
@@ -357,8 +333,8 @@ impl TensorView<'_> {
     /// `general.alignment` of 32), nothing is copied: the `QTensor` reads
     /// its blocks in the mapping, which it keeps alive (the mapping
     /// contract on [`Gguf`] applies to it), and its pages are read in when
-    /// first used. Otherwise the bytes are copied once, into candle's
-    /// storage on `device`.
+    /// first used. Otherwise the bytes are copied once: on the CPU into a
+    /// buffer the `QTensor` takes over, elsewhere to `device`.
     ///
     /// # Errors
     /// [`Error::CandleUnsupported`] for the other types (IQ*, TQ*, MXFP4,
@@ -376,18 +352,25 @@ impl TensorView<'_> {
         }
     }
 
-    /// [`TensorView::to_qtensor`] into candle's own storage: a copy, byte
-    /// swapped for a file in the other byte order (plain types only, as
+    /// [`TensorView::to_qtensor`] from a copy of the bytes, byte swapped
+    /// for a file in the other byte order (plain types only, as
     /// [`TensorView::require_qtype`] checks).
     fn copied_qtensor(&self, qtype: GgmlDType, device: &Device) -> Result<QTensor> {
         let name = self.name();
-        if self.byte_order().is_native() {
-            return qtensor_from_bytes(name, qtype, self.bytes(), self.shape(), device);
+        let native = self.byte_order().is_native();
+        let aligned = (self.bytes().as_ptr() as usize) % blocks::candle_align(qtype) == 0;
+        if !device.is_cpu() && native && aligned {
+            // Straight from the file's bytes to the device.
+            let storage = QStorage::from_data(Cow::Borrowed(self.bytes()), device, qtype)
+                .map_err(candle_err(name))?;
+            return QTensor::new(storage, self.shape()).map_err(candle_err(name));
         }
-        let mut staging = AlignedStaging::zeroed(self.bytes().len());
+        let mut staging = AlignedBytes::zeroed(self.bytes().len());
         staging.bytes_mut().copy_from_slice(self.bytes());
-        swap_elements(staging.bytes_mut(), self.dtype().bytes_per_block());
-        qtensor_from_bytes(name, qtype, staging.bytes(), self.shape(), device)
+        if !native {
+            swap_elements(staging.bytes_mut(), self.dtype().bytes_per_block());
+        }
+        qtensor_from_staging(name, qtype, staging, self.shape(), device)
     }
 
     /// CPU storage reading this tensor's blocks in the mapping, where they
@@ -397,7 +380,14 @@ impl TensorView<'_> {
         if !device.is_cpu() || !self.byte_order().is_native() {
             return None;
         }
-        mapped::mapped_storage(qtype, self.mapping()?, self.byte_range())
+        let map = Arc::clone(self.mapping()?);
+        blocks::block_storage(
+            qtype,
+            BlockBytes::Mapped {
+                map,
+                range: self.byte_range(),
+            },
+        )
     }
 
     /// candle's type for this tensor, or the error saying why it has none.
@@ -508,7 +498,7 @@ impl LoadOptions {
         self
     }
 
-    /// Copy tensors kept quantized into candle's own storage, even where
+    /// Copy tensors kept quantized into memory of their own, even where
     /// they could be read in the mapping.
     ///
     /// By default, on the CPU, a tensor kept quantized from a mapped file
@@ -520,7 +510,8 @@ impl LoadOptions {
     /// mapping alive after the [`Gguf`] is dropped, and the mapping
     /// contract on [`Gguf`] applies to them. Copy when the file may change
     /// while the model is in use, or to have every weight in anonymous
-    /// memory up front (what candle's own loading does).
+    /// memory up front (what candle's own loading does). A copy is read
+    /// from the file straight into the buffer its tensor keeps.
     pub fn copy_quantized(mut self, yes: bool) -> Self {
         self.copy_quantized = yes;
         self
@@ -700,11 +691,14 @@ impl fmt::Display for LoadReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "loaded {} tensors as {} ({} quantized, {} of them in the mapping; {} dense): {} file bytes -> {} bytes in {:.3?}",
+            "loaded {} tensors as {} ({} quantized{}, {} dense): {} file bytes -> {} bytes in {:.3?}",
             self.tensors,
             self.load_as,
             self.quantized,
-            self.mapped,
+            match self.mapped {
+                0 => String::new(),
+                n => format!(" ({n} read in the mapping)"),
+            },
             self.dense,
             self.file_bytes,
             self.loaded_bytes,
@@ -885,9 +879,10 @@ impl Gguf<'_> {
     /// read or dequantization error.
     ///
     /// # Performance
-    /// See [`LoadOptions::read_through_mapping`]: from a mapped file, peak
-    /// memory is the result plus small staging buffers (quantized: plus
-    /// the largest tensor once, while it is copied into candle).
+    /// Quantized on the CPU from a mapped file, nothing is read (see
+    /// [`LoadOptions::copy_quantized`]). Otherwise, see
+    /// [`LoadOptions::read_through_mapping`]: from a mapped file, peak
+    /// memory is the result plus small staging buffers.
     pub fn load_candle(&self, device: &Device, load_as: LoadAs) -> Result<LoadedModel> {
         self.load_candle_with(device, &LoadOptions::new(load_as))
     }
@@ -1097,13 +1092,13 @@ fn load_one(
             .map(LoadedTensor::Quantized),
         Plan::Quantized(qtype) => {
             view.require_qtype()?;
-            let mut staging = AlignedStaging::zeroed(view.bytes().len());
+            let mut staging = AlignedBytes::zeroed(view.bytes().len());
             read_parallel(source, view.byte_range(), staging.bytes_mut(), par)
                 .map_err(|e| in_tensor(name, e))?;
             if !view.byte_order().is_native() {
                 swap_elements(staging.bytes_mut(), view.dtype().bytes_per_block());
             }
-            qtensor_from_bytes(name, qtype, staging.bytes(), view.shape(), device)
+            qtensor_from_staging(name, qtype, staging, view.shape(), device)
                 .map(LoadedTensor::Quantized)
         }
         Plan::Dense(dtype, _)

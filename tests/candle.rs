@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use candle_core::quantized::{gguf_file, GgmlDType, QMatMul, QTensor};
+use candle_core::quantized::{gguf_file, GgmlDType, QMatMul, QStorage, QTensor};
 use candle_core::{DType, Device, Module, Tensor};
 use ggufmap::candle::{FallbackReason, LoadAs, LoadOptions, LoadedTensor};
 use ggufmap::format::ByteOrder;
@@ -1027,8 +1027,27 @@ fn same_result(
     }
 }
 
+/// candle's own CPU storage (its `Vec` of blocks) for the bytes of `name`
+/// in `bytes`, built by candle's `QStorage::from_data`.
+fn candles_own_qtensor(file: &Gguf<'_>, name: &str) -> QTensor {
+    let view = file.tensor(name).unwrap();
+    let mut aligned = vec![0u64; view.bytes().len().div_ceil(8)];
+    let raw: &mut [u8] = bytemuck::cast_slice_mut(&mut aligned);
+    raw[..view.bytes().len()].copy_from_slice(view.bytes());
+    let storage = QStorage::from_data(
+        std::borrow::Cow::Borrowed(&raw[..view.bytes().len()]),
+        &Device::Cpu,
+        view.dtype().candle_qtype().unwrap(),
+    )
+    .unwrap();
+    QTensor::new(storage, view.shape()).unwrap()
+}
+
+/// Our storages (blocks in the mapping, a copy of our own) against
+/// candle's: the same bytes, and every computation candle runs on them
+/// gives the same bits.
 #[test]
-fn mapped_qtensors_compute_as_candles_own_storage() {
+fn our_qtensor_storage_computes_as_candles_own() {
     let bytes = candle_model();
     let (_dir, path) = write_temp(&bytes);
     let mapped_file = Gguf::open(&path).unwrap();
@@ -1036,83 +1055,92 @@ fn mapped_qtensors_compute_as_candles_own_storage() {
         .load_candle(&Device::Cpu, LoadAs::Quantized)
         .unwrap();
     assert_eq!(model.report.mapped, CANDLE_TYPES.len(), "{}", model.report);
-    let single: Vec<QTensor> = CANDLE_TYPES
-        .iter()
-        .map(|&(dtype, _)| {
-            mapped_file
-                .tensor(&tensor_name(dtype))
-                .unwrap()
-                .to_qtensor(&Device::Cpu)
-                .unwrap()
-        })
-        .collect();
-    // The tensors keep the mapping alive.
-    drop(mapped_file);
-    let in_memory = Gguf::from_bytes(&bytes).unwrap();
-    for (&(dtype, dims), single) in CANDLE_TYPES.iter().zip(single) {
-        let name = tensor_name(dtype);
-        let copied = in_memory
-            .tensor(&name)
-            .unwrap()
-            .to_qtensor(&Device::Cpu)
-            .unwrap();
-        let mapped = model.qtensor(&name).unwrap();
-        // The bytes are the file's, in place.
-        let file_range = in_memory.tensor(&name).unwrap().byte_range();
-        assert_eq!(&*mapped.data().unwrap(), &bytes[file_range], "{name}");
-        assert_eq!(
-            mapped.storage_size_in_bytes(),
-            copied.storage_size_in_bytes()
-        );
-        assert_eq!(single.data().unwrap(), copied.data().unwrap(), "{name}");
-        same_result(&name, "dequantize", mapped, &copied, |q| {
-            q.dequantize(&Device::Cpu)
-        });
-        same_result(&name, "dequantize_f16", mapped, &copied, |q| {
-            q.dequantize_f16(&Device::Cpu)
-        });
-        if dims.len() != 2 {
-            continue;
-        }
-        let (k, rows) = (dims[0] as usize, dims[1] as usize);
-        let x = Tensor::from_vec(weights(3 * k, 7), (3, k), &Device::Cpu).unwrap();
-        let ids = Tensor::new(&[0u32, rows as u32 - 1, 1], &Device::Cpu).unwrap();
-        same_result(&name, "embedding", mapped, &copied, |q| q.embedding(&ids));
-        let out_of_range = Tensor::new(&[rows as u32], &Device::Cpu).unwrap();
-        assert!(mapped.embedding(&out_of_range).is_err(), "{name}");
-        // candle's matmul kernels on the mapped blocks. (candle's Q4_1,
-        // Q5_0 and Q5_1 dot products assert an even block count per row in
-        // debug builds, for its own storage too: such rows are skipped.)
-        let odd_rows = (k / dtype.elements_per_block()) % 2 != 0;
-        if odd_rows && [GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1].contains(&dtype) {
-            continue;
-        }
-        let ours = QMatMul::from_qtensor(single).unwrap();
-        let theirs = QMatMul::from_qtensor(copied).unwrap();
-        for input in [DType::F32, DType::F16] {
-            let x = x.to_dtype(input).unwrap();
-            match (ours.forward(&x), theirs.forward(&x)) {
-                (Ok(a), Ok(b)) => assert_eq!(
-                    bits_f32(&a.to_dtype(DType::F32).unwrap()),
-                    bits_f32(&b.to_dtype(DType::F32).unwrap()),
-                    "{name}: matmul {input:?}"
-                ),
-                // candle has f16 kernels for some types only.
-                (Err(_), Err(_)) if input == DType::F16 => {}
-                (a, b) => panic!("{name}: matmul {input:?}: {:?} vs {:?}", a.err(), b.err()),
-            }
-        }
-    }
-    // Copies on request, and always from memory that is not a mapping.
-    let mapped_file = Gguf::open(&path).unwrap();
-    let copied = mapped_file
+    let copied_model = mapped_file
         .load_candle_with(
             &Device::Cpu,
             &LoadOptions::new(LoadAs::Quantized).copy_quantized(true),
         )
         .unwrap();
-    assert_eq!(copied.report.mapped, 0);
-    assert_eq!(copied.report.quantized, CANDLE_TYPES.len());
+    assert_eq!(copied_model.report.mapped, 0);
+    assert_eq!(copied_model.report.quantized, CANDLE_TYPES.len());
+    let single = |file: &Gguf<'_>| -> Vec<QTensor> {
+        CANDLE_TYPES
+            .iter()
+            .map(|&(dtype, _)| {
+                let view = file.tensor(&tensor_name(dtype)).unwrap();
+                view.to_qtensor(&Device::Cpu).unwrap()
+            })
+            .collect()
+    };
+    let mapped_single = single(&mapped_file);
+    // The tensors keep the mapping alive.
+    drop(mapped_file);
+    let in_memory = Gguf::from_bytes(&bytes).unwrap();
+    let copied_single = single(&in_memory);
+    let owned = CANDLE_TYPES
+        .iter()
+        .zip(mapped_single.into_iter().zip(copied_single));
+    for (&(dtype, dims), (mapped_single, copied_single)) in owned {
+        let name = tensor_name(dtype);
+        let theirs = candles_own_qtensor(&in_memory, &name);
+        let file_range = in_memory.tensor(&name).unwrap().byte_range();
+        let ours = [
+            ("mapped", model.qtensor(&name).unwrap()),
+            ("copied", copied_model.qtensor(&name).unwrap()),
+            ("mapped, single", &mapped_single),
+            ("copied, single", &copied_single),
+        ];
+        let (k, rows) = (dims[0] as usize, dims.get(1).copied().unwrap_or(1) as usize);
+        let ids = Tensor::new(&[0u32, rows as u32 - 1, 1], &Device::Cpu).unwrap();
+        let out_of_range = Tensor::new(&[rows as u32], &Device::Cpu).unwrap();
+        for (how, ours) in ours {
+            let what = format!("{name} ({how})");
+            // The bytes are the file's.
+            assert_eq!(&*ours.data().unwrap(), &bytes[file_range.clone()], "{what}");
+            assert_eq!(ours.storage_size_in_bytes(), theirs.storage_size_in_bytes());
+            same_result(&what, "dequantize", ours, &theirs, |q| {
+                q.dequantize(&Device::Cpu)
+            });
+            same_result(&what, "dequantize_f16", ours, &theirs, |q| {
+                q.dequantize_f16(&Device::Cpu)
+            });
+            if dims.len() == 2 {
+                same_result(&what, "embedding", ours, &theirs, |q| q.embedding(&ids));
+                assert!(ours.embedding(&out_of_range).is_err(), "{what}");
+            }
+        }
+        // candle's matmul kernels on our blocks. (candle's Q4_1, Q5_0 and
+        // Q5_1 dot products assert an even block count per row in debug
+        // builds, for its own storage too: such rows are skipped.)
+        let odd_rows = (k / dtype.elements_per_block()) % 2 != 0;
+        let needs_even = [GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1].contains(&dtype);
+        if dims.len() != 2 || (odd_rows && needs_even) {
+            continue;
+        }
+        let x = Tensor::from_vec(weights(3 * k, 7), (3, k), &Device::Cpu).unwrap();
+        let theirs = QMatMul::from_qtensor(theirs).unwrap();
+        for (how, ours) in [("mapped", mapped_single), ("copied", copied_single)] {
+            let ours = QMatMul::from_qtensor(ours).unwrap();
+            for input in [DType::F32, DType::F16] {
+                let x = x.to_dtype(input).unwrap();
+                match (ours.forward(&x), theirs.forward(&x)) {
+                    (Ok(a), Ok(b)) => assert_eq!(
+                        bits_f32(&a.to_dtype(DType::F32).unwrap()),
+                        bits_f32(&b.to_dtype(DType::F32).unwrap()),
+                        "{name} ({how}): matmul {input:?}"
+                    ),
+                    // candle has f16 kernels for some types only.
+                    (Err(_), Err(_)) if input == DType::F16 => {}
+                    (a, b) => panic!(
+                        "{name} ({how}): matmul {input:?}: {:?} vs {:?}",
+                        a.err(),
+                        b.err()
+                    ),
+                }
+            }
+        }
+    }
+    // From memory that is not a mapping, always copies.
     let model = in_memory
         .load_candle(&Device::Cpu, LoadAs::Quantized)
         .unwrap();

@@ -23,7 +23,7 @@ pub(crate) struct Args {
     /// Threads to load on (0: one per core).
     #[arg(long, default_value_t = 0, value_parser = crate::parse_threads)]
     threads: usize,
-    /// Copy tensors kept quantized into candle's own storage (as candle's
+    /// Copy tensors kept quantized into memory of their own (as candle's
     /// loading does) instead of reading their blocks in the mapping.
     #[arg(long)]
     copy: bool,

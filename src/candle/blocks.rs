@@ -1,15 +1,17 @@
-//! Quantized candle storage whose blocks stay in the file's mapping: a
-//! [`QTensor`](candle_core::quantized::QTensor) on the CPU without a copy.
+//! candle CPU quantized storage over bytes we hold: a tensor's blocks in
+//! the file's mapping (a [`QTensor`](candle_core::quantized::QTensor)
+//! without a copy), or a copy read straight into its final buffer.
 //!
 //! candle builds CPU quantized storage only by copying a slice of its block
 //! structs into a `Vec` (their fields are private to candle, so no other
 //! crate can fill such a `Vec` in place). Loading a model that way holds
 //! each tensor twice while it is copied, and makes every byte of the model
 //! anonymous memory. candle's storage is a public trait, though
-//! ([`QuantizedType`]): [`MappedBlocks`] implements it over the mapping, so a
-//! quantized model loads in the time it takes to build its tensor list, its
-//! pages are read in on first use, and the kernel can drop and re-read
-//! them under memory pressure as it does for any mapped file.
+//! ([`QuantizedType`]): [`BlockStorage`] implements it over [`BlockBytes`].
+//! Over the mapping, a quantized model loads in the time it takes to build
+//! its tensor list, its pages are read in on first use, and the kernel can
+//! drop and re-read them under memory pressure as it does for any mapped
+//! file; over a copy, the bytes read from the file are the storage.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -53,16 +55,15 @@ macro_rules! candle_blocks {
             }
         }
 
-        /// Storage for a tensor of type `qtype` whose blocks are
-        /// `map[range]`, read in place; `None` when they cannot be (not
-        /// aligned for candle's type, not whole blocks).
-        pub(super) fn mapped_storage(
+        /// Storage for a tensor of type `qtype` whose blocks are `bytes`,
+        /// read in place; `None` when they cannot be (not aligned for
+        /// candle's type, not whole blocks).
+        pub(super) fn block_storage(
             qtype: GgmlDType,
-            map: &Arc<Mmap>,
-            range: Range<usize>,
+            bytes: BlockBytes,
         ) -> Option<Box<dyn QuantizedType>> {
             match qtype {
-                $(GgmlDType::$qtype => MappedBlocks::<$block>::new(map, range)
+                $(GgmlDType::$qtype => BlockStorage::<$block>::new(bytes)
                     .map(|b| Box::new(b) as Box<dyn QuantizedType>),)*
             }
         }
@@ -104,50 +105,88 @@ fn cast_blocks<T: AnyBits>(bytes: &[u8]) -> Option<&[T]> {
     Some(unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<T>(), bytes.len() / size) })
 }
 
-/// candle quantized storage over a tensor's bytes in the mapping, which it
-/// keeps alive.
-struct MappedBlocks<T> {
-    map: Arc<Mmap>,
-    /// `map[range]`, checked at construction to cast to `&[T]`.
-    range: Range<usize>,
-    /// Set when candle writes the blocks (`from_float`): the mapping is
-    /// read-only, so the first write moves the tensor into memory of its
-    /// own.
-    owned: Option<Vec<T>>,
+/// Bytes in an 8-byte-aligned buffer (enough for every candle block type).
+pub(super) struct AlignedBytes {
+    words: Vec<u64>,
+    len: usize,
 }
 
-impl<T: AnyBits> MappedBlocks<T> {
-    fn new(map: &Arc<Mmap>, range: Range<usize>) -> Option<Self> {
-        cast_blocks::<T>(map.get(range.clone())?)?;
-        Some(MappedBlocks {
-            map: Arc::clone(map),
-            range,
-            owned: None,
+impl AlignedBytes {
+    /// A zeroed buffer of `len` bytes. Fresh from the allocator, its pages
+    /// are not resident until written.
+    pub(super) fn zeroed(len: usize) -> Self {
+        AlignedBytes {
+            words: vec![0u64; len.div_ceil(8)],
+            len,
+        }
+    }
+
+    pub(super) fn bytes(&self) -> &[u8] {
+        let all: &[u8] = bytemuck::cast_slice(&self.words);
+        all.get(..self.len).unwrap_or_default()
+    }
+
+    pub(super) fn bytes_mut(&mut self) -> &mut [u8] {
+        let len = self.len;
+        let all: &mut [u8] = bytemuck::cast_slice_mut(&mut self.words);
+        all.get_mut(..len).unwrap_or_default()
+    }
+}
+
+/// The bytes a tensor's storage reads its blocks from.
+pub(super) enum BlockBytes {
+    /// `map[range]`: the file's pages, kept mapped while the storage lives.
+    Mapped { map: Arc<Mmap>, range: Range<usize> },
+    /// A copy of the tensor's bytes.
+    Owned(AlignedBytes),
+}
+
+impl BlockBytes {
+    fn bytes(&self) -> Option<&[u8]> {
+        match self {
+            BlockBytes::Mapped { map, range } => map.get(range.clone()),
+            BlockBytes::Owned(bytes) => Some(bytes.bytes()),
+        }
+    }
+}
+
+/// candle quantized storage over [`BlockBytes`].
+struct BlockStorage<T> {
+    /// Checked at construction to cast to `&[T]`.
+    bytes: BlockBytes,
+    /// Set when candle writes the blocks (`from_float`): a mapping is
+    /// read-only, so the first write moves the tensor into memory of its
+    /// own.
+    written: Option<Vec<T>>,
+}
+
+impl<T: AnyBits> BlockStorage<T> {
+    fn new(bytes: BlockBytes) -> Option<Self> {
+        cast_blocks::<T>(bytes.bytes()?)?;
+        Some(BlockStorage {
+            bytes,
+            written: None,
         })
     }
 
     fn blocks(&self) -> &[T] {
-        match &self.owned {
+        match &self.written {
             Some(blocks) => blocks,
-            // Checked in `new`; the mapping and the range never change.
-            None => self
-                .map
-                .get(self.range.clone())
-                .and_then(cast_blocks)
-                .unwrap_or_default(),
+            // Checked in `new`; the bytes never change.
+            None => self.bytes.bytes().and_then(cast_blocks).unwrap_or_default(),
         }
     }
 
-    /// Owned blocks, as many as there are now, for candle to overwrite.
+    /// Blocks of our own, as many as there are now, for candle to overwrite.
     fn blocks_to_overwrite(&mut self) -> &mut [T] {
         let n = self.blocks().len();
-        self.owned.get_or_insert_with(|| vec![T::zeros(); n])
+        self.written.get_or_insert_with(|| vec![T::zeros(); n])
     }
 }
 
 /// The same behaviour as candle's own storage (`Vec<T>`), method by method,
 /// on the same kernels.
-impl<T: AnyBits> QuantizedType for MappedBlocks<T> {
+impl<T: AnyBits> QuantizedType for BlockStorage<T> {
     fn dtype(&self) -> GgmlDType {
         T::DTYPE
     }
