@@ -15,9 +15,13 @@
 //!   that holds it, so a buffer returned after a request of 5,000 bytes serves
 //!   a later request of 8,000: buffers are keyed by what they can hold, not by
 //!   what was asked for.
-//! - Each class is a bounded [`crossbeam_queue::ArrayQueue`]: [`BufferPool::get`]
-//!   takes no lock and never blocks: it pops a retained buffer (a *hit*) or
-//!   allocates a fresh one (a *miss*).
+//! - Each class is up to 8 bounded [`crossbeam_queue::ArrayQueue`]s sharing
+//!   its slots: [`BufferPool::get`] takes no lock and never blocks: it pops a
+//!   retained buffer (a *hit*) or allocates a fresh one (a *miss*). Each
+//!   thread starts at a home queue, so threads that take and return buffers
+//!   at the same time do not contend for one queue (crossbeam's queue makes
+//!   a thread wait for a slot another has claimed but not yet filled, which
+//!   is slow when that other thread is descheduled).
 //! - Every buffer starts on a 64-byte boundary ([`BUFFER_ALIGN`]), so one
 //!   buffer can be viewed as `f32`, `half::f16`, `half::bf16`, `u8` or any
 //!   other [`bytemuck::Pod`] type with an alignment of at most 64.
@@ -34,11 +38,17 @@
 //!   [`BufferPool`] it came from and move between threads.
 //! - The pool caps the bytes it retains ([`PoolConfig::max_retained_bytes`])
 //!   and the buffers per class ([`PoolConfig::max_buffers_per_class`]); a
-//!   buffer that would exceed either is freed instead of kept. The cap is
-//!   reserved with an atomic read-modify-write before a buffer is queued, so
-//!   it holds under any interleaving of threads.
-//! - Hit, miss, return, drop and retained-byte counters are atomics; see
-//!   [`BufferPool::stats`].
+//!   buffer that would exceed either is freed instead of kept. A buffer's
+//!   bytes are reserved against the cap with an atomic read-modify-write
+//!   before it is queued, so the cap holds under any interleaving of
+//!   threads. A buffer taken from the pool leaves its reservation with the
+//!   taking thread's home shard as *credit*, which the same thread spends
+//!   when it gives a buffer back: a thread that takes and returns buffers
+//!   writes only its own shard's cache lines. Credit over 1/16 of the cap
+//!   per shard goes back to the shared reservation, so at least half the
+//!   cap is always open to any thread.
+//! - Hit, miss, return and drop counters are atomics, one set per home
+//!   shard; see [`BufferPool::stats`].
 //!
 //! Retained bytes are counted by capacity (the class size), which is an upper
 //! bound on what the retained buffers keep resident: a fresh buffer's pages
@@ -227,7 +237,10 @@ pub struct PoolStats {
     /// Bytes (by capacity) the pool retains now; never above
     /// [`PoolConfig::max_retained_bytes`].
     pub retained_bytes: usize,
-    /// Highest `retained_bytes` seen.
+    /// Highest reservation against the cap seen: retained bytes plus the
+    /// credit threads set aside for buffers they hold (see the [module
+    /// documentation](self)); never above
+    /// [`PoolConfig::max_retained_bytes`].
     pub peak_retained_bytes: usize,
     /// Buffers the pool retains now.
     pub retained_buffers: usize,
@@ -262,8 +275,10 @@ struct Shared {
     /// Counters, one set per home shard, so that threads do not write the
     /// same cache line for every buffer.
     counters: [Padded<Counters>; SHARDS],
-    /// Bytes reserved for retained buffers, and their peak.
+    /// Bytes reserved against the cap, and their peak.
     bytes: Padded<RetainedBytes>,
+    /// Most credit a home shard keeps (see [`Counters::credit`]).
+    credit_limit: usize,
 }
 
 /// One home shard's counters.
@@ -277,14 +292,21 @@ struct Counters {
     dropped: AtomicUsize,
     /// Buffers popped by `clear`.
     cleared: AtomicUsize,
+    /// Bytes reserved against the cap that no queued buffer holds, for this
+    /// shard's threads to queue buffers with. A `get` that pops a buffer
+    /// turns its bytes into credit, and the `drop` that gives it back
+    /// spends them: a thread that takes and returns buffers touches only
+    /// its own shard's cache lines, not the shared reservation. Credit
+    /// above the shard's limit goes back to the shared reservation.
+    credit: AtomicUsize,
 }
 
 #[derive(Default)]
 struct RetainedBytes {
-    /// A buffer's bytes are reserved before it is pushed and released after
-    /// it is popped, so this is always at least the bytes actually queued,
-    /// and never above the cap.
-    retained: AtomicUsize,
+    /// Bytes reserved against the cap: those of queued buffers, plus every
+    /// shard's credit. A buffer's bytes are reserved before it is pushed,
+    /// so queued bytes never exceed this, and this never exceeds the cap.
+    reserved: AtomicUsize,
     peak: AtomicUsize,
 }
 
@@ -336,7 +358,10 @@ impl Shards {
     }
 
     fn len(&self) -> usize {
-        self.queues.iter().map(ArrayQueue::len).fold(0, usize::saturating_add)
+        self.queues
+            .iter()
+            .map(ArrayQueue::len)
+            .fold(0, usize::saturating_add)
     }
 }
 
@@ -351,7 +376,7 @@ fn home() -> usize {
 }
 
 // Relaxed ordering throughout: the counters are statistics, and the cap only
-// needs each read-modify-write of `retained` to be atomic, which every
+// needs each read-modify-write of `reserved` and `credit` to be atomic, which every
 // ordering guarantees. The buffers themselves are handed between threads by
 // the queues, which synchronize their contents.
 const ORDER: Ordering = Ordering::Relaxed;
@@ -378,31 +403,61 @@ impl Shared {
             self.counters(home).dropped.fetch_add(1, ORDER);
             return;
         };
-        let cap = self.config.max_retained_bytes;
+        let counters = self.counters(home);
         // Reserve first, push second: a racing thread sees the reservation
         // and cannot take the same headroom.
-        let reserved = self.bytes.retained.fetch_update(ORDER, ORDER, |held| {
-            held.checked_add(bytes).filter(|&total| total <= cap)
-        });
-        let Ok(before) = reserved else {
-            self.counters(home).dropped.fetch_add(1, ORDER);
+        if !self.reserve(counters, bytes) {
+            counters.dropped.fetch_add(1, ORDER);
             return;
-        };
+        }
         let mut rejected = Some(buf);
         for queue in shards.get_or_init(|| Shards::new(slots)).starting_at(home) {
             let Some(buf) = rejected.take() else { break };
             rejected = queue.push(buf).err();
         }
         if rejected.is_some() {
-            self.bytes.retained.fetch_sub(bytes, ORDER);
-            self.counters(home).dropped.fetch_add(1, ORDER);
-            return;
+            self.release(counters, bytes);
+            counters.dropped.fetch_add(1, ORDER);
         }
+    }
+
+    /// Reserves `bytes` against the cap for a buffer about to be queued:
+    /// from the shard's credit, or else from the shared reservation if the
+    /// cap has room.
+    fn reserve(&self, counters: &Counters, bytes: usize) -> bool {
+        let from_credit = |credit: usize| credit.checked_sub(bytes);
+        if counters
+            .credit
+            .fetch_update(ORDER, ORDER, from_credit)
+            .is_ok()
+        {
+            return true;
+        }
+        let cap = self.config.max_retained_bytes;
+        let reserved = self.bytes.reserved.fetch_update(ORDER, ORDER, |held| {
+            held.checked_add(bytes).filter(|&total| total <= cap)
+        });
+        let Ok(before) = reserved else { return false };
         // A plain load first: a new peak is rare, and a read is much
         // cheaper than a read-modify-write on a contended line.
         let now = before.saturating_add(bytes);
         if now > self.bytes.peak.load(ORDER) {
             self.bytes.peak.fetch_max(now, ORDER);
+        }
+        true
+    }
+
+    /// Releases the reservation of `bytes` no longer queued: into the
+    /// shard's credit, which goes back to the shared reservation whole once
+    /// it passes the shard's limit.
+    fn release(&self, counters: &Counters, bytes: usize) {
+        let credit = counters
+            .credit
+            .fetch_add(bytes, ORDER)
+            .saturating_add(bytes);
+        if credit > self.credit_limit {
+            let surplus = counters.credit.swap(0, ORDER);
+            self.bytes.reserved.fetch_sub(surplus, ORDER);
         }
     }
 
@@ -411,8 +466,15 @@ impl Shared {
     fn pop(&self, class: usize, home: usize) -> Option<Buffer> {
         let shards = self.classes.get(class)?.get()?;
         let buf = shards.starting_at(home).find_map(ArrayQueue::pop)?;
-        self.bytes.retained.fetch_sub(capacity_of(&buf), ORDER);
+        self.release(self.counters(home), capacity_of(&buf));
         Some(buf)
+    }
+
+    /// Bytes of the buffers queued now: the reservation less the credit.
+    fn queued_bytes(&self) -> usize {
+        let credit = self.counters.iter().map(|c| c.credit.load(ORDER));
+        let credit = credit.fold(0, usize::saturating_add);
+        self.bytes.reserved.load(ORDER).saturating_sub(credit)
     }
 
     /// The counters of home shard `home`.
@@ -433,11 +495,15 @@ impl Shared {
                 let Some(buf) = queue.pop() else { break };
                 let bytes = capacity_of(&buf);
                 drop(buf);
-                self.bytes.retained.fetch_sub(bytes, ORDER);
+                self.bytes.reserved.fetch_sub(bytes, ORDER);
                 self.counters(home()).cleared.fetch_add(1, ORDER);
                 cleared.buffers = cleared.buffers.saturating_add(1);
                 cleared.bytes = cleared.bytes.saturating_add(bytes);
             }
+        }
+        for counters in &self.counters {
+            let credit = counters.credit.swap(0, ORDER);
+            self.bytes.reserved.fetch_sub(credit, ORDER);
         }
         cleared
     }
@@ -462,6 +528,9 @@ impl Shared {
             slots: std::array::from_fn(|class| slots(&config, class)),
             counters: Default::default(),
             bytes: Padded::default(),
+            // Half the cap in credit at most, over all shards: the rest is
+            // always there for any thread.
+            credit_limit: config.max_retained_bytes / (2 * SHARDS),
         }
     }
 }
@@ -651,7 +720,7 @@ impl BufferPool {
                 .wrapping_add(count(|c| &c.cleared))
                 .wrapping_add(retained_buffers as u64),
             dropped: count(|c| &c.dropped),
-            retained_bytes: s.bytes.retained.load(ORDER),
+            retained_bytes: s.queued_bytes(),
             peak_retained_bytes: s.bytes.peak.load(ORDER),
             retained_buffers,
         }
@@ -901,6 +970,40 @@ mod tests {
         assert_eq!((stats.hits, stats.misses), (0, 2));
         assert_eq!((stats.returns, stats.dropped), (0, 2));
         assert_eq!(stats.retained_bytes, 0);
+    }
+
+    #[test]
+    fn taking_a_buffer_leaves_credit_and_clear_returns_it() {
+        let pool = BufferPool::new(PoolConfig::default().with_max_retained_bytes(64 * 1024));
+        drop(pool.get::<u8>(10).unwrap());
+        let reserved = |pool: &BufferPool| pool.shared.bytes.reserved.load(ORDER);
+        assert_eq!(reserved(&pool), 4_096);
+        // The hit keeps its 4 KiB reserved, as this shard's credit (the
+        // limit is 64 KiB / 16), and giving the buffer back spends it.
+        let again = pool.get::<u8>(10).unwrap();
+        assert_eq!((reserved(&pool), pool.stats().retained_bytes), (4_096, 0));
+        let credit = pool.shared.counters(home()).credit.load(ORDER);
+        assert_eq!(credit, 4_096);
+        drop(again);
+        assert_eq!(pool.shared.counters(home()).credit.load(ORDER), 0);
+        assert_eq!(
+            (reserved(&pool), pool.stats().retained_bytes),
+            (4_096, 4_096)
+        );
+        // Credit above the limit goes back to the shared reservation.
+        let big = pool.get::<u8>(10).unwrap();
+        drop(pool.get::<u8>(8_000).unwrap());
+        let big_again = pool.get::<u8>(8_000).unwrap();
+        assert_eq!(pool.shared.counters(home()).credit.load(ORDER), 0);
+        assert_eq!(reserved(&pool), 0);
+        drop(big_again);
+        // `clear` frees the buffers and returns the credit.
+        drop(big);
+        let held = pool.get::<u8>(10).unwrap();
+        assert_eq!(pool.shared.counters(home()).credit.load(ORDER), 4_096);
+        pool.clear();
+        assert_eq!(reserved(&pool), 0);
+        drop(held);
     }
 
     #[test]

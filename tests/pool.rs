@@ -93,6 +93,43 @@ fn the_byte_cap_holds() {
 }
 
 #[test]
+fn buffers_taken_on_one_thread_and_returned_on_another_stay_within_the_cap() {
+    let _serial = serial();
+    let cap = 64 * 1024;
+    let pool = BufferPool::new(PoolConfig::default().with_max_retained_bytes(cap));
+    // Fill the pool to the cap from this thread.
+    drop(
+        (0..8)
+            .map(|_| pool.get::<u8>(8_000).unwrap())
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(pool.stats().retained_bytes, cap);
+    for round in 0..50 {
+        // Taken here (each hit leaves credit with this thread's shard),
+        // returned by another thread (which reserves from the cap).
+        let taken: Vec<_> = (0..8).map(|_| pool.get::<u8>(8_000).unwrap()).collect();
+        assert!(taken.iter().all(|b| b.is_recycled()), "round {round}");
+        std::thread::scope(|scope| {
+            scope.spawn(move || drop(taken));
+        });
+        let stats = pool.stats();
+        assert!(stats.retained_bytes <= cap && stats.peak_retained_bytes <= cap);
+        // At least the half of the cap that credit never holds came back.
+        assert!(stats.retained_buffers >= 4, "round {round}: {stats:?}");
+    }
+    // `clear` frees the buffers and returns all credit: one thread can fill
+    // the whole cap again.
+    pool.clear();
+    drop(
+        (0..9)
+            .map(|_| pool.get::<u8>(8_000).unwrap())
+            .collect::<Vec<_>>(),
+    );
+    let stats = pool.stats();
+    assert_eq!((stats.retained_bytes, stats.retained_buffers), (cap, 8));
+}
+
+#[test]
 fn the_per_class_bound_holds() {
     let _serial = serial();
     let pool = BufferPool::new(PoolConfig::default().with_max_buffers_per_class(2));
