@@ -517,7 +517,7 @@ impl Shared {
 /// design.
 #[derive(Clone)]
 pub struct BufferPool {
-    shared: SharedRef,
+    shared: Handle,
 }
 
 impl Shared {
@@ -535,13 +535,40 @@ impl Shared {
     }
 }
 
-/// How handles and guards hold a pool's state. The global pool lives for the
-/// whole process, so its guards borrow it and skip the two atomic
-/// reference-count updates per buffer that an `Arc` costs.
+/// How a [`BufferPool`] handle holds the pool's state.
 #[derive(Clone)]
+enum Handle {
+    /// The global pool lives for the whole process: its guards borrow it
+    /// and skip the two atomic reference-count updates per buffer that an
+    /// `Arc` costs.
+    Global(&'static Shared),
+    /// An owned pool's state, reached through [`SHARDS`] stripes, each a
+    /// reference-counted allocation on cache lines of its own: a guard
+    /// holds its thread's home stripe, so threads making and dropping
+    /// guards at once update different reference counts.
+    Owned(Arc<[Stripe; SHARDS]>),
+}
+
+type Stripe = Arc<Padded<Arc<Shared>>>;
+
+/// How a [`PooledBuf`] holds its pool's state.
 enum SharedRef {
     Global(&'static Shared),
-    Owned(Arc<Shared>),
+    Owned(Stripe),
+}
+
+impl Deref for Handle {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        match self {
+            Handle::Global(shared) => shared,
+            Handle::Owned(stripes) => {
+                let [first, ..] = &**stripes;
+                first
+            }
+        }
+    }
 }
 
 impl Deref for SharedRef {
@@ -550,7 +577,21 @@ impl Deref for SharedRef {
     fn deref(&self) -> &Shared {
         match self {
             SharedRef::Global(shared) => shared,
-            SharedRef::Owned(shared) => shared,
+            SharedRef::Owned(stripe) => stripe,
+        }
+    }
+}
+
+impl Handle {
+    /// What a guard made on a thread of home `home` holds.
+    fn for_guard(&self, home: usize) -> SharedRef {
+        match self {
+            Handle::Global(shared) => SharedRef::Global(shared),
+            Handle::Owned(stripes) => {
+                let [first, ..] = &**stripes;
+                let stripe = home.checked_rem(SHARDS).and_then(|i| stripes.get(i));
+                SharedRef::Owned(Arc::clone(stripe.unwrap_or(first)))
+            }
         }
     }
 }
@@ -559,8 +600,10 @@ impl BufferPool {
     /// A new, empty pool with the given limits.
     #[must_use]
     pub fn new(config: PoolConfig) -> Self {
+        let shared = Arc::new(Shared::new(config));
+        let stripes = std::array::from_fn(|_| Arc::new(Padded(Arc::clone(&shared))));
         BufferPool {
-            shared: SharedRef::Owned(Arc::new(Shared::new(config))),
+            shared: Handle::Owned(Arc::new(stripes)),
         }
     }
 
@@ -571,7 +614,7 @@ impl BufferPool {
         static SHARED: OnceLock<Shared> = OnceLock::new();
         static GLOBAL: OnceLock<BufferPool> = OnceLock::new();
         GLOBAL.get_or_init(|| BufferPool {
-            shared: SharedRef::Global(SHARED.get_or_init(|| Shared::new(PoolConfig::default()))),
+            shared: Handle::Global(SHARED.get_or_init(|| Shared::new(PoolConfig::default()))),
         })
     }
 
@@ -650,14 +693,14 @@ impl BufferPool {
         };
         let bytes = len.checked_mul(size_of::<T>()).ok_or_else(too_large)?;
         if bytes == 0 {
-            return Ok(self.guard(Buffer::default(), 0, 0, 0, false));
+            return Ok(self.guard(Buffer::default(), 0, 0, 0, false, 0));
         }
         let (class, capacity) = class_of(bytes).ok_or_else(too_large)?;
         let shared = &self.shared;
         let home = home();
         if let Some(buf) = shared.pop(class, home) {
             shared.counters(home).hits.fetch_add(1, ORDER);
-            return Ok(self.guard(buf, class, len, bytes, true));
+            return Ok(self.guard(buf, class, len, bytes, true, home));
         }
         // Zeroed allocation rather than writing zeros: the allocator maps
         // large buffers fresh from the kernel, already zero and not yet
@@ -671,7 +714,7 @@ impl BufferPool {
             }
         };
         shared.counters(home).misses.fetch_add(1, ORDER);
-        Ok(self.guard(buf, class, len, bytes, false))
+        Ok(self.guard(buf, class, len, bytes, false, home))
     }
 
     fn guard<T: Pod>(
@@ -681,6 +724,7 @@ impl BufferPool {
         len: usize,
         bytes: usize,
         recycled: bool,
+        home: usize,
     ) -> PooledBuf<T> {
         PooledBuf {
             start: aligned_start(&buf),
@@ -689,7 +733,7 @@ impl BufferPool {
             len,
             bytes,
             recycled,
-            shared: self.shared.clone(),
+            shared: self.shared.for_guard(home),
             _elem: PhantomData,
         }
     }
