@@ -30,8 +30,11 @@ use crate::dtype::GgmlType;
 /// candle block types (and plain floats) of which every bit pattern is a
 /// valid value: structs of integers, integer arrays, `f16` and `f32`
 /// fields, `#[repr(C)]` with no padding (their sizes, asserted below, are
-/// the sums of their fields and the ggml block sizes). Only the types
-/// listed in `candle_blocks!` implement it.
+/// the sums of their fields and the ggml block sizes), no interior
+/// mutability. Only the types listed in `candle_blocks!` implement it. Were
+/// a later candle to reorder a struct's fields, tests/candle.rs would
+/// catch it: it compares every type's results over our bytes with
+/// candle's own storage of the same bytes.
 trait AnyBits: CandleBlock + Send + Sync + 'static {}
 
 macro_rules! candle_blocks {
