@@ -6,9 +6,12 @@
 //!   dense [`Tensor`]: on the CPU straight into the `Vec` the tensor takes
 //!   over, elsewhere through a pooled staging buffer.
 //! - [`TensorView::to_qtensor`] keeps a tensor quantized, for every type
-//!   candle has ([`GgmlType::candle_qtype`]).
+//!   candle has ([`GgmlType::candle_qtype`]): on the CPU, from a mapped
+//!   file, a `QTensor` whose blocks stay in the mapping (no copy; candle's
+//!   kernels read them in place).
 //! - [`Gguf::load_candle`] loads every tensor ([`LoadAs`]), in parallel, and
-//!   says what it did ([`LoadReport`]).
+//!   says what it did ([`LoadReport`]): a quantized model from a mapped file
+//!   in milliseconds, with nothing read until it is used.
 //! - [`Gguf::to_candle_content`] and [`Gguf::reader`] give existing candle
 //!   model code (candle-transformers' quantized models) its
 //!   `gguf_file::Content` and a `Read + Seek`, without reading the file
