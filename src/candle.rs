@@ -511,7 +511,9 @@ impl LoadOptions {
     /// file-backed memory the kernel can reclaim and read again, shared
     /// with every process mapping the same file. The tensors keep the
     /// mapping alive after the [`Gguf`] is dropped, and the mapping
-    /// contract on [`Gguf`] applies to them. Copy when the file may change
+    /// contract on [`Gguf`] applies to them ([`crate::OpenOptions::populate`]
+    /// reads every page at open instead of on first use). Copy when the
+    /// file may change
     /// while the model is in use, or to have every weight in anonymous
     /// memory up front (what candle's own loading does). A copy is read
     /// from the file straight into the buffer its tensor keeps.
