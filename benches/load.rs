@@ -1,0 +1,180 @@
+//! Loading a whole quantized model into candle, against candle's own GGUF
+//! path (`Content::read` from the file, then `content.tensor` for every
+//! tensor), in the same run.
+//!
+//! - Time, in this process, the three ways interleaved, median of
+//!   [`RUNS`]: `Gguf::open` + `load_candle(LoadAs::Quantized)` (QTensors
+//!   over the mapping), the same with `LoadOptions::copy_quantized`, and
+//!   candle's path.
+//! - Peak resident memory: each way in a process of its own (`ggufmap load
+//!   --json`, `--copy`, `--candle-own-path`), since a peak is per process.
+//!
+//! The model is Gemma 3 270M Q4_K_M when present (`$GGUFMAP_GEMMA`, or
+//! `~/.cache/ggufmap/gemma-3-270m-q4_k_m.gguf` from scripts/fetch_gemma.sh),
+//! otherwise a writer-made model of the same mix of types (about 128 MiB)
+//! in a temporary directory.
+//!
+//! `cargo bench --bench load`
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use candle_core::quantized::gguf_file::Content;
+use candle_core::Device;
+use ggufmap::candle::{LoadAs, LoadOptions};
+use ggufmap::{GgmlType, Gguf, GgufWriter, MetaValue};
+
+/// Timed loads of each way.
+const RUNS: usize = 7;
+
+fn gemma() -> Option<PathBuf> {
+    let path = match std::env::var_os("GGUFMAP_GEMMA") {
+        Some(path) => PathBuf::from(path),
+        None => {
+            PathBuf::from(std::env::var_os("HOME")?).join(".cache/ggufmap/gemma-3-270m-q4_k_m.gguf")
+        }
+    };
+    path.exists().then_some(path)
+}
+
+/// A model with Gemma's mix of tensor types and a 32,768-token vocabulary:
+/// 24 blocks of Q4_K, Q6_K, Q5_0 and F32 tensors and a Q8_0 embedding.
+fn synthetic(dir: &Path) -> PathBuf {
+    let mut writer = GgufWriter::new();
+    let tokens = (0..32_768).map(|i| format!("token{i}"));
+    writer
+        .add_metadata("general.architecture", "gemma3")
+        .and_then(|w| w.add_metadata("tokenizer.ggml.tokens", MetaValue::strings(tokens)))
+        .expect("metadata");
+    let mut add = |name: String, dtype: GgmlType, dims: [u64; 2]| {
+        let bytes = dtype.tensor_bytes(&dims).expect("size") as usize;
+        let data: Vec<u8> = (0..bytes).map(|i| (i * 31 % 251) as u8).collect();
+        writer.add_tensor(name, dtype, &dims, data).expect("tensor");
+    };
+    add("token_embd.weight".into(), GgmlType::Q8_0, [640, 32_768]);
+    for i in 0..24 {
+        add(
+            format!("blk.{i}.attn_q.weight"),
+            GgmlType::Q4_K,
+            [1_024, 1_024],
+        );
+        add(
+            format!("blk.{i}.attn_v.weight"),
+            GgmlType::Q5_0,
+            [1_024, 512],
+        );
+        add(
+            format!("blk.{i}.ffn_up.weight"),
+            GgmlType::Q4_K,
+            [1_024, 2_048],
+        );
+        add(
+            format!("blk.{i}.ffn_down.weight"),
+            GgmlType::Q6_K,
+            [2_048, 1_024],
+        );
+        add(
+            format!("blk.{i}.attn_norm.weight"),
+            GgmlType::F32,
+            [1_024, 1],
+        );
+    }
+    let path = dir.join("synthetic.gguf");
+    std::fs::write(&path, writer.to_bytes().expect("model")).expect("write");
+    path
+}
+
+fn ours(path: &Path, copy: bool) -> usize {
+    let file = Gguf::open(path).expect("open");
+    let options = LoadOptions::new(LoadAs::Quantized).copy_quantized(copy);
+    let model = file.load_candle_with(&Device::Cpu, &options).expect("load");
+    model.tensors.len()
+}
+
+fn candles(path: &Path) -> usize {
+    let mut file = std::fs::File::open(path).expect("open");
+    let content = Content::read(&mut file).expect("read");
+    let names: Vec<String> = content.tensor_infos.keys().cloned().collect();
+    names
+        .iter()
+        .map(|name| {
+            content
+                .tensor(&mut file, name, &Device::Cpu)
+                .expect("tensor")
+        })
+        .count()
+}
+
+fn median(times: &mut [Duration]) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+/// Peak resident bytes of `ggufmap load FILE --json ARGS` in its own process.
+fn peak(path: &Path, args: &[&str]) -> Option<u64> {
+    let out = Command::new(env!("CARGO_BIN_EXE_ggufmap"))
+        .arg("load")
+        .arg(path)
+        .arg("--json")
+        .args(args)
+        .output()
+        .ok()?;
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    report["memory"]["peak_resident_bytes"].as_u64()
+}
+
+fn main() {
+    // `cargo test --benches` runs benches with `--bench` absent: nothing to time.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = gemma().unwrap_or_else(|| synthetic(dir.path()));
+    let size = std::fs::metadata(&path).expect("model").len();
+    println!("model: {} ({size} bytes)", path.display());
+    let ways: [(&str, &dyn Fn() -> usize); 3] = [
+        ("ggufmap, mapped", &|| ours(&path, false)),
+        ("ggufmap, copied", &|| ours(&path, true)),
+        ("candle's own path", &|| candles(&path)),
+    ];
+    let mut times = vec![Vec::new(); ways.len()];
+    for _ in 0..RUNS {
+        for ((_, load), times) in ways.iter().zip(&mut times) {
+            let start = Instant::now();
+            std::hint::black_box(load());
+            times.push(start.elapsed());
+        }
+    }
+    let medians: Vec<Duration> = times.iter_mut().map(|t| median(t)).collect();
+    let peaks = [
+        peak(&path, &[]),
+        peak(&path, &["--copy"]),
+        peak(&path, &["--candle-own-path"]),
+    ];
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    println!("\nwhole-model quantized load, same run (median of {RUNS}; peak: own process)");
+    println!(
+        "{:<20} {:>10} {:>9} {:>11} {:>9}",
+        "way", "time", "speedup", "peak MiB", "peak/candle"
+    );
+    for (i, (name, _)) in ways.iter().enumerate() {
+        let speedup = medians[2].as_secs_f64() / medians[i].as_secs_f64();
+        let (peak, ratio) = match (peaks[i], peaks[2]) {
+            (Some(p), Some(c)) => (
+                format!("{:.1}", mib(p)),
+                format!("{:.2}x", p as f64 / c as f64),
+            ),
+            _ => ("n/a".to_owned(), "n/a".to_owned()),
+        };
+        println!(
+            "{name:<20} {:>10.3?} {:>8.1}x {peak:>11} {ratio:>9}",
+            medians[i], speedup
+        );
+    }
+    println!(
+        "file: {:.1} MiB; target for the quantized load: peak <= 1.1 x file + 32 MiB = {:.1} MiB",
+        mib(size),
+        1.1 * mib(size) + 32.0
+    );
+}
