@@ -1,0 +1,136 @@
+//! A bridge for code written against candle's own GGUF reading:
+//! [`Gguf::to_candle_content`] and [`Gguf::reader`].
+
+use std::collections::HashMap;
+use std::io::Cursor;
+
+use candle_core::quantized::gguf_file;
+use candle_core::Shape;
+
+use super::ADVICE_DEQUANTIZE;
+use crate::error::{Error, Result};
+use crate::file::Gguf;
+use crate::format::{ByteOrder, Value};
+
+impl Gguf<'_> {
+    /// candle's [`gguf_file::Content`] for this file, built from the index
+    /// (no second parse): metadata converted to candle's values (strings
+    /// copied as candle reads them: trailing NULs dropped, invalid UTF-8
+    /// replaced), tensor infos with candle's conventions (shape outermost
+    /// first, offset relative to the data section). With
+    /// [`Gguf::reader`], code written for candle's GGUF loading runs
+    /// unchanged:
+    ///
+    /// ```
+    /// # use ggufmap::{GgmlType, Gguf, GgufWriter};
+    /// # let mut writer = GgufWriter::new();
+    /// # writer.add_tensor("w", GgmlType::F32, &[32], vec![0u8; 128])?;
+    /// # let bytes = writer.to_bytes()?;
+    /// let file = Gguf::from_bytes(&bytes)?;
+    /// let content = file.to_candle_content()?;
+    /// let w = content.tensor(&mut file.reader(), "w", &candle_core::Device::Cpu)?;
+    /// assert_eq!(w.shape().dims(), &[32]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::CandleUnsupported`] naming the first tensor of a type
+    /// candle cannot read; [`Error::ByteOrder`] naming the first
+    /// multi-byte tensor of a big-endian file (candle reads little-endian
+    /// only).
+    pub fn to_candle_content(&self) -> Result<gguf_file::Content> {
+        let metadata = self
+            .metadata()
+            .iter()
+            .map(|(key, value)| (candle_string(key.as_bytes()), candle_value(&value)))
+            .collect();
+        let mut tensor_infos = HashMap::with_capacity(self.tensor_count());
+        for view in self.tensors() {
+            let ggml_dtype =
+                view.dtype()
+                    .candle_qtype()
+                    .ok_or_else(|| Error::CandleUnsupported {
+                        tensor: view.name().to_owned(),
+                        dtype: view.dtype(),
+                        target: "gguf_file tensor",
+                        reason: ADVICE_DEQUANTIZE,
+                    })?;
+            if self.byte_order() != ByteOrder::Little && view.dtype().bytes_per_block() > 1 {
+                return Err(Error::ByteOrder {
+                    tensor: view.name().to_owned(),
+                });
+            }
+            let info = gguf_file::TensorInfo {
+                ggml_dtype,
+                shape: Shape::from(view.shape()),
+                offset: view.info().data_offset(),
+            };
+            tensor_infos.insert(candle_string(view.name().as_bytes()), info);
+        }
+        let magic = if self.version() == 2 {
+            gguf_file::VersionedMagic::GgufV2
+        } else {
+            gguf_file::VersionedMagic::GgufV3
+        };
+        Ok(gguf_file::Content {
+            magic,
+            metadata,
+            tensor_infos,
+            tensor_data_offset: self.data_offset() as u64,
+        })
+    }
+
+    /// A `Read + Seek` over the whole file's bytes (the mapping): what
+    /// [`gguf_file::Content::tensor`] reads tensors from.
+    ///
+    /// # Performance
+    /// candle copies every tensor it reads out of the reader, so the
+    /// mapping's pages it touches become resident (file-backed) until this
+    /// `Gguf` is dropped: loading Gemma 3 270M through it peaks about one
+    /// file size higher than through a `File`. Where that matters, pass
+    /// `std::fs::File::open(path)?` to `content.tensor` instead: the
+    /// content's offsets are the same.
+    pub fn reader(&self) -> Cursor<&[u8]> {
+        Cursor::new(self.bytes())
+    }
+}
+
+/// A string as candle's GGUF reader makes it: trailing NULs dropped,
+/// invalid UTF-8 replaced by U+FFFD.
+fn candle_string(mut bytes: &[u8]) -> String {
+    while let [rest @ .., 0] = bytes {
+        bytes = rest;
+    }
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn candle_value(value: &Value<'_>) -> gguf_file::Value {
+    use gguf_file::Value as V;
+    match *value {
+        Value::U8(v) => V::U8(v),
+        Value::I8(v) => V::I8(v),
+        Value::U16(v) => V::U16(v),
+        Value::I16(v) => V::I16(v),
+        Value::U32(v) => V::U32(v),
+        Value::I32(v) => V::I32(v),
+        Value::F32(v) => V::F32(v),
+        Value::Bool(v) => V::Bool(v),
+        Value::String(s) => V::String(candle_string(s.as_bytes())),
+        Value::Array(a) => V::Array(a.iter().map(|v| candle_value(&v)).collect()),
+        Value::U64(v) => V::U64(v),
+        Value::I64(v) => V::I64(v),
+        Value::F64(v) => V::F64(v),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn candle_strings_drop_trailing_nuls() {
+        assert_eq!(candle_string(b"abc\0\0"), "abc");
+        assert_eq!(candle_string(b"a\0b"), "a\0b");
+        assert_eq!(candle_string(b"\xff"), "\u{fffd}");
+    }
+}

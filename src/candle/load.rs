@@ -1,0 +1,768 @@
+//! Whole-model loading: [`Gguf::load_candle`], what it is asked
+//! ([`LoadAs`], [`LoadOptions`]) and what it reports ([`LoadReport`]).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::ops::Range;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::{DType, Device, Shape, Tensor, WithDType};
+use half::{bf16, f16};
+
+use super::{dense_tensor, in_tensor, qtensor_from_staging, staging, swap_elements, AlignedBytes};
+use crate::dequant::Parallelism;
+use crate::dtype::GgmlType;
+use crate::error::{Error, Result};
+use crate::file::Gguf;
+use crate::quant::{self, Output};
+use crate::tensor::TensorView;
+
+/// Output bytes per work item when dequantizing from positioned reads: the
+/// input of one item is read into a pooled buffer of at most this size.
+const READ_CHUNK_OUTPUT_BYTES: usize = 256 * 1024;
+
+/// Bytes per positioned read when a whole tensor is read into a staging
+/// buffer; the reads of one tensor run in parallel.
+const READ_CHUNK_BYTES: usize = 4 * 1024 * 1024;
+
+/// Quantized tensors larger than this are loaded one at a time, largest
+/// first, so that at most one whole-tensor staging buffer of that size is
+/// alive at once; smaller ones load in parallel (their staging buffers in
+/// flight total at most this size times the thread count).
+const SEQUENTIAL_STAGING_BYTES: u64 = 1024 * 1024;
+
+/// How [`Gguf::load_candle`] loads each tensor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LoadAs {
+    /// Keep tensors as stored, as [`QTensor`]s (F32, F16 and BF16 tensors
+    /// included, as candle's own GGUF loading does). Tensors candle cannot
+    /// hold quantized fall back, and the report lists them: block types
+    /// candle lacks to dense F16, plain F64 and integer tensors to their
+    /// exact dense type ([`GgmlType::candle_dtype`]).
+    Quantized,
+    /// Every tensor dequantized to a dense F16 [`Tensor`].
+    F16,
+    /// Every tensor dequantized to a dense BF16 [`Tensor`].
+    BF16,
+    /// Every tensor dequantized to a dense F32 [`Tensor`].
+    F32,
+}
+
+impl LoadAs {
+    /// Every choice, in the order of the command line's help.
+    pub const ALL: [LoadAs; 4] = [LoadAs::Quantized, LoadAs::F16, LoadAs::BF16, LoadAs::F32];
+
+    /// `"quantized"`, `"f16"`, `"bf16"` or `"f32"`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            LoadAs::Quantized => "quantized",
+            LoadAs::F16 => "f16",
+            LoadAs::BF16 => "bf16",
+            LoadAs::F32 => "f32",
+        }
+    }
+
+    /// The dense element type, `None` for [`LoadAs::Quantized`].
+    pub const fn dtype(self) -> Option<DType> {
+        match self {
+            LoadAs::Quantized => None,
+            LoadAs::F16 => Some(DType::F16),
+            LoadAs::BF16 => Some(DType::BF16),
+            LoadAs::F32 => Some(DType::F32),
+        }
+    }
+}
+
+impl fmt::Display for LoadAs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for LoadAs {
+    type Err = Error;
+
+    /// Parses [`LoadAs::name`], case-insensitively.
+    fn from_str(s: &str) -> Result<Self> {
+        LoadAs::ALL
+            .into_iter()
+            .find(|l| l.name().eq_ignore_ascii_case(s))
+            .ok_or_else(|| Error::UnknownLoadAs { name: s.to_owned() })
+    }
+}
+
+/// Options of [`Gguf::load_candle_with`].
+#[derive(Clone, Debug)]
+pub struct LoadOptions {
+    load_as: LoadAs,
+    parallelism: Parallelism,
+    through_mapping: bool,
+    copy_quantized: bool,
+}
+
+impl LoadOptions {
+    /// Load as `load_as`, on rayon's global pool, reading a mapped file
+    /// with positioned reads (see [`LoadOptions::read_through_mapping`]).
+    pub fn new(load_as: LoadAs) -> Self {
+        LoadOptions {
+            load_as,
+            parallelism: Parallelism::default(),
+            through_mapping: false,
+            copy_quantized: false,
+        }
+    }
+
+    /// Where the work runs (`Parallelism::Sequential` for the calling
+    /// thread alone).
+    pub fn parallelism(mut self, parallelism: Parallelism) -> Self {
+        self.parallelism = parallelism;
+        self
+    }
+
+    /// Copy tensors kept quantized into memory of their own, even where
+    /// they could be read in the mapping.
+    ///
+    /// By default, on the CPU, a tensor kept quantized from a mapped file
+    /// is a [`QTensor`] over its blocks in the mapping
+    /// ([`TensorView::to_qtensor`]): loading copies nothing and makes
+    /// nothing resident; pages are read in when a tensor is first used, as
+    /// file-backed memory the kernel can reclaim and read again, shared
+    /// with every process mapping the same file. The tensors keep the
+    /// mapping alive after the [`Gguf`] is dropped, and the mapping
+    /// contract on [`Gguf`] applies to them ([`crate::OpenOptions::populate`]
+    /// reads every page at open instead of on first use). Copy when the
+    /// file may change
+    /// while the model is in use, or to have every weight in anonymous
+    /// memory up front (what candle's own loading does). A copy is read
+    /// from the file straight into the buffer its tensor keeps.
+    pub fn copy_quantized(mut self, yes: bool) -> Self {
+        self.copy_quantized = yes;
+        self
+    }
+
+    /// Read tensor data through the mapping even when the file can be read
+    /// directly.
+    ///
+    /// By default a mapped file is read with positioned reads (`pread`)
+    /// from a second handle on the same file, checked to be the file that
+    /// was mapped (same length, same header bytes), wherever data is copied
+    /// (dequantized tensors, [`LoadOptions::copy_quantized`]): reading it
+    /// this way keeps the mapping's pages out of the process's resident
+    /// set, so loading needs no more memory than its result. Through the mapping, every page of
+    /// tensor data also becomes resident (file-backed) while the [`Gguf`]
+    /// lives. Files read into memory and borrowed bytes are always used in
+    /// place.
+    pub fn read_through_mapping(mut self, yes: bool) -> Self {
+        self.through_mapping = yes;
+        self
+    }
+}
+
+/// One tensor loaded by [`Gguf::load_candle`].
+#[derive(Debug)]
+pub enum LoadedTensor {
+    /// Kept quantized (or as stored, for F32, F16 and BF16 tensors).
+    Quantized(QTensor),
+    /// A dense tensor.
+    Dense(Tensor),
+}
+
+impl LoadedTensor {
+    /// The shape, outermost first.
+    pub fn shape(&self) -> &Shape {
+        match self {
+            LoadedTensor::Quantized(q) => q.shape(),
+            LoadedTensor::Dense(t) => t.shape(),
+        }
+    }
+
+    /// candle's quantized type, for a [`LoadedTensor::Quantized`].
+    pub fn qtype(&self) -> Option<GgmlDType> {
+        match self {
+            LoadedTensor::Quantized(q) => Some(q.dtype()),
+            LoadedTensor::Dense(_) => None,
+        }
+    }
+
+    /// The element type, for a [`LoadedTensor::Dense`].
+    pub fn dtype(&self) -> Option<DType> {
+        match self {
+            LoadedTensor::Quantized(_) => None,
+            LoadedTensor::Dense(t) => Some(t.dtype()),
+        }
+    }
+
+    /// Bytes of memory the tensor's data takes (host or device).
+    pub fn size_in_bytes(&self) -> usize {
+        match self {
+            LoadedTensor::Quantized(q) => q.storage_size_in_bytes(),
+            LoadedTensor::Dense(t) => t.elem_count().saturating_mul(t.dtype().size_in_bytes()),
+        }
+    }
+
+    /// The [`QTensor`], if kept quantized.
+    pub fn as_qtensor(&self) -> Option<&QTensor> {
+        match self {
+            LoadedTensor::Quantized(q) => Some(q),
+            LoadedTensor::Dense(_) => None,
+        }
+    }
+
+    /// The dense [`Tensor`], if dense.
+    pub fn as_tensor(&self) -> Option<&Tensor> {
+        match self {
+            LoadedTensor::Quantized(_) => None,
+            LoadedTensor::Dense(t) => Some(t),
+        }
+    }
+}
+
+/// Why [`LoadAs`] was not followed for a tensor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum FallbackReason {
+    /// [`LoadAs::Quantized`]: candle has no quantized type for the tensor's
+    /// type; it was dequantized to F16.
+    NoCandleQuantizedType,
+    /// [`LoadAs::Quantized`]: an F64 or integer tensor, which a [`QTensor`]
+    /// cannot hold; it was loaded dense in the type that holds it exactly.
+    PlainType,
+    /// [`LoadAs::Quantized`]: a 0-dimensional (scalar) tensor, which a
+    /// [`QTensor`] cannot be; it was loaded dense in its own type.
+    Scalar,
+    /// A float [`LoadAs`]: an integer tensor, kept in the integer type that
+    /// holds it exactly rather than rounded to floats.
+    IntegerKept,
+}
+
+impl FallbackReason {
+    /// A short explanation, lowercase.
+    pub const fn description(self) -> &'static str {
+        match self {
+            FallbackReason::NoCandleQuantizedType => "candle has no quantized type for it",
+            FallbackReason::PlainType => "a plain type a quantized tensor cannot hold",
+            FallbackReason::Scalar => "a scalar, which a quantized tensor cannot be",
+            FallbackReason::IntegerKept => "integers are kept exact",
+        }
+    }
+}
+
+impl fmt::Display for FallbackReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.description())
+    }
+}
+
+/// A tensor [`Gguf::load_candle`] loaded otherwise than asked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fallback {
+    /// The tensor.
+    pub tensor: String,
+    /// Its type in the file.
+    pub dtype: GgmlType,
+    /// The dense element type it was loaded as.
+    pub loaded_as: DType,
+    /// Why.
+    pub reason: FallbackReason,
+}
+
+impl fmt::Display for Fallback {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} ({}) loaded as {}: {}",
+            self.tensor,
+            self.dtype,
+            self.loaded_as.as_str(),
+            self.reason
+        )
+    }
+}
+
+/// What [`Gguf::load_candle`] did.
+#[derive(Clone, Debug)]
+pub struct LoadReport {
+    /// What was asked.
+    pub load_as: LoadAs,
+    /// Tensors loaded (all of the file's).
+    pub tensors: usize,
+    /// Of these, kept as [`QTensor`]s.
+    pub quantized: usize,
+    /// Of these, dense [`Tensor`]s.
+    pub dense: usize,
+    /// Of the quantized, those reading their blocks in the mapping, not
+    /// copied (see [`LoadOptions::copy_quantized`]).
+    pub mapped: usize,
+    /// Bytes of tensor data in the file.
+    pub file_bytes: u64,
+    /// Bytes the loaded tensors take (host or device memory, or the
+    /// mapping for [`LoadReport::mapped`] tensors).
+    pub loaded_bytes: u64,
+    /// Tensors not loaded as asked, and why, in file order.
+    pub fallbacks: Vec<Fallback>,
+    /// True when tensor data was read with positioned reads from the file
+    /// rather than through the mapping or bytes in memory (see
+    /// [`LoadOptions::read_through_mapping`]).
+    pub read_from_file: bool,
+    /// Threads the work was spread over.
+    pub threads: usize,
+    /// Wall time of the whole load.
+    pub elapsed: Duration,
+}
+
+impl fmt::Display for LoadReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "loaded {} tensors as {} ({} quantized{}, {} dense): {} file bytes -> {} bytes in {:.3?}",
+            self.tensors,
+            self.load_as,
+            self.quantized,
+            match self.mapped {
+                0 => String::new(),
+                n => format!(" ({n} read in the mapping)"),
+            },
+            self.dense,
+            self.file_bytes,
+            self.loaded_bytes,
+            self.elapsed
+        )?;
+        for fallback in &self.fallbacks {
+            write!(f, "\n  fallback: {fallback}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Every tensor of a file, loaded by [`Gguf::load_candle`].
+#[derive(Debug)]
+pub struct LoadedModel {
+    /// The tensors, by name.
+    pub tensors: HashMap<String, LoadedTensor>,
+    /// What was done.
+    pub report: LoadReport,
+}
+
+impl LoadedModel {
+    /// The tensor named `name`.
+    pub fn get(&self, name: &str) -> Option<&LoadedTensor> {
+        self.tensors.get(name)
+    }
+
+    /// The tensor named `name`, if it was kept quantized.
+    pub fn qtensor(&self, name: &str) -> Option<&QTensor> {
+        self.get(name).and_then(LoadedTensor::as_qtensor)
+    }
+
+    /// The tensor named `name`, if it is dense.
+    pub fn tensor(&self, name: &str) -> Option<&Tensor> {
+        self.get(name).and_then(LoadedTensor::as_tensor)
+    }
+
+    /// Takes the tensor named `name` out of the model.
+    pub fn remove(&mut self, name: &str) -> Option<LoadedTensor> {
+        self.tensors.remove(name)
+    }
+}
+
+/// Where tensor data is read from while loading.
+enum Source<'g> {
+    /// The file's bytes in memory (a mapping, a read file, borrowed bytes).
+    Bytes(&'g [u8]),
+    /// Positioned reads from a second handle on a mapped file.
+    #[cfg(unix)]
+    File {
+        file: std::fs::File,
+        path: &'g std::path::Path,
+    },
+}
+
+impl<'g> Source<'g> {
+    fn new(gguf: &'g Gguf<'_>, through_mapping: bool) -> Self {
+        #[cfg(unix)]
+        if gguf.is_mapped() && !through_mapping {
+            if let Some(path) = gguf.path() {
+                if let Some(file) = same_file(gguf, path) {
+                    return Source::File { file, path };
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = through_mapping;
+        Source::Bytes(gguf.bytes())
+    }
+
+    fn is_file(&self) -> bool {
+        !matches!(self, Source::Bytes(_))
+    }
+
+    /// Reads the file bytes `range` into `out` (the same length).
+    fn read(&self, range: Range<usize>, out: &mut [u8]) -> Result<()> {
+        match self {
+            Source::Bytes(bytes) => {
+                let len = range.len();
+                let src = bytes.get(range).ok_or(Error::LengthMismatch {
+                    what: "tensor data",
+                    expected: len,
+                    found: 0,
+                })?;
+                out.copy_from_slice(src);
+                Ok(())
+            }
+            #[cfg(unix)]
+            Source::File { file, path } => {
+                use std::os::unix::fs::FileExt;
+                file.read_exact_at(out, range.start as u64)
+                    .map_err(|source| Error::Io {
+                        path: path.to_path_buf(),
+                        source,
+                    })
+            }
+        }
+    }
+}
+
+/// A second handle on the file `gguf` mapped from `path`, if `path` still
+/// names that file: the same length and the same header bytes (every byte
+/// before the tensor data), compared in chunks against the mapping.
+#[cfg(unix)]
+fn same_file(gguf: &Gguf<'_>, path: &std::path::Path) -> Option<std::fs::File> {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::File::open(path).ok()?;
+    let mapped = gguf.bytes();
+    if file.metadata().ok()?.len() != mapped.len() as u64 {
+        return None;
+    }
+    let header = mapped.get(..gguf.data_offset())?;
+    let mut buf = vec![0u8; header.len().min(1 << 20)];
+    for (i, expected) in header.chunks(1 << 20).enumerate() {
+        let buf = buf.get_mut(..expected.len())?;
+        file.read_exact_at(buf, (i << 20) as u64).ok()?;
+        if buf != expected {
+            return None;
+        }
+    }
+    Some(file)
+}
+
+/// How one tensor is loaded.
+#[derive(Clone, Copy, Debug)]
+enum Plan {
+    /// A QTensor over the blocks in the mapping.
+    Mapped,
+    /// A QTensor with a copy of the blocks.
+    Quantized(GgmlDType),
+    Dense(DType, Option<FallbackReason>),
+}
+
+fn plan(view: &TensorView<'_>, options: &LoadOptions, device: &Device) -> Plan {
+    match plan_type(view, options.load_as) {
+        Plan::Quantized(qtype)
+            if !options.copy_quantized && view.mapped_storage(qtype, device).is_some() =>
+        {
+            Plan::Mapped
+        }
+        plan => plan,
+    }
+}
+
+/// The type `view` loads as.
+fn plan_type(view: &TensorView<'_>, load_as: LoadAs) -> Plan {
+    let dtype = view.dtype();
+    let exact = dtype.candle_dtype();
+    match load_as.dtype() {
+        Some(target) => match exact {
+            Some(int) if int.is_int() => Plan::Dense(int, Some(FallbackReason::IntegerKept)),
+            _ => Plan::Dense(target, None),
+        },
+        None => match (dtype.candle_qtype(), exact) {
+            (Some(_), Some(own)) if view.dims().is_empty() => {
+                Plan::Dense(own, Some(FallbackReason::Scalar))
+            }
+            (Some(qtype), _) => Plan::Quantized(qtype),
+            (None, Some(own)) => Plan::Dense(own, Some(FallbackReason::PlainType)),
+            (None, None) => Plan::Dense(DType::F16, Some(FallbackReason::NoCandleQuantizedType)),
+        },
+    }
+}
+
+impl Gguf<'_> {
+    /// Loads every tensor into candle on `device`, as `load_as` says, in
+    /// parallel on rayon's global pool.
+    ///
+    /// Tensors load largest first; [`LoadAs::Quantized`] keeps what candle
+    /// can hold quantized and loads the rest dense, listing each in
+    /// [`LoadReport::fallbacks`]. Nothing is loaded half: the first error
+    /// stops the load and is returned, naming its tensor.
+    ///
+    /// # Errors
+    /// The first tensor's error: [`Error::Candle`] (a shape candle cannot
+    /// take, a device error), [`Error::ByteOrder`] (quantized blocks of a
+    /// big-endian file kept quantized), or [`Error::InTensor`] wrapping a
+    /// read or dequantization error.
+    ///
+    /// # Performance
+    /// Quantized on the CPU from a mapped file, nothing is read (see
+    /// [`LoadOptions::copy_quantized`]). Otherwise, see
+    /// [`LoadOptions::read_through_mapping`]: from a mapped file, peak
+    /// memory is the result plus small staging buffers.
+    pub fn load_candle(&self, device: &Device, load_as: LoadAs) -> Result<LoadedModel> {
+        self.load_candle_with(device, &LoadOptions::new(load_as))
+    }
+
+    /// [`Gguf::load_candle`] with options.
+    ///
+    /// # Errors
+    /// As [`Gguf::load_candle`].
+    pub fn load_candle_with(&self, device: &Device, options: &LoadOptions) -> Result<LoadedModel> {
+        let start = Instant::now();
+        let source = Source::new(self, options.through_mapping);
+        let par = &options.parallelism;
+        let mut work: Vec<(TensorView<'_>, Plan)> = self
+            .tensors()
+            .map(|t| (t, plan(&t, options, device)))
+            .collect();
+        work.sort_by_key(|(t, _)| std::cmp::Reverse(t.info().n_bytes()));
+        // Whole-tensor staging buffers (quantized tensors read from the
+        // file) are bounded: large ones one at a time, then the rest.
+        let one_at_a_time = |(t, p): &(TensorView<'_>, Plan)| {
+            source.is_file()
+                && matches!(p, Plan::Quantized(_))
+                && t.info().n_bytes() > SEQUENTIAL_STAGING_BYTES
+        };
+        let split = work
+            .iter()
+            .position(|w| !one_at_a_time(w))
+            .unwrap_or(work.len());
+        let (large, rest) = work.split_at(split);
+        let mut loaded = Vec::with_capacity(work.len());
+        for (view, plan) in large {
+            loaded.push(load_one(view, *plan, &source, device, par)?);
+        }
+        loaded.extend(try_map(par, rest, |(view, plan)| {
+            load_one(view, *plan, &source, device, par)
+        })?);
+
+        let mut tensors = HashMap::with_capacity(loaded.len());
+        let mut report = LoadReport {
+            load_as: options.load_as,
+            tensors: loaded.len(),
+            quantized: 0,
+            dense: 0,
+            mapped: 0,
+            file_bytes: self.tensor_bytes(),
+            loaded_bytes: 0,
+            fallbacks: Vec::new(),
+            read_from_file: source.is_file(),
+            threads: par.current_num_threads(),
+            elapsed: Duration::ZERO,
+        };
+        for ((view, plan), tensor) in work.iter().zip(loaded) {
+            match tensor {
+                LoadedTensor::Quantized(_) => report.quantized += 1,
+                LoadedTensor::Dense(_) => report.dense += 1,
+            }
+            report.loaded_bytes += tensor.size_in_bytes() as u64;
+            if let Plan::Mapped = plan {
+                report.mapped += 1;
+            }
+            if let Plan::Dense(loaded_as, Some(reason)) = plan {
+                report.fallbacks.push(Fallback {
+                    tensor: view.name().to_owned(),
+                    dtype: view.dtype(),
+                    loaded_as: *loaded_as,
+                    reason: *reason,
+                });
+            }
+            tensors.insert(view.name().to_owned(), tensor);
+        }
+        let order: HashMap<&str, usize> = self
+            .tensors()
+            .enumerate()
+            .map(|(i, t)| (t.name(), i))
+            .collect();
+        report
+            .fallbacks
+            .sort_by_key(|f| order.get(f.tensor.as_str()).copied());
+        report.elapsed = start.elapsed();
+        Ok(LoadedModel { tensors, report })
+    }
+}
+
+/// Loads one tensor as `plan` says.
+fn load_one(
+    view: &TensorView<'_>,
+    plan: Plan,
+    source: &Source<'_>,
+    device: &Device,
+    par: &Parallelism,
+) -> Result<LoadedTensor> {
+    let name = view.name();
+    match plan {
+        Plan::Mapped => view.to_qtensor(device).map(LoadedTensor::Quantized),
+        Plan::Quantized(qtype) if !source.is_file() => view
+            .require_qtype()
+            .and_then(|_| view.copied_qtensor(qtype, device))
+            .map(LoadedTensor::Quantized),
+        Plan::Quantized(qtype) => {
+            view.require_qtype()?;
+            let mut staging = AlignedBytes::zeroed(view.bytes().len());
+            read_parallel(source, view.byte_range(), staging.bytes_mut(), par)
+                .map_err(|e| in_tensor(name, e))?;
+            if !view.byte_order().is_native() {
+                swap_elements(staging.bytes_mut(), view.dtype().bytes_per_block());
+            }
+            qtensor_from_staging(name, qtype, staging, view.shape(), device)
+                .map(LoadedTensor::Quantized)
+        }
+        Plan::Dense(dtype, _)
+            if !source.is_file() || !matches!(dtype, DType::F32 | DType::F16 | DType::BF16) =>
+        {
+            view.to_candle_with(device, dtype, par)
+                .map(LoadedTensor::Dense)
+        }
+        Plan::Dense(DType::F16, _) => dense_from_file::<f16>(view, source, device, par),
+        Plan::Dense(DType::BF16, _) => dense_from_file::<bf16>(view, source, device, par),
+        Plan::Dense(_, _) => dense_from_file::<f32>(view, source, device, par),
+    }
+}
+
+/// Dequantizes `view` into a dense tensor, reading its data from the file
+/// in chunks of whole blocks, each into a pooled buffer.
+fn dense_from_file<O: Output + WithDType>(
+    view: &TensorView<'_>,
+    source: &Source<'_>,
+    device: &Device,
+    par: &Parallelism,
+) -> Result<LoadedTensor> {
+    let dtype = view.dtype();
+    let order = view.byte_order();
+    let block_elems = dtype.elements_per_block();
+    let block_bytes = dtype.bytes_per_block();
+    let blocks_per_chunk =
+        (READ_CHUNK_OUTPUT_BYTES / std::mem::size_of::<O>() / block_elems).max(1);
+    let in_chunk = blocks_per_chunk * block_bytes;
+    let start = view.byte_range().start;
+    let n = view.len()?;
+    if view.bytes().len() / block_bytes * block_elems != n {
+        return Err(in_tensor(
+            view.name(),
+            Error::LengthMismatch {
+                what: "dequantization output",
+                expected: view.bytes().len() / block_bytes * block_elems,
+                found: n,
+            },
+        ));
+    }
+    let fill = |out: &mut [O]| {
+        try_chunks(par, out, blocks_per_chunk * block_elems, |i, out| {
+            let len = out.len() / block_elems * block_bytes;
+            let mut staging = staging::<u8>(len);
+            let offset = start + i * in_chunk;
+            source.read(offset..offset + len, &mut staging)?;
+            quant::dequantize_bytes(dtype, &staging, order, out)
+        })
+    };
+    dense_tensor::<O>(view.name(), n, view.shape(), device, fill).map(LoadedTensor::Dense)
+}
+
+/// Reads the file bytes `range` into `out`, in parallel chunks.
+fn read_parallel(
+    source: &Source<'_>,
+    range: Range<usize>,
+    out: &mut [u8],
+    par: &Parallelism,
+) -> Result<()> {
+    let start = range.start;
+    try_chunks(par, out, READ_CHUNK_BYTES, |i, out| {
+        let offset = start + i * READ_CHUNK_BYTES;
+        source.read(offset..offset + out.len(), out)
+    })
+}
+
+/// Runs `f(index, chunk)` over `data` in chunks of `chunk` elements, on the
+/// threads of `par`; stops at the first error.
+fn try_chunks<T: Send>(
+    par: &Parallelism,
+    data: &mut [T],
+    chunk: usize,
+    f: impl Fn(usize, &mut [T]) -> Result<()> + Sync + Send,
+) -> Result<()> {
+    let chunk = chunk.max(1);
+    match par {
+        Parallelism::Sequential => data
+            .chunks_mut(chunk)
+            .enumerate()
+            .try_for_each(|(i, c)| f(i, c)),
+        #[cfg(feature = "parallel")]
+        Parallelism::Global => par_chunks(data, chunk, f),
+        #[cfg(feature = "parallel")]
+        Parallelism::Pool(pool) => pool.install(|| par_chunks(data, chunk, f)),
+    }
+}
+
+#[cfg(feature = "parallel")]
+fn par_chunks<T: Send>(
+    data: &mut [T],
+    chunk: usize,
+    f: impl Fn(usize, &mut [T]) -> Result<()> + Sync + Send,
+) -> Result<()> {
+    use rayon::prelude::*;
+    if data.len() <= chunk {
+        return f(0, data);
+    }
+    data.par_chunks_mut(chunk)
+        .enumerate()
+        .try_for_each(|(i, c)| f(i, c))
+}
+
+/// Maps `f` over `items` on the threads of `par`, in order; stops at the
+/// first error.
+fn try_map<I: Sync, R: Send>(
+    par: &Parallelism,
+    items: &[I],
+    f: impl Fn(&I) -> Result<R> + Sync + Send,
+) -> Result<Vec<R>> {
+    match par {
+        Parallelism::Sequential => items.iter().map(f).collect(),
+        #[cfg(feature = "parallel")]
+        Parallelism::Global => par_map(items, f),
+        #[cfg(feature = "parallel")]
+        Parallelism::Pool(pool) => pool.install(|| par_map(items, f)),
+    }
+}
+
+#[cfg(feature = "parallel")]
+fn par_map<I: Sync, R: Send>(
+    items: &[I],
+    f: impl Fn(&I) -> Result<R> + Sync + Send,
+) -> Result<Vec<R>> {
+    use rayon::prelude::*;
+    items.par_iter().map(f).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn load_as_names_round_trip() {
+        for load_as in LoadAs::ALL {
+            assert_eq!(load_as.name().parse::<LoadAs>().unwrap(), load_as);
+            assert_eq!(
+                load_as
+                    .to_string()
+                    .to_uppercase()
+                    .parse::<LoadAs>()
+                    .unwrap(),
+                load_as
+            );
+        }
+        assert!(matches!(
+            "q4".parse::<LoadAs>(),
+            Err(Error::UnknownLoadAs { .. })
+        ));
+    }
+}
