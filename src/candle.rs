@@ -152,7 +152,7 @@ fn qtensor_from_staging(
 ) -> Result<QTensor> {
     let len = staging.bytes().len();
     let block_bytes = qtype.type_size();
-    let whole_blocks = Error::InTensor {
+    let whole_blocks = || Error::InTensor {
         tensor: tensor.to_owned(),
         source: Box::new(Error::LengthMismatch {
             what: "candle quantized data (whole blocks)",
@@ -163,10 +163,12 @@ fn qtensor_from_staging(
     // Whole blocks cannot be missing from a validated file (the block sizes
     // are checked against candle's in the tests); candle would panic.
     let storage = if device.is_cpu() {
-        QStorage::Cpu(blocks::block_storage(qtype, BlockBytes::Owned(staging)).ok_or(whole_blocks)?)
+        QStorage::Cpu(
+            blocks::block_storage(qtype, BlockBytes::Owned(staging)).ok_or_else(whole_blocks)?,
+        )
     } else {
         if block_bytes == 0 || len % block_bytes != 0 {
-            return Err(whole_blocks);
+            return Err(whole_blocks());
         }
         QStorage::from_data(Cow::Borrowed(staging.bytes()), device, qtype)
             .map_err(candle_err(tensor))?

@@ -167,7 +167,7 @@ impl<'data> Gguf<'data> {
     /// True when the file is memory-mapped (rather than read into memory or
     /// borrowed).
     pub fn is_mapped(&self) -> bool {
-        matches!(self.storage, Storage::Mapped(_))
+        self.mapping().is_some()
     }
 
     /// The mapping, shared with what reads from it after this `Gguf` is

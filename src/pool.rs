@@ -487,6 +487,7 @@ impl Shared {
 
     fn clear(&self) -> Cleared {
         let mut cleared = Cleared::default();
+        let counters = self.counters(home());
         let queues = self.classes.iter().filter_map(OnceLock::get);
         for queue in queues.flat_map(|shards| shards.queues.iter()) {
             // At most one queue's worth, so that threads returning buffers as
@@ -496,7 +497,7 @@ impl Shared {
                 let bytes = capacity_of(&buf);
                 drop(buf);
                 self.bytes.reserved.fetch_sub(bytes, ORDER);
-                self.counters(home()).cleared.fetch_add(1, ORDER);
+                counters.cleared.fetch_add(1, ORDER);
                 cleared.buffers = cleared.buffers.saturating_add(1);
                 cleared.bytes = cleared.bytes.saturating_add(bytes);
             }

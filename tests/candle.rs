@@ -144,7 +144,13 @@ fn add_metadata(writer: &mut GgufWriter<'_>) {
 /// A model with one tensor of every candle type (values seeded by position).
 fn candle_model() -> Vec<u8> {
     let mut writer = GgufWriter::new();
-    add_metadata(&mut writer);
+    add_candle_tensors(&mut writer);
+    writer.to_bytes().unwrap()
+}
+
+/// The metadata and one tensor of every candle type.
+fn add_candle_tensors(writer: &mut GgufWriter<'_>) {
+    add_metadata(writer);
     for (i, &(dtype, dims)) in CANDLE_TYPES.iter().enumerate() {
         let values = weights(n_elements(dims), i as u64 + 1);
         writer
@@ -156,7 +162,6 @@ fn candle_model() -> Vec<u8> {
             )
             .unwrap();
     }
-    writer.to_bytes().unwrap()
 }
 
 /// Bytes of `blocks` blocks of `dtype` with valid f16 scales and arbitrary
@@ -230,18 +235,7 @@ fn add_other_tensors(writer: &mut GgufWriter<'_>) {
 /// Every candle type plus the tensors candle cannot keep quantized.
 fn mixed_model() -> Vec<u8> {
     let mut writer = GgufWriter::new();
-    add_metadata(&mut writer);
-    for (i, &(dtype, dims)) in CANDLE_TYPES.iter().enumerate() {
-        let values = weights(n_elements(dims), i as u64 + 1);
-        writer
-            .add_tensor(
-                tensor_name(dtype),
-                dtype,
-                dims,
-                encode(dtype, dims, &values),
-            )
-            .unwrap();
-    }
+    add_candle_tensors(&mut writer);
     add_other_tensors(&mut writer);
     writer.to_bytes().unwrap()
 }

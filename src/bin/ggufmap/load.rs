@@ -4,9 +4,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use candle_core::quantized::{QMatMul, QTensor};
+use candle_core::quantized::QMatMul;
 use candle_core::{DType, Device, Module, Tensor};
-use ggufmap::candle::{LoadAs, LoadOptions, LoadedTensor};
+use ggufmap::candle::{LoadAs, LoadOptions, LoadedModel, LoadedTensor};
 use ggufmap::Parallelism;
 use serde_json::{json, Value};
 
@@ -55,13 +55,9 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     let options = LoadOptions::new(args.load_as)
         .parallelism(Parallelism::threads(args.threads)?)
         .copy_quantized(args.copy);
-    let loaded = model.load_candle_with(&Device::Cpu, &options)?;
+    let LoadedModel { tensors, report } = model.load_candle_with(&Device::Cpu, &options)?;
     let usage = ggufmap::memory::usage();
-    let report = loaded.report.clone();
-    let used = args
-        .matmul
-        .then(|| use_weights(loaded.tensors.into_iter().map(|(name, t)| (name, t.into()))))
-        .transpose()?;
+    let used = args.matmul.then(|| use_weights(tensors)).transpose()?;
     if args.json {
         let fallbacks: Vec<_> = report
             .fallbacks
@@ -99,21 +95,6 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A loaded tensor, whichever way it was loaded.
-enum Weight {
-    Quantized(QTensor),
-    Dense(Tensor),
-}
-
-impl From<LoadedTensor> for Weight {
-    fn from(tensor: LoadedTensor) -> Self {
-        match tensor {
-            LoadedTensor::Quantized(q) => Weight::Quantized(q),
-            LoadedTensor::Dense(t) => Weight::Dense(t),
-        }
-    }
-}
-
 /// What reading every weight once took.
 struct Used {
     seconds: f64,
@@ -144,24 +125,24 @@ impl Used {
 /// of one file compare): a vector of ones times each matrix, the sum of the
 /// bytes of other quantized tensors (dequantizing a 3-D tensor whole could
 /// take many times its size), the sum of the values of dense ones.
-fn use_weights(weights: impl Iterator<Item = (String, Weight)>) -> anyhow::Result<Used> {
+fn use_weights(weights: impl IntoIterator<Item = (String, LoadedTensor)>) -> anyhow::Result<Used> {
     let start = Instant::now();
-    let mut weights: Vec<(String, Weight)> = weights.collect();
+    let mut weights: Vec<(String, LoadedTensor)> = weights.into_iter().collect();
     weights.sort_by(|a, b| a.0.cmp(&b.0));
     let mut checksum = 0f64;
     for (_, weight) in weights {
         let result = match weight {
-            Weight::Quantized(q) if q.shape().rank() == 2 => {
+            LoadedTensor::Quantized(q) if q.shape().rank() == 2 => {
                 let k = q.shape().dims()[1];
                 let ones = Tensor::ones((1, k), DType::F32, &Device::Cpu)?;
                 QMatMul::from_arc(Arc::new(q))?.forward(&ones)?
             }
-            Weight::Quantized(q) => {
+            LoadedTensor::Quantized(q) => {
                 let bytes = q.data()?;
                 checksum += bytes.iter().map(|&b| f64::from(b)).sum::<f64>();
                 continue;
             }
-            Weight::Dense(t) => t,
+            LoadedTensor::Dense(t) => t,
         };
         checksum += result.to_dtype(DType::F64)?.sum_all()?.to_scalar::<f64>()?;
     }
@@ -188,7 +169,13 @@ fn run_candle_own_path(args: &Args) -> anyhow::Result<()> {
     let count = tensors.len();
     let used = args
         .matmul
-        .then(|| use_weights(tensors.into_iter().map(|(n, q)| (n, Weight::Quantized(q)))))
+        .then(|| {
+            use_weights(
+                tensors
+                    .into_iter()
+                    .map(|(n, q)| (n, LoadedTensor::Quantized(q))),
+            )
+        })
         .transpose()?;
     if args.json {
         let out = json!({
