@@ -159,12 +159,15 @@ impl GgmlType {
     }
 
     /// Number of elements of a tensor with dims `dims`, or `None` when it
-    /// exceeds `i64::MAX`. Like ggml, the product is checked as it is
-    /// formed, so dims that overflow before a zero dim are rejected too.
+    /// exceeds `i64::MAX`. Like ggml (`gguf.cpp` checks `ne0`, `ne0*ne1`,
+    /// `ne0*ne1*ne2` and the whole product against `INT64_MAX`), every
+    /// running product counts: dims whose product exceeds `i64::MAX` before
+    /// a zero dim (`[2^32, 2^31, 0]`) are rejected, though the total is 0.
+    /// Reader and writer apply this one rule.
     pub fn element_count(dims: &[u64]) -> Option<u64> {
+        const MAX: u64 = i64::MAX as u64;
         dims.iter()
-            .try_fold(1u64, |acc, &d| acc.checked_mul(d))
-            .filter(|&n| i64::try_from(n).is_ok())
+            .try_fold(1u64, |acc, &d| acc.checked_mul(d).filter(|&n| n <= MAX))
     }
 
     /// Bytes of a tensor with dims `dims` (ne0 first; no dims is a scalar,

@@ -15,8 +15,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// Reading or mapping a file failed.
-    #[error("cannot read {}", path.display())]
+    /// Reading, mapping or writing a file failed.
+    #[error("cannot access {}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
@@ -27,6 +27,22 @@ pub enum Error {
     /// Reading from or writing to a stream failed.
     #[error("i/o error on stream")]
     Stream(#[source] std::io::Error),
+    /// The path names something other than a regular file (a directory, a
+    /// FIFO, a socket, a device): refused before it is opened for reading,
+    /// which could block forever on a FIFO.
+    #[error("{} is {kind}, not a regular file", path.display())]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+        /// What it is: `"a directory"`, `"a FIFO"`, `"a socket"`, ...
+        kind: &'static str,
+    },
+    /// A stream read into memory is longer than the limit the caller set.
+    #[error("stream is longer than the limit of {limit} bytes")]
+    StreamTooLong {
+        /// The limit, in bytes.
+        limit: u64,
+    },
 
     /// The file does not start with `GGUF`.
     #[error("not a GGUF file: magic at byte 0 is {found:02x?}, expected \"GGUF\"")]
@@ -35,10 +51,17 @@ pub enum Error {
         found: [u8; 4],
     },
     /// A GGUF version other than 2 or 3.
-    #[error("unsupported GGUF version {version} at byte 4 (supported: 2 and 3)")]
+    #[error(
+        "unsupported GGUF version at byte 4: bytes {raw:02x?} read {} little-endian, {} big-endian (supported: 2 and 3)",
+        u32::from_le_bytes(*raw),
+        u32::from_be_bytes(*raw)
+    )]
     UnsupportedVersion {
-        /// The version read (after byte-order detection).
+        /// The version read in the byte order the file seems to use (big
+        /// endian when the low 16 bits read little-endian are zero).
         version: u32,
+        /// The four bytes of the version field.
+        raw: [u8; 4],
     },
     /// A field runs past the end of the data.
     #[error("unexpected end of data reading {what} at byte {offset}: need {needed} bytes, {available} left")]

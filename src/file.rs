@@ -38,7 +38,12 @@ pub struct Gguf<'data> {
 
 #[derive(Debug)]
 enum Storage<'data> {
-    Mapped(Arc<Mmap>),
+    /// The mapping, and the handle it was made from: what reads the same
+    /// file by position uses this handle, so it reads the very file mapped.
+    Mapped {
+        map: Arc<Mmap>,
+        file: Arc<File>,
+    },
     Owned(AlignedBytes),
     Borrowed(&'data [u8]),
 }
@@ -93,29 +98,38 @@ impl Gguf<'static> {
 
     /// [`Gguf::open`] with options.
     ///
+    /// The path is checked to be a regular file before it is opened, so a
+    /// FIFO, socket, device or directory is an error at once rather than a
+    /// read that blocks forever.
+    ///
     /// # Errors
-    /// As [`Gguf::open`].
+    /// As [`Gguf::open`], and [`Error::NotAFile`] for anything but a
+    /// regular file.
     pub fn open_with(path: impl AsRef<Path>, options: &OpenOptions) -> Result<Self> {
         let path = path.as_ref();
         let io = |source| Error::Io {
             path: path.to_owned(),
             source,
         };
-        let file = File::open(path).map_err(io)?;
-        if !file.metadata().map_err(io)?.is_file() {
-            return Err(io(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "not a regular file",
-            )));
-        }
+        // `stat` first: it never blocks, where opening a FIFO would.
+        check_regular(path, &std::fs::metadata(path).map_err(io)?)?;
+        let file = open_no_block(path).map_err(io)?;
+        // Again on the handle: the path may have been swapped in between.
+        let len = file.metadata().map_err(io)?;
+        check_regular(path, &len)?;
         let storage = if options.in_memory {
-            Storage::Owned(AlignedBytes::read_from(file).map_err(io)?)
+            // The file's length bounds the read (a file growing meanwhile
+            // is read to its end all the same).
+            Storage::Owned(AlignedBytes::read_from(&file, u64::MAX).map_err(|e| e.at(path))?)
         } else {
-            let map = map_read_only(&file, options.populate).map_err(io)?;
+            let map = map_read_only(&file, options.populate).map_err(|e| map_error(path, e))?;
             if let Some(advice) = options.advice {
                 map.advise(advice).map_err(io)?;
             }
-            Storage::Mapped(Arc::new(map))
+            Storage::Mapped {
+                map: Arc::new(map),
+                file: Arc::new(file),
+            }
         };
         let mut gguf = Self::from_storage(storage)?;
         gguf.path = Some(path.to_owned());
@@ -125,11 +139,97 @@ impl Gguf<'static> {
     /// Reads a whole GGUF file from `reader` into memory (64-byte aligned)
     /// and parses it: for callers that cannot map files.
     ///
+    /// Memory grows with the stream; where the stream is not trusted to end,
+    /// use [`Gguf::read_limited`].
+    ///
     /// # Errors
-    /// [`Error::Stream`] if reading fails, or any parse error.
+    /// [`Error::Stream`] if reading fails or memory for the bytes cannot be
+    /// had, or any parse error.
     pub fn read(reader: impl Read) -> Result<Self> {
-        let bytes = AlignedBytes::read_from(reader).map_err(Error::Stream)?;
+        Self::read_limited(reader, u64::MAX)
+    }
+
+    /// [`Gguf::read`], refusing a stream longer than `max_bytes`: memory
+    /// stays within twice `max_bytes` whatever the stream does.
+    ///
+    /// # Errors
+    /// [`Error::StreamTooLong`] once the stream passes `max_bytes`, and
+    /// those of [`Gguf::read`].
+    pub fn read_limited(reader: impl Read, max_bytes: u64) -> Result<Self> {
+        let bytes = AlignedBytes::read_from(reader, max_bytes).map_err(ReadError::into_stream)?;
         Self::from_storage(Storage::Owned(bytes))
+    }
+}
+
+/// Refuses anything but a regular file, naming what it is.
+fn check_regular(path: &Path, metadata: &std::fs::Metadata) -> Result<()> {
+    let file_type = metadata.file_type();
+    if file_type.is_file() {
+        return Ok(());
+    }
+    let kind = if file_type.is_dir() {
+        "a directory"
+    } else {
+        special_file_kind(&file_type)
+    };
+    Err(Error::NotAFile {
+        path: path.to_owned(),
+        kind,
+    })
+}
+
+#[cfg(unix)]
+fn special_file_kind(file_type: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if file_type.is_fifo() {
+        "a FIFO"
+    } else if file_type.is_socket() {
+        "a socket"
+    } else if file_type.is_char_device() {
+        "a character device"
+    } else if file_type.is_block_device() {
+        "a block device"
+    } else {
+        "a special file"
+    }
+}
+
+#[cfg(not(unix))]
+fn special_file_kind(_: &std::fs::FileType) -> &'static str {
+    "a special file"
+}
+
+/// Opens `path` for reading without blocking: were it swapped for a FIFO
+/// after the check, the open returns at once and the second check refuses it.
+#[cfg(unix)]
+fn open_no_block(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+}
+
+#[cfg(not(unix))]
+fn open_no_block(path: &Path) -> std::io::Result<File> {
+    File::open(path)
+}
+
+/// A mapping failure, explained where the OS's words do not help: file
+/// systems such as `/proc` and `/sys` cannot be mapped ("No such device").
+fn map_error(path: &Path, source: std::io::Error) -> Error {
+    #[cfg(unix)]
+    let source = if source.raw_os_error() == Some(libc::ENODEV) {
+        std::io::Error::new(
+            source.kind(),
+            "its file system does not support memory mapping (a /proc or /sys file?)",
+        )
+    } else {
+        source
+    };
+    Error::Io {
+        path: path.to_owned(),
+        source,
     }
 }
 
@@ -174,7 +274,17 @@ impl<'data> Gguf<'data> {
     /// gone (candle storage over the mapped blocks).
     pub(crate) fn mapping(&self) -> Option<&Arc<Mmap>> {
         match &self.storage {
-            Storage::Mapped(map) => Some(map),
+            Storage::Mapped { map, .. } => Some(map),
+            Storage::Owned(_) | Storage::Borrowed(_) => None,
+        }
+    }
+
+    /// The open file a mapping was made from: positioned reads through it
+    /// see the same file as the mapping, however the path changed since.
+    #[cfg_attr(not(all(unix, feature = "candle")), allow(dead_code))]
+    pub(crate) fn mapped_file(&self) -> Option<&File> {
+        match &self.storage {
+            Storage::Mapped { file, .. } => Some(file),
             Storage::Owned(_) | Storage::Borrowed(_) => None,
         }
     }
@@ -219,10 +329,11 @@ impl<'data> Gguf<'data> {
         let data = self.bytes();
         let order = self.byte_order();
         let mapping = self.mapping();
+        let start = self.data_offset();
         self.index
             .tensors()
             .iter()
-            .map(move |info| TensorView::new(data, info, order, mapping))
+            .map(move |info| TensorView::new(data, start, info, order, mapping))
     }
 
     /// The tensor named `name`.
@@ -234,7 +345,10 @@ impl<'data> Gguf<'data> {
         self.index
             .find_tensor(data, name)
             .and_then(|i| self.index.tensors().get(i))
-            .map(|info| TensorView::new(data, info, self.byte_order(), self.mapping()))
+            .map(|info| {
+                let start = self.data_offset();
+                TensorView::new(data, start, info, self.byte_order(), self.mapping())
+            })
             .ok_or_else(|| Error::TensorNotFound {
                 name: name.to_owned(),
             })
@@ -249,7 +363,7 @@ impl<'data> Gguf<'data> {
 impl Storage<'_> {
     fn bytes(&self) -> &[u8] {
         match self {
-            Storage::Mapped(map) => map.as_ref(),
+            Storage::Mapped { map, .. } => map.as_ref(),
             Storage::Owned(bytes) => bytes.as_slice(),
             Storage::Borrowed(bytes) => bytes,
         }
@@ -285,15 +399,48 @@ struct AlignedBytes {
 #[repr(C, align(64))]
 struct Align64([u8; 64]);
 
+/// Why reading a stream into memory stopped.
+#[derive(Debug)]
+enum ReadError {
+    Io(std::io::Error),
+    TooLong(u64),
+}
+
+impl ReadError {
+    fn into_stream(self) -> Error {
+        match self {
+            ReadError::Io(e) => Error::Stream(e),
+            ReadError::TooLong(limit) => Error::StreamTooLong { limit },
+        }
+    }
+
+    fn at(self, path: &Path) -> Error {
+        match self {
+            ReadError::Io(source) => Error::Io {
+                path: path.to_owned(),
+                source,
+            },
+            ReadError::TooLong(limit) => Error::StreamTooLong { limit },
+        }
+    }
+}
+
 impl AlignedBytes {
-    /// Reads `reader` to its end, growing by doubling: memory stays within
-    /// twice the input.
-    fn read_from(mut reader: impl Read) -> std::io::Result<Self> {
+    /// Reads `reader` to its end, growing by doubling (memory stays within
+    /// twice the input), refusing more than `limit` bytes. Growth asks the
+    /// allocator with `try_reserve`, so running out of memory is an error,
+    /// not an abort.
+    fn read_from(mut reader: impl Read, limit: u64) -> Result<Self, ReadError> {
         let mut chunks: Vec<Align64> = Vec::new();
         let mut len = 0usize;
         loop {
             if len == chunks.len() * 64 {
                 let grown = (chunks.len() * 2).max(1024);
+                chunks
+                    .try_reserve_exact(grown - chunks.len())
+                    .map_err(|e| {
+                        ReadError::Io(std::io::Error::new(std::io::ErrorKind::OutOfMemory, e))
+                    })?;
                 chunks.resize(grown, Align64([0; 64]));
             }
             let buf: &mut [u8] = bytemuck::cast_slice_mut(&mut chunks);
@@ -301,7 +448,10 @@ impl AlignedBytes {
                 Ok(0) => break,
                 Ok(n) => len += n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+                Err(e) => return Err(ReadError::Io(e)),
+            }
+            if len as u64 > limit {
+                return Err(ReadError::TooLong(limit));
             }
         }
         chunks.truncate(len.div_ceil(64));

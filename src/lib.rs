@@ -3,6 +3,7 @@
 #![deny(missing_docs)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+mod atomic;
 #[cfg(feature = "candle")]
 pub mod candle;
 pub mod dequant;
@@ -17,6 +18,7 @@ pub mod split;
 mod tensor;
 mod write;
 
+pub use atomic::AtomicFile;
 pub use dequant::{DequantChunk, DequantChunks, Parallelism};
 pub use dtype::GgmlType;
 pub use error::{Error, Result};

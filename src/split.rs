@@ -194,6 +194,7 @@ impl SplitGguf {
                 let info = part.index().tensors().get(i)?;
                 Some(TensorView::new(
                     part.bytes(),
+                    part.data_offset(),
                     info,
                     part.byte_order(),
                     part.mapping(),

@@ -20,6 +20,8 @@ pub struct TensorView<'a> {
     name: &'a str,
     info: &'a TensorInfo,
     bytes: &'a [u8],
+    /// Absolute offset of `bytes` in the file.
+    start: usize,
     order: ByteOrder,
     /// The file's mapping, when it is mapped: what lets a tensor outlive
     /// the borrow (candle storage over the mapped blocks).
@@ -44,15 +46,18 @@ elements!(f32 => F32, f16 => F16, bf16 => BF16, f64 => F64, i8 => I8, i16 => I16
 impl<'a> TensorView<'a> {
     pub(crate) fn new(
         data: &'a [u8],
+        data_start: usize,
         info: &'a TensorInfo,
         order: ByteOrder,
         mapping: Option<&'a Arc<Mmap>>,
     ) -> Self {
+        let range = info.data_range(data_start);
         TensorView {
+            start: range.start,
             name: info.name(data),
             info,
             // The range was checked against the data when the file was parsed.
-            bytes: data.get(info.data_range()).unwrap_or_default(),
+            bytes: data.get(range).unwrap_or_default(),
             order,
             mapping,
         }
@@ -103,7 +108,7 @@ impl<'a> TensorView<'a> {
 
     /// Absolute byte range of the data in the file.
     pub fn byte_range(&self) -> Range<usize> {
-        self.info.data_range()
+        self.start..self.start + self.bytes.len()
     }
 
     /// The raw bytes, as stored.
@@ -259,7 +264,7 @@ impl<'a> TensorView<'a> {
         Error::Misaligned {
             tensor: self.name.to_owned(),
             required,
-            offset: self.info.data_range().start as u64,
+            offset: self.start as u64,
         }
     }
 }

@@ -1,9 +1,11 @@
 //! [`GgufWriter`]: builds valid GGUF v3 files.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::io::Write;
 use std::path::Path;
 
+use crate::atomic::AtomicFile;
 use crate::dtype::GgmlType;
 use crate::error::{Error, Result};
 use crate::format::{
@@ -202,6 +204,9 @@ pub struct GgufWriter<'a> {
     alignment: u32,
     metadata: Vec<(String, MetaValue)>,
     tensors: Vec<PendingTensor<'a>>,
+    /// Keys and tensor names added so far: duplicates found in O(1) each.
+    keys: HashSet<String>,
+    names: HashSet<String>,
 }
 
 impl Default for GgufWriter<'_> {
@@ -218,6 +223,8 @@ impl<'a> GgufWriter<'a> {
             alignment: DEFAULT_ALIGNMENT,
             metadata: Vec::new(),
             tensors: Vec::new(),
+            keys: HashSet::new(),
+            names: HashSet::new(),
         }
     }
 
@@ -268,12 +275,13 @@ impl<'a> GgufWriter<'a> {
                 reason: "arrays nested deeper than readers accept",
             });
         }
-        if self.metadata.iter().any(|(k, _)| *k == key) {
+        if self.keys.contains(&key) {
             return Err(Error::Write {
                 what: format!("metadata key {key:?}"),
                 reason: "key already added",
             });
         }
+        self.keys.insert(key.clone());
         self.metadata.push((key, value));
         Ok(self)
     }
@@ -302,7 +310,7 @@ impl<'a> GgufWriter<'a> {
         if name.len() >= MAX_TENSOR_NAME_LEN {
             return fail("name must be shorter than 64 bytes");
         }
-        if self.tensors.iter().any(|t| t.name == name) {
+        if self.names.contains(&name) {
             return fail("name already added");
         }
         let dims_ok = dims.iter().all(|&d| i64::try_from(d).is_ok());
@@ -314,6 +322,7 @@ impl<'a> GgufWriter<'a> {
             Some(_) => return fail("data length does not match dims and type"),
             None => return fail("ne0 must be a multiple of the block size"),
         }
+        self.names.insert(name.clone());
         self.tensors.push(PendingTensor {
             name,
             dtype,
@@ -332,17 +341,25 @@ impl<'a> GgufWriter<'a> {
         out.write_all(&bytes).map_err(Error::Stream)
     }
 
-    /// Writes the file at `path`.
+    /// Writes the file at `path`, atomically: to a temporary file beside
+    /// it, renamed over `path` once complete ([`AtomicFile`]). A failed
+    /// write leaves whatever was at `path` untouched, and a [`Gguf`] that
+    /// has the old file mapped keeps reading the old contents.
+    ///
+    /// [`Gguf`]: crate::Gguf
     ///
     /// # Errors
     /// [`Error::Io`] if the file cannot be written.
     pub fn write_file(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
         let bytes = self.to_bytes()?;
-        std::fs::write(path, bytes).map_err(|source| Error::Io {
+        let io = |source| Error::Io {
             path: path.to_owned(),
             source,
-        })
+        };
+        let mut out = AtomicFile::create(path).map_err(io)?;
+        out.write_all(&bytes).map_err(io)?;
+        out.commit().map_err(io)
     }
 
     /// The whole file as bytes.

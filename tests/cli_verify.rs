@@ -443,7 +443,7 @@ fn load_reports_fallbacks_with_their_reasons() {
     let text = ggufmap(&["load", &path, "--as", "quantized"]);
     assert!(text.status.success());
     let text = String::from_utf8_lossy(&text.stdout);
-    assert!(text.contains("fallback: ids (I32)"), "{text}");
+    assert!(text.contains("fallback: \"ids\" (I32)"), "{text}");
     assert!(text.contains("memory: peak resident"), "{text}");
 }
 

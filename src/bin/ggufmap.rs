@@ -133,13 +133,9 @@ pub(crate) fn parse_threads(s: &str) -> Result<usize, String> {
 ///
 /// I/O errors already name the path, so only parse errors get the context.
 pub(crate) fn open(path: &Path) -> anyhow::Result<Gguf<'static>> {
-    // Mapping a directory fails with the unhelpful "No such device".
-    if path.is_dir() {
-        anyhow::bail!("{} is a directory, not a GGUF file", path.display());
-    }
     match Gguf::open(path) {
         Ok(gguf) => Ok(gguf),
-        Err(e @ Error::Io { .. }) => Err(e.into()),
+        Err(e @ (Error::Io { .. } | Error::NotAFile { .. })) => Err(e.into()),
         Err(e) => Err(e).with_context(|| format!("{} is not a valid GGUF file", path.display())),
     }
 }

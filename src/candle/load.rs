@@ -146,8 +146,8 @@ impl LoadOptions {
     /// directly.
     ///
     /// By default a mapped file is read with positioned reads (`pread`)
-    /// from a second handle on the same file, checked to be the file that
-    /// was mapped (same length, same header bytes), wherever data is copied
+    /// through the handle the mapping was made from (so the very file that
+    /// was mapped, whatever its path names now), wherever data is copied
     /// (dequantized tensors, [`LoadOptions::copy_quantized`]): reading it
     /// this way keeps the mapping's pages out of the process's resident
     /// set, so loading needs no more memory than its result. Through the mapping, every page of
@@ -272,7 +272,7 @@ impl fmt::Display for Fallback {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} ({}) loaded as {}: {}",
+            "{:?} ({}) loaded as {}: {}",
             self.tensor,
             self.dtype,
             self.loaded_as.as_str(),
@@ -382,11 +382,12 @@ enum Source<'g> {
 impl<'g> Source<'g> {
     fn new(gguf: &'g Gguf<'_>, through_mapping: bool) -> Self {
         #[cfg(unix)]
-        if gguf.is_mapped() && !through_mapping {
-            if let Some(path) = gguf.path() {
-                if let Some(file) = same_file(gguf, path) {
-                    return Source::File { file, path };
-                }
+        if !through_mapping {
+            // The handle the mapping was made from: the very file mapped,
+            // whatever its path names now; no comparison of contents.
+            let file = gguf.mapped_file().and_then(|f| f.try_clone().ok());
+            if let (Some(file), Some(path)) = (file, gguf.path()) {
+                return Source::File { file, path };
             }
         }
         #[cfg(not(unix))]
@@ -422,29 +423,6 @@ impl<'g> Source<'g> {
             }
         }
     }
-}
-
-/// A second handle on the file `gguf` mapped from `path`, if `path` still
-/// names that file: the same length and the same header bytes (every byte
-/// before the tensor data), compared in chunks against the mapping.
-#[cfg(unix)]
-fn same_file(gguf: &Gguf<'_>, path: &std::path::Path) -> Option<std::fs::File> {
-    use std::os::unix::fs::FileExt;
-    let file = std::fs::File::open(path).ok()?;
-    let mapped = gguf.bytes();
-    if file.metadata().ok()?.len() != mapped.len() as u64 {
-        return None;
-    }
-    let header = mapped.get(..gguf.data_offset())?;
-    let mut buf = vec![0u8; header.len().min(1 << 20)];
-    for (i, expected) in header.chunks(1 << 20).enumerate() {
-        let buf = buf.get_mut(..expected.len())?;
-        file.read_exact_at(buf, (i << 20) as u64).ok()?;
-        if buf != expected {
-            return None;
-        }
-    }
-    Some(file)
 }
 
 /// How one tensor is loaded.

@@ -140,7 +140,7 @@ pub fn parse(data: &[u8]) -> Result<Index> {
         |t| t.name(data).as_bytes(),
         |t| Error::DuplicateTensor {
             tensor: t.name(data).to_owned(),
-            offset: t.info_offset as u64,
+            offset: t.info_offset,
         },
     )?;
 
@@ -149,7 +149,7 @@ pub fn parse(data: &[u8]) -> Result<Index> {
     } else {
         data_section_start(&r, alignment)?
     };
-    lay_out_tensors(&mut tensors, data, data_start, alignment)?;
+    lay_out_tensors(&tensors, data, data_start, alignment)?;
     Ok(Index {
         version,
         order,
@@ -180,7 +180,10 @@ fn read_preamble(data: &[u8]) -> Result<(u32, ByteOrder)> {
         (raw, ByteOrder::Little)
     };
     if !(2..=3).contains(&version) {
-        return Err(Error::UnsupportedVersion { version });
+        return Err(Error::UnsupportedVersion {
+            version,
+            raw: raw.to_le_bytes(),
+        });
     }
     Ok((version, order))
 }
@@ -194,15 +197,12 @@ fn read_entry(r: &mut Reader<'_>) -> Result<MetadataEntry> {
         offset: key_start as u64,
     })?;
     let value_type = read_value_type(r)?;
-    let value_start = r.pos();
     read_value(r, value_type, 0)?;
     Ok(MetadataEntry {
         entry_offset,
-        key_start,
         key_len: key.len(),
-        value_type,
-        value_start,
         value_end: r.pos(),
+        value_type,
     })
 }
 
@@ -210,7 +210,7 @@ fn read_alignment(metadata: &Metadata<'_>) -> Result<u32> {
     let Some(entry) = metadata.entry(ALIGNMENT_KEY) else {
         return Ok(DEFAULT_ALIGNMENT);
     };
-    let offset = entry.value_start as u64;
+    let offset = entry.value_offset();
     match metadata.get(ALIGNMENT_KEY) {
         Some(Value::U32(value)) if value.is_power_of_two() => Ok(value),
         Some(Value::U32(value)) => Err(Error::InvalidAlignment { value, offset }),
@@ -268,18 +268,18 @@ fn data_section_start(r: &Reader<'_>, alignment: u32) -> Result<usize> {
 
 /// Checks the layout ggml requires (each tensor at the running padded size,
 /// which rules out overlaps) and that every tensor's bytes are inside
-/// `data`, and records each tensor's absolute byte range.
+/// `data`.
 fn lay_out_tensors(
-    tensors: &mut [TensorInfo],
+    tensors: &[TensorInfo],
     data: &[u8],
     data_start: usize,
     alignment: u32,
 ) -> Result<()> {
     let mut expected = 0u64;
-    for t in tensors.iter_mut() {
+    for t in tensors {
         let name = t.name(data);
         let tensor = || name.to_owned();
-        let offset = t.offset_field as u64;
+        let offset = t.offset_field();
         if t.data_offset.checked_rem(u64::from(alignment)) != Some(0) {
             return Err(Error::TensorMisaligned {
                 tensor: tensor(),
@@ -296,28 +296,24 @@ fn lay_out_tensors(
                 offset,
             });
         }
+        let n_bytes = t.n_bytes();
         let start = (data_start as u64).checked_add(t.data_offset);
-        let end = start.and_then(|s| s.checked_add(t.n_bytes));
-        let range = start
-            .zip(end)
-            .and_then(|(s, e)| Some(usize::try_from(s).ok()?..usize::try_from(e).ok()?))
-            .filter(|r| r.end <= data.len());
-        let Some(range) = range else {
+        let end = start.and_then(|s| s.checked_add(n_bytes));
+        if !matches!(end, Some(end) if end <= data.len() as u64) {
             return Err(Error::TensorOutOfBounds {
                 tensor: tensor(),
                 start: start.unwrap_or(u64::MAX),
                 end: end.unwrap_or(u64::MAX),
                 len: data.len() as u64,
             });
-        };
-        t.data = range;
+        }
         expected = expected
-            .checked_add(t.n_bytes)
+            .checked_add(n_bytes)
             .and_then(|e| align_up(e, alignment))
             .ok_or_else(|| Error::SizeOverflow {
                 tensor: tensor(),
                 what: "padded data size",
-                offset: t.info_offset as u64,
+                offset: t.info_offset,
             })?;
     }
     Ok(())

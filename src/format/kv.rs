@@ -8,12 +8,14 @@ use crate::error::{Error, Result};
 #[derive(Clone, Copy, Debug)]
 pub struct MetadataEntry {
     pub(crate) entry_offset: usize,
-    pub(crate) key_start: usize,
     pub(crate) key_len: usize,
-    pub(crate) value_type: ValueType,
-    pub(crate) value_start: usize,
     pub(crate) value_end: usize,
+    pub(crate) value_type: ValueType,
 }
+
+// Small, since a file may declare an entry per 13 bytes: the key and the
+// value start follow from the entry's offset and the key's length.
+const _: () = assert!(std::mem::size_of::<MetadataEntry>() <= 32);
 
 impl MetadataEntry {
     /// Absolute offset of the entry (its key length field).
@@ -23,7 +25,18 @@ impl MetadataEntry {
 
     /// Absolute offset of the value (after its type id).
     pub fn value_offset(&self) -> u64 {
-        self.value_start as u64
+        self.value_start() as u64
+    }
+
+    /// Key length (8), key, value type (4), then the value.
+    pub(crate) fn value_start(&self) -> usize {
+        self.key_start()
+            .saturating_add(self.key_len)
+            .saturating_add(4)
+    }
+
+    fn key_start(&self) -> usize {
+        self.entry_offset.saturating_add(8)
     }
 
     /// The value's type.
@@ -33,8 +46,8 @@ impl MetadataEntry {
 
     pub(crate) fn key<'data>(&self, data: &'data [u8]) -> &'data str {
         // Keys were checked to be UTF-8 and in bounds when the file was parsed.
-        let end = self.key_start.saturating_add(self.key_len);
-        data.get(self.key_start..end)
+        let end = self.key_start().saturating_add(self.key_len);
+        data.get(self.key_start()..end)
             .and_then(|b| std::str::from_utf8(b).ok())
             .unwrap_or_default()
     }
@@ -111,7 +124,7 @@ impl<'data> Metadata<'data> {
     }
 
     fn value_of(&self, entry: &MetadataEntry) -> Option<Value<'data>> {
-        let mut reader = Reader::new(self.data, entry.value_start, self.order);
+        let mut reader = Reader::new(self.data, entry.value_start(), self.order);
         if entry.value_type == ValueType::Array {
             // Validated when parsed: no need to walk the elements again.
             return validated_array(&mut reader, entry.value_end)

@@ -11,25 +11,29 @@ use crate::error::{Error, Result};
 pub(crate) const MIN_TENSOR_INFO_BYTES: u64 = 8 + 4 + 4 + 8;
 
 /// One tensor of the index: where its name and data are, its type and dims.
+///
+/// Kept small (56 bytes), since a file may declare a tensor per 40-odd
+/// bytes of header: what can be derived from the dims and type (element
+/// count, byte size, the position of fields in the file) is computed when
+/// asked, from values validated when the file was parsed.
 #[derive(Clone, Debug)]
 pub struct TensorInfo {
-    pub(crate) info_offset: usize,
-    pub(crate) name: Range<usize>,
-    pub(crate) n_dims: usize,
+    pub(crate) info_offset: u64,
     pub(crate) dims: [u64; MAX_DIMS],
-    pub(crate) dtype: GgmlType,
-    pub(crate) n_elements: u64,
-    pub(crate) n_bytes: u64,
     pub(crate) data_offset: u64,
-    pub(crate) offset_field: usize,
-    /// Absolute byte range of the data, set once the layout is validated.
-    pub(crate) data: Range<usize>,
+    pub(crate) name_len: u8,
+    pub(crate) n_dims: u8,
+    pub(crate) dtype: GgmlType,
 }
+
+const _: () = assert!(std::mem::size_of::<TensorInfo>() <= 56);
 
 impl TensorInfo {
     /// Dimensions as stored in the file: ne0 (the contiguous one) first.
     pub fn dims(&self) -> &[u64] {
-        self.dims.get(..self.n_dims).unwrap_or_default()
+        self.dims
+            .get(..usize::from(self.n_dims))
+            .unwrap_or_default()
     }
 
     /// The element type.
@@ -39,35 +43,55 @@ impl TensorInfo {
 
     /// Number of elements.
     pub fn n_elements(&self) -> u64 {
-        self.n_elements
+        // Checked to exist when the file was parsed.
+        GgmlType::element_count(self.dims()).unwrap_or(0)
     }
 
     /// Size of the data in bytes.
     pub fn n_bytes(&self) -> u64 {
-        self.n_bytes
+        // Checked to exist when the file was parsed.
+        self.dtype.tensor_bytes(self.dims()).unwrap_or(0)
     }
 
-    /// Offset of the data relative to the start of the data section.
+    /// Offset of the data relative to the start of the data section (the
+    /// value stored in the file).
     pub fn data_offset(&self) -> u64 {
         self.data_offset
     }
 
-    /// Absolute byte range of the data in the file.
-    pub fn data_range(&self) -> Range<usize> {
-        self.data.clone()
-    }
-
     /// Absolute offset of this tensor's info record in the file.
     pub fn info_offset(&self) -> u64 {
-        self.info_offset as u64
+        self.info_offset
+    }
+
+    /// Absolute byte range of the data, given the data section's start;
+    /// checked to lie inside the file when it was parsed.
+    pub(crate) fn data_range(&self, data_start: usize) -> Range<usize> {
+        let start = (data_start as u64).saturating_add(self.data_offset);
+        let end = start.saturating_add(self.n_bytes());
+        to_usize(start)..to_usize(end)
+    }
+
+    /// Absolute offset of the data-offset field: name length (8), name,
+    /// n_dims (4), dims (8 each), type (4).
+    pub(crate) fn offset_field(&self) -> u64 {
+        self.info_offset
+            .saturating_add(8 + 4 + 4)
+            .saturating_add(u64::from(self.name_len))
+            .saturating_add(8 * u64::from(self.n_dims))
     }
 
     pub(crate) fn name<'data>(&self, data: &'data [u8]) -> &'data str {
         // Checked UTF-8 and in bounds when parsed.
-        data.get(self.name.clone())
+        let start = to_usize(self.info_offset.saturating_add(8));
+        data.get(start..start.saturating_add(usize::from(self.name_len)))
             .and_then(|b| std::str::from_utf8(b).ok())
             .unwrap_or_default()
     }
+}
+
+fn to_usize(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
 }
 
 /// Reads one tensor info, checking everything that does not depend on the
@@ -77,6 +101,7 @@ pub(crate) fn read_tensor_info(r: &mut Reader<'_>) -> Result<TensorInfo> {
     let info_offset = r.pos();
     let name_bytes = r.string("tensor name")?;
     let name_start = info_offset.saturating_add(8);
+    const _: () = assert!(MAX_TENSOR_NAME_LEN <= u8::MAX as usize && MAX_DIMS <= 8);
     if name_bytes.len() >= MAX_TENSOR_NAME_LEN {
         return Err(Error::NameTooLong {
             len: name_bytes.len() as u64,
@@ -155,18 +180,16 @@ pub(crate) fn read_tensor_info(r: &mut Reader<'_>) -> Result<TensorInfo> {
         .tensor_bytes(&dims)
         .ok_or_else(|| overflow("byte size"))?;
 
-    let offset_field = r.pos();
     let data_offset: u64 = r.num("tensor data offset")?;
+    // Only checked, not kept: both are derived from the dims when asked.
+    let _ = (n_elements, n_bytes);
     Ok(TensorInfo {
-        info_offset,
-        name: name_start..name_start.saturating_add(name_bytes.len()),
-        n_dims,
+        info_offset: info_offset as u64,
         dims,
-        dtype,
-        n_elements,
-        n_bytes,
         data_offset,
-        offset_field,
-        data: 0..0,
+        // Below MAX_TENSOR_NAME_LEN and MAX_DIMS, checked above.
+        name_len: u8::try_from(name_bytes.len()).unwrap_or(u8::MAX),
+        n_dims: u8::try_from(n_dims).unwrap_or(u8::MAX),
+        dtype,
     })
 }

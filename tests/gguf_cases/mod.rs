@@ -265,14 +265,21 @@ pub fn cases() -> Vec<Case> {
         let mut e = Enc::le();
         e.header(version, 0, 0);
         case!(cases, format!("version {version}"), e.finish(),
-            Err(Error::UnsupportedVersion { version: v }) if *v == version);
+            Err(Error::UnsupportedVersion { version: v, .. }) if *v == version);
     }
     for version in [1u32, 4, 0xFFFF] {
         let mut e = Enc::be();
         e.header(version, 0, 0);
         case!(cases, format!("big-endian version {version}"), e.finish(),
-            Err(Error::UnsupportedVersion { version: v }) if *v == version);
+            Err(Error::UnsupportedVersion { version: v, .. }) if *v == version);
     }
+    // 0x00010000 little-endian has zero low bits: it reads as big-endian 256,
+    // and the message gives both readings.
+    let mut e = Enc::le();
+    e.header(0x0001_0000, 0, 0);
+    case!(cases, "version 65536 little-endian", e.finish(),
+        Err(e @ Error::UnsupportedVersion { version: 256, raw: [0, 0, 1, 0] })
+            if e.to_string().contains("65536 little-endian"));
     let mut e = Enc::be();
     e.header(3, 0, 1).kv_u32("a", 7);
     case!(cases, "big-endian version 3 (valid)", e.finish(),
@@ -634,6 +641,11 @@ pub fn cases() -> Vec<Case> {
     let (bytes, at) = one_tensor(b"w", &[1 << 32, 1 << 31], I8_ID, 16);
     case!(cases, "element count 2^63 exceeds i64::MAX", bytes,
         Err(Error::SizeOverflow { what: "element count", offset, .. }) if *offset == at.info);
+    // ggml's rule: every running product counts, even before a zero dim.
+    let (bytes, at) = one_tensor(b"z", &[1 << 32, 1 << 31, 0], F32, 0);
+    case!(cases, "running product 2^63 before a zero dim", bytes,
+        Err(Error::SizeOverflow { tensor, what: "element count", offset })
+            if tensor == "z" && *offset == at.info);
     // Q4_0: ne0 a multiple of 32 just under 2^63, times 2 rows. llama.cpp's
     // overflow checks let such a tensor through; the element count alone
     // overflows i64 here, and the byte size (ne0 / 32 * 18 * 2) would too.

@@ -105,15 +105,16 @@ fn write_header(gguf: &Gguf<'_>, path: &Path, out: &mut dyn Write) -> io::Result
 fn write_metadata(gguf: &Gguf<'_>, out: &mut dyn Write) -> io::Result<()> {
     let metadata = gguf.metadata();
     writeln!(out, "\nmetadata ({} entries)", metadata.len())?;
-    let mut table = Table::new(&[("KEY", false), ("TYPE", false), ("VALUE", false)]);
-    for (key, value) in metadata.iter() {
-        table.row(vec![
-            display_name(key),
-            values::type_label(&value),
-            values::summary(&value),
-        ]);
-    }
-    table.write(out)
+    let table = Table::new(&[("KEY", false), ("TYPE", false), ("VALUE", false)]);
+    table.write(out, || {
+        metadata.iter().map(|(key, value)| {
+            vec![
+                display_name(key),
+                values::type_label(&value),
+                values::summary(&value),
+            ]
+        })
+    })
 }
 
 fn write_tensors(gguf: &Gguf<'_>, out: &mut dyn Write) -> io::Result<()> {
@@ -122,44 +123,46 @@ fn write_tensors(gguf: &Gguf<'_>, out: &mut dyn Write) -> io::Result<()> {
         "\ntensors ({}; shape outermost first, offset from the start of the file)",
         gguf.tensor_count()
     )?;
-    let mut table = Table::new(&[
+    let table = Table::new(&[
         ("NAME", false),
         ("TYPE", false),
         ("SHAPE", false),
         ("BYTES", true),
         ("OFFSET", true),
     ]);
-    for t in gguf.tensors() {
-        table.row(vec![
-            display_name(t.name()),
-            t.dtype().to_string(),
-            format!("{:?}", t.shape()),
-            t.info().n_bytes().to_string(),
-            t.byte_range().start.to_string(),
-        ]);
-    }
-    table.write(out)
+    table.write(out, || {
+        gguf.tensors().map(|t| {
+            vec![
+                display_name(t.name()),
+                t.dtype().to_string(),
+                format!("{:?}", t.shape()),
+                t.info().n_bytes().to_string(),
+                t.byte_range().start.to_string(),
+            ]
+        })
+    })
 }
 
 fn write_histogram(gguf: &Gguf<'_>, out: &mut dyn Write) -> io::Result<()> {
     let total = gguf.tensor_bytes();
     writeln!(out, "\ntensor bytes by type")?;
-    let mut table = Table::new(&[
+    let table = Table::new(&[
         ("TYPE", false),
         ("COUNT", true),
         ("BYTES", true),
         ("SHARE", true),
     ]);
-    for s in histogram(gguf) {
-        let share = format!("{:.1}%", percent(s.bytes, total));
-        table.row(vec![
-            s.dtype.to_string(),
-            s.count.to_string(),
-            s.bytes.to_string(),
-            share,
-        ]);
-    }
-    table.write(out)
+    let stats = histogram(gguf);
+    table.write(out, || {
+        stats.iter().map(|s| {
+            vec![
+                s.dtype.to_string(),
+                s.count.to_string(),
+                s.bytes.to_string(),
+                format!("{:.1}%", percent(s.bytes, total)),
+            ]
+        })
+    })
 }
 
 fn write_total(gguf: &Gguf<'_>, out: &mut dyn Write) -> io::Result<()> {

@@ -131,6 +131,11 @@ fn use_weights(weights: impl IntoIterator<Item = (String, LoadedTensor)>) -> any
     weights.sort_by(|a, b| a.0.cmp(&b.0));
     let mut checksum = 0f64;
     for (_, weight) in weights {
+        // An empty tensor adds nothing, and its other dims may be huge
+        // ([2^62, 0]): a vector of ones that long cannot be made.
+        if weight.shape().elem_count() == 0 {
+            continue;
+        }
         let result = match weight {
             LoadedTensor::Quantized(q) if q.shape().rank() == 2 => {
                 let k = q.shape().dims()[1];

@@ -1,10 +1,10 @@
 //! Where output goes, and small formatting helpers shared by subcommands.
 
-use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, StdoutLock, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Context};
+use ggufmap::AtomicFile;
 
 /// True when `e` (or anything in its chain) is a write to a closed pipe.
 pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
@@ -22,19 +22,24 @@ pub fn stdout() -> BufWriter<StdoutLock<'static>> {
 pub enum Sink {
     /// Standard output.
     Stdout(BufWriter<StdoutLock<'static>>),
-    /// A file being created, removed again if writing fails.
-    File(BufWriter<File>, PathBuf),
+    /// A file, written beside its target and renamed into place only when
+    /// complete.
+    File(AtomicFile),
 }
 
 impl Sink {
     /// Opens `path` for writing (`None` or `-` is stdout).
     ///
     /// Refuses binary data on a terminal unless stdout was asked for by name
-    /// (`-o -`), and refuses to overwrite `input`: truncating a file that is
-    /// mapped would crash this very process with SIGBUS.
+    /// (`-o -`), and refuses an output that is `input` through any path or
+    /// link: replacing a file that is mapped would destroy it.
     pub fn create(path: Option<&Path>, input: &Path) -> anyhow::Result<Sink> {
         match path {
-            Some(p) if p != Path::new("-") => Self::create_file(p, input),
+            Some(p) if p != Path::new("-") => {
+                let file = AtomicFile::create_apart_from(p, &[input])
+                    .with_context(|| format!("cannot create {}", p.display()))?;
+                Ok(Sink::File(file))
+            }
             explicit => {
                 if explicit.is_none() && io::stdout().is_terminal() {
                     bail!("refusing to write binary data to a terminal; use -o FILE, -o -, or redirect stdout");
@@ -47,43 +52,28 @@ impl Sink {
         }
     }
 
-    fn create_file(path: &Path, input: &Path) -> anyhow::Result<Sink> {
-        if same_file(path, input) {
-            bail!("output {} is the input file", path.display());
-        }
-        let file =
-            File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-        Ok(Sink::File(
-            BufWriter::with_capacity(1 << 20, file),
-            path.to_owned(),
-        ))
-    }
-
     /// The writer.
     pub fn writer(&mut self) -> &mut dyn Write {
         match self {
             Sink::Stdout(w) => w,
-            Sink::File(w, _) => w,
+            Sink::File(w) => w,
         }
     }
 
-    /// Flushes after `result` succeeded; removes a partly written file
-    /// after a failure, so no truncated output is left looking valid.
-    pub fn finish(mut self, result: anyhow::Result<()>) -> anyhow::Result<()> {
-        let result = result.and_then(|()| self.writer().flush().context("cannot write output"));
-        if let (Err(_), Sink::File(_, path)) = (&result, &self) {
-            // Best effort: the write error is the one worth reporting.
-            let _ = std::fs::remove_file(path);
+    /// After `result` succeeded, flushes and (for a file) renames the
+    /// output into place; after a failure, drops the temporary file, so no
+    /// truncated output is left looking valid and whatever was at the
+    /// target before is untouched.
+    pub fn finish(self, result: anyhow::Result<()>) -> anyhow::Result<()> {
+        result?;
+        match self {
+            Sink::Stdout(mut w) => w.flush().context("cannot write output"),
+            Sink::File(file) => {
+                let target = file.target().display().to_string();
+                file.commit()
+                    .with_context(|| format!("cannot write {target}"))
+            }
         }
-        result
-    }
-}
-
-/// True when both paths name one existing file.
-fn same_file(a: &Path, b: &Path) -> bool {
-    match (a.canonicalize(), b.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
     }
 }
 
@@ -100,15 +90,38 @@ pub fn write_le<T: bytemuck::Pod>(w: &mut dyn Write, values: &[T]) -> io::Result
     Ok(())
 }
 
-/// A name from the file, shown as is unless it holds control characters
-/// (which a hostile file could use to rewrite the terminal); then quoted
-/// and escaped.
+/// A name or string from the file for people: shown as is when it is
+/// plain printable text; otherwise quoted, with control characters (which a
+/// hostile file could use to rewrite the terminal) escaped and bytes that
+/// are not UTF-8 shown as `\xNN`.
 pub fn display_name(name: &str) -> String {
     if name.chars().any(char::is_control) {
         format!("{name:?}")
     } else {
         name.to_owned()
     }
+}
+
+/// Bytes from the file for people, quoted: valid UTF-8 escaped as Rust's
+/// `{:?}` does, each byte that is not UTF-8 as `\xNN`. Nothing is dropped
+/// or replaced, so two different strings never look the same.
+pub fn quote_bytes(bytes: &[u8]) -> String {
+    let mut out = String::from("\"");
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            // Inside quotes a single quote needs no escape.
+            if c == '\'' {
+                out.push(c);
+            } else {
+                out.extend(c.escape_debug());
+            }
+        }
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// A byte count for people: `1.50 MiB`.
@@ -142,10 +155,13 @@ pub fn percent(part: u64, whole: u64) -> f64 {
 /// A text table: a header row and rows of cells, columns padded to their
 /// widest cell (in characters), numbers right-aligned. The last column is
 /// not padded, so long values do not leave trailing blanks.
+///
+/// Rows are produced twice, once to measure the columns and once to write
+/// them, and never stored: a table of a million rows takes the memory of
+/// one.
 pub struct Table {
     headers: Vec<&'static str>,
     right: Vec<bool>,
-    rows: Vec<Vec<String>>,
 }
 
 impl Table {
@@ -154,40 +170,38 @@ impl Table {
         Table {
             headers: columns.iter().map(|&(h, _)| h).collect(),
             right: columns.iter().map(|&(_, r)| r).collect(),
-            rows: Vec::new(),
         }
     }
 
-    /// Adds a row (as many cells as columns).
-    pub fn row(&mut self, cells: Vec<String>) {
-        self.rows.push(cells);
-    }
-
-    /// Writes the table: lines indented, columns apart, by two spaces.
-    pub fn write(&self, out: &mut dyn Write) -> io::Result<()> {
-        let widths = self.widths();
-        let headers: Vec<String> = self.headers.iter().map(|h| (*h).to_owned()).collect();
-        for row in std::iter::once(&headers).chain(&self.rows) {
-            let mut line = String::new();
-            for (i, cell) in row.iter().enumerate() {
-                let width = widths.get(i).copied().unwrap_or(0);
-                let last = i + 1 == row.len();
-                line.push_str("  ");
-                line.push_str(&self.pad(cell, width, i, last));
+    /// Writes the table of the rows `rows()` yields (as many cells as
+    /// columns each): lines indented, columns apart, by two spaces.
+    pub fn write<I>(&self, out: &mut dyn Write, rows: impl Fn() -> I) -> io::Result<()>
+    where
+        I: Iterator<Item = Vec<String>>,
+    {
+        let mut widths: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();
+        for row in rows() {
+            for (w, cell) in widths.iter_mut().zip(&row) {
+                *w = (*w).max(cell.chars().count());
             }
-            writeln!(out, "{}", line.trim_end())?;
+        }
+        let headers: Vec<String> = self.headers.iter().map(|h| (*h).to_owned()).collect();
+        self.write_row(out, &headers, &widths)?;
+        for row in rows() {
+            self.write_row(out, &row, &widths)?;
         }
         Ok(())
     }
 
-    fn widths(&self) -> Vec<usize> {
-        let mut widths: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();
-        for row in &self.rows {
-            for (w, cell) in widths.iter_mut().zip(row) {
-                *w = (*w).max(cell.chars().count());
-            }
+    fn write_row(&self, out: &mut dyn Write, row: &[String], widths: &[usize]) -> io::Result<()> {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            let width = widths.get(i).copied().unwrap_or(0);
+            let last = i + 1 == row.len();
+            line.push_str("  ");
+            line.push_str(&self.pad(cell, width, i, last));
         }
-        widths
+        writeln!(out, "{}", line.trim_end())
     }
 
     fn pad(&self, cell: &str, width: usize, column: usize, last: bool) -> String {

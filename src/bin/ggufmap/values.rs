@@ -2,7 +2,11 @@
 //! for programs.
 
 use ggufmap::format::{ArrayView, GgufStr, Value};
-use serde_json::{Map, Number, Value as Json};
+
+use crate::output::quote_bytes;
+use serde::ser::{SerializeMap, SerializeSeq};
+use serde::{Serialize, Serializer};
+use serde_json::{Number, Value as Json};
 
 /// Characters of a top-level string shown before it is cut.
 const MAX_STRING_CHARS: usize = 64;
@@ -80,51 +84,154 @@ fn scalar(value: &Value<'_>, max_chars: usize) -> String {
 /// A string quoted and escaped (so control characters cannot reach the
 /// terminal), cut after `max_chars` with its full length noted.
 fn quoted(s: GgufStr<'_>, max_chars: usize) -> String {
-    let text = s.to_string_lossy();
-    match text.char_indices().nth(max_chars) {
-        None => format!("{text:?}"),
-        Some((cut, _)) => format!("{:?}... ({} bytes)", &text[..cut], s.len()),
+    let bytes = s.as_bytes();
+    // Cut after `max_chars` characters, counting each byte that is not
+    // UTF-8 as one.
+    let mut cut = None;
+    let mut chars = 0;
+    let mut at = 0;
+    for chunk in bytes.utf8_chunks() {
+        for (i, _) in chunk
+            .valid()
+            .char_indices()
+            .chain((0..chunk.invalid().len()).map(|i| (chunk.valid().len() + i, ' ')))
+        {
+            if chars == max_chars && cut.is_none() {
+                cut = Some(at + i);
+            }
+            chars += 1;
+        }
+        at += chunk.valid().len() + chunk.invalid().len();
+    }
+    match cut {
+        None => quote_bytes(bytes),
+        Some(cut) => format!(
+            "{}... ({} bytes)",
+            quote_bytes(bytes.get(..cut).unwrap_or(bytes)),
+            s.len()
+        ),
     }
 }
 
-/// The JSON form of a value: numbers, booleans and (lossily decoded)
-/// strings as themselves, arrays as
+/// The JSON form of a value, written as it is produced (no value tree):
+/// numbers and booleans as themselves; strings as JSON strings, or, when
+/// not valid UTF-8, as `{"type":"string","valid_utf8":false,"lossy":..,
+/// "hex":..}` so no byte is lost; arrays as
 /// `{"type":"array","element_type":..,"len":..,"first":[..]}`.
-pub fn to_json(value: &Value<'_>) -> Json {
-    json_at_depth(value, 0)
+pub struct JsonValue<'a, 'data>(pub &'a Value<'data>);
+
+impl Serialize for JsonValue<'_, '_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        serialize_value(self.0, 0, s)
+    }
 }
 
-fn json_at_depth(value: &Value<'_>, depth: usize) -> Json {
+fn serialize_value<S: Serializer>(
+    value: &Value<'_>,
+    depth: usize,
+    s: S,
+) -> Result<S::Ok, S::Error> {
     match *value {
-        Value::U8(v) => v.into(),
-        Value::I8(v) => v.into(),
-        Value::U16(v) => v.into(),
-        Value::I16(v) => v.into(),
-        Value::U32(v) => v.into(),
-        Value::I32(v) => v.into(),
-        Value::U64(v) => v.into(),
-        Value::I64(v) => v.into(),
-        Value::F32(v) => f32_json(v),
-        Value::F64(v) => f64_json(v),
-        Value::Bool(v) => v.into(),
-        Value::String(s) => s.to_string_lossy().into_owned().into(),
-        Value::Array(a) => array_json(&a, depth),
+        Value::U8(v) => s.serialize_u8(v),
+        Value::I8(v) => s.serialize_i8(v),
+        Value::U16(v) => s.serialize_u16(v),
+        Value::I16(v) => s.serialize_i16(v),
+        Value::U32(v) => s.serialize_u32(v),
+        Value::I32(v) => s.serialize_i32(v),
+        Value::U64(v) => s.serialize_u64(v),
+        Value::I64(v) => s.serialize_i64(v),
+        Value::F32(v) => f32_json(v).serialize(s),
+        Value::F64(v) => f64_json(v).serialize(s),
+        Value::Bool(v) => s.serialize_bool(v),
+        Value::String(text) => JsonStr(text).serialize(s),
+        Value::Array(a) => serialize_array(&a, depth, s),
     }
 }
 
-fn array_json(a: &ArrayView<'_>, depth: usize) -> Json {
-    let mut map = Map::new();
-    map.insert("type".into(), "array".into());
-    map.insert("element_type".into(), a.element_type().name().into());
-    map.insert("len".into(), a.len().into());
-    if depth < JSON_FIRST_DEPTH {
-        let first = a
-            .iter()
-            .take(JSON_FIRST_ELEMENTS)
-            .map(|e| json_at_depth(&e, depth + 1));
-        map.insert("first".into(), Json::Array(first.collect()));
+/// A string from the file as JSON: itself when valid UTF-8, else an object
+/// with the lossy text and the exact bytes in hex.
+pub struct JsonStr<'data>(pub GgufStr<'data>);
+
+impl Serialize for JsonStr<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match std::str::from_utf8(self.0.as_bytes()) {
+            Ok(text) => s.serialize_str(text),
+            Err(_) => {
+                let mut map = s.serialize_map(Some(4))?;
+                map.serialize_entry("type", "string")?;
+                map.serialize_entry("valid_utf8", &false)?;
+                map.serialize_entry("lossy", &self.0.to_string_lossy())?;
+                map.serialize_entry("hex", &Hex(self.0.as_bytes()))?;
+                map.end()
+            }
+        }
     }
-    Json::Object(map)
+}
+
+/// Bytes as lowercase hex digits, written without an intermediate string.
+struct Hex<'a>(&'a [u8]);
+
+impl Serialize for Hex<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl std::fmt::Display for Hex<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
+fn serialize_array<S: Serializer>(
+    a: &ArrayView<'_>,
+    depth: usize,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    let mut map = s.serialize_map(None)?;
+    map.serialize_entry("type", "array")?;
+    map.serialize_entry("element_type", a.element_type().name())?;
+    map.serialize_entry("len", &a.len())?;
+    if depth < JSON_FIRST_DEPTH {
+        map.serialize_entry(
+            "first",
+            &First {
+                array: a,
+                depth: depth + 1,
+            },
+        )?;
+    }
+    map.end()
+}
+
+/// The first [`JSON_FIRST_ELEMENTS`] elements of an array, streamed.
+struct First<'a, 'data> {
+    array: &'a ArrayView<'data>,
+    depth: usize,
+}
+
+impl Serialize for First<'_, '_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(None)?;
+        for element in self.array.iter().take(JSON_FIRST_ELEMENTS) {
+            seq.serialize_element(&Nested {
+                value: element,
+                depth: self.depth,
+            })?;
+        }
+        seq.end()
+    }
+}
+
+struct Nested<'data> {
+    value: Value<'data>,
+    depth: usize,
+}
+
+impl Serialize for Nested<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        serialize_value(&self.value, self.depth, s)
+    }
 }
 
 /// An f32 as the shortest decimal that reads back as the same f32 (so

@@ -9,7 +9,7 @@
 //! ones, and memory beyond the mapped file stays at one small buffer per
 //! thread.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -20,9 +20,12 @@ use ggufmap::pool::{BufferPool, PooledBuf};
 use ggufmap::{Gguf, Parallelism, TensorView};
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
+use serde::ser::{SerializeMap, SerializeSeq};
+use serde::{Serialize, Serializer};
 use serde_json::json;
 
 use crate::memory_json;
+use crate::output::display_name;
 
 /// Most f32 output bytes one job decodes: fits a core's L2 cache, and is
 /// enough work (tens of microseconds) that handing it out costs little.
@@ -59,13 +62,6 @@ impl Job {
     }
 }
 
-/// What one tensor held.
-struct TensorCheck<'a> {
-    view: TensorView<'a>,
-    nan: u64,
-    inf: u64,
-}
-
 /// NaN and infinite values counted in some values.
 #[derive(Clone, Copy, Default)]
 struct Counts {
@@ -73,27 +69,59 @@ struct Counts {
     inf: u64,
 }
 
+impl Counts {
+    fn add(self, other: Counts) -> Counts {
+        Counts {
+            nan: self.nan + other.nan,
+            inf: self.inf + other.inf,
+        }
+    }
+
+    fn any(self) -> bool {
+        self.nan + self.inf > 0
+    }
+}
+
+/// What the decoding found: totals, and the tensors (by index, in file
+/// order once sorted) that hold NaN or infinite values. Nothing is kept
+/// for a clean tensor, so memory follows the findings, not the file.
+#[derive(Default)]
+struct Tally {
+    total: Counts,
+    elements: u64,
+    findings: Vec<(usize, Counts)>,
+}
+
+impl Tally {
+    fn merge(mut self, other: Tally) -> Tally {
+        self.total = self.total.add(other.total);
+        self.elements += other.elements;
+        self.findings.extend(other.findings);
+        self
+    }
+
+    /// The counts of tensor `index` (zero for a clean one).
+    fn of(&self, index: usize) -> Counts {
+        self.findings
+            .binary_search_by_key(&index, |&(i, _)| i)
+            .ok()
+            .and_then(|at| self.findings.get(at))
+            .map_or_else(Counts::default, |&(_, c)| c)
+    }
+}
+
 /// The whole run, for the report.
-struct Summary<'a> {
-    checks: Vec<TensorCheck<'a>>,
+struct Summary {
+    tally: Tally,
     wall_seconds: f64,
     threads: usize,
     usage: Option<MemoryUsage>,
 }
 
-impl Summary<'_> {
-    fn elements(&self) -> u64 {
-        self.checks.iter().map(|c| c.view.n_elements()).sum()
-    }
-    fn nan(&self) -> u64 {
-        self.checks.iter().map(|c| c.nan).sum()
-    }
-    fn inf(&self) -> u64 {
-        self.checks.iter().map(|c| c.inf).sum()
-    }
+impl Summary {
     /// GB/s of f32 output.
     fn throughput(&self) -> f64 {
-        self.elements() as f64 * 4.0 / self.wall_seconds.max(1e-9) / 1e9
+        self.tally.elements as f64 * 4.0 / self.wall_seconds.max(1e-9) / 1e9
     }
 }
 
@@ -101,55 +129,68 @@ impl Summary<'_> {
 pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     let start = Instant::now();
     let model = crate::open(&args.file)?;
-    let views: Vec<TensorView<'_>> = model.tensors().collect();
-    let jobs = jobs(&views);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(args.threads)
         .thread_name(|i| format!("ggufmap-verify-{i}"))
         .build()
         .context("cannot start the decoding threads")?;
     let bar = progress_bar(&model, args.json);
-    let counts = pool.install(|| {
-        jobs.par_iter()
-            .map(|job| {
-                let counts = decode_job(&views, job).map(|values| count(&values));
-                bar.inc(job.len() as u64);
-                counts
-            })
-            .collect::<anyhow::Result<Vec<Counts>>>()
+    // Tensors are handed out as the iterator yields them (no list of every
+    // tensor or job is built), and a large tensor's jobs spread over the
+    // threads.
+    let tally = pool.install(|| {
+        model
+            .tensors()
+            .enumerate()
+            .par_bridge()
+            .map(|(index, view)| check_tensor(index, &view, &bar))
+            .try_reduce(Tally::default, |a, b| Ok(a.merge(b)))
     });
     bar.finish_and_clear();
-    let counts = counts?;
-    let mut checks: Vec<TensorCheck<'_>> = views
-        .iter()
-        .map(|&view| TensorCheck {
-            view,
-            nan: 0,
-            inf: 0,
-        })
-        .collect();
-    for (job, c) in jobs.iter().zip(&counts) {
-        if let Some(check) = checks.get_mut(job.tensor) {
-            check.nan += c.nan;
-            check.inf += c.inf;
-        }
-    }
+    let mut tally = tally?;
+    tally.findings.sort_unstable_by_key(|&(i, _)| i);
     let summary = Summary {
-        checks,
+        tally,
         wall_seconds: start.elapsed().as_secs_f64(),
         threads: pool.current_num_threads(),
         usage: ggufmap::memory::usage(),
     };
+    let mut out = crate::output::stdout();
     if args.json {
-        print_json(args, &model, &summary)?;
+        print_json(args, &model, &summary, &mut out)?;
     } else {
-        print_text(&model, &summary);
+        print_text(&model, &summary, &mut out)?;
     }
-    let bad = summary.nan() + summary.inf();
+    out.flush()?;
+    let bad = summary.tally.total.nan + summary.tally.total.inf;
     if args.strict && bad > 0 {
         anyhow::bail!("{bad} values are NaN or infinite");
     }
     Ok(())
+}
+
+/// Decodes one tensor in jobs of whole blocks (in parallel when it has
+/// several) and counts its NaN and infinite values.
+fn check_tensor(index: usize, view: &TensorView<'_>, bar: &ProgressBar) -> anyhow::Result<Tally> {
+    let views = std::slice::from_ref(view);
+    let jobs = jobs(views);
+    let counts = jobs
+        .par_iter()
+        .map(|job| {
+            let counts = decode_job(views, job).map(|values| count(&values));
+            bar.inc(job.len() as u64);
+            counts
+        })
+        .try_reduce(Counts::default, |a, b| Ok(a.add(b)))?;
+    Ok(Tally {
+        total: counts,
+        elements: view.n_elements(),
+        findings: if counts.any() {
+            vec![(index, counts)]
+        } else {
+            Vec::new()
+        },
+    })
 }
 
 /// Cuts every tensor into jobs of whole blocks of at most
@@ -240,74 +281,137 @@ fn progress_bar(model: &Gguf<'_>, json: bool) -> ProgressBar {
     bar
 }
 
-fn print_text(model: &Gguf<'_>, summary: &Summary<'_>) {
-    for c in summary.checks.iter().filter(|c| c.nan + c.inf > 0) {
-        println!(
-            "{}: {} NaN, {} infinite of {} values ({})",
-            c.view.name(),
-            c.nan,
-            c.inf,
-            c.view.n_elements(),
-            c.view.dtype()
-        );
+fn print_text(model: &Gguf<'_>, summary: &Summary, out: &mut dyn Write) -> std::io::Result<()> {
+    let tally = &summary.tally;
+    // Both in file order: one walk pairs each finding with its tensor.
+    let mut findings = tally.findings.iter().peekable();
+    for (index, view) in model.tensors().enumerate() {
+        let Some(&&(at, c)) = findings.peek() else {
+            break;
+        };
+        if at == index {
+            findings.next();
+            writeln!(
+                out,
+                "{}: {} NaN, {} infinite of {} values ({})",
+                display_name(view.name()),
+                c.nan,
+                c.inf,
+                view.n_elements(),
+                view.dtype()
+            )?;
+        }
     }
-    println!(
-        "ok: {} tensors, {} values, {} bytes of tensor data; {} NaN, {} infinite",
-        summary.checks.len(),
-        summary.elements(),
+    let verdict = if tally.total.any() {
+        format!(
+            "found non-finite values in {} tensors",
+            tally.findings.len()
+        )
+    } else {
+        "ok".to_owned()
+    };
+    writeln!(
+        out,
+        "{verdict}: {} tensors, {} values, {} bytes of tensor data; {} NaN, {} infinite",
+        model.tensor_count(),
+        tally.elements,
         model.tensor_bytes(),
-        summary.nan(),
-        summary.inf()
-    );
-    println!(
+        tally.total.nan,
+        tally.total.inf
+    )?;
+    writeln!(
+        out,
         "time: {:.3} s on {} threads ({:.2} GB/s of f32 output)",
         summary.wall_seconds,
         summary.threads,
         summary.throughput()
-    );
-    println!("{}", memory_json::line(summary.usage.as_ref()));
+    )?;
+    writeln!(out, "{}", memory_json::line(summary.usage.as_ref()))?;
     let pool = BufferPool::global().stats();
-    println!(
+    writeln!(
+        out,
         "pool: {} hits, {} misses, {} bytes retained (peak {})",
         pool.hits, pool.misses, pool.retained_bytes, pool.peak_retained_bytes
-    );
+    )
 }
 
-fn print_json(args: &Args, model: &Gguf<'_>, summary: &Summary<'_>) -> anyhow::Result<()> {
-    let tensors: Vec<_> = summary
-        .checks
-        .iter()
-        .map(|c| {
-            json!({
-                "name": c.view.name(),
-                "dtype": c.view.dtype().name(),
-                "elements": c.view.n_elements(),
-                "nan": c.nan,
-                "inf": c.inf,
-            })
-        })
-        .collect();
-    let pool = BufferPool::global().stats();
-    let report = json!({
-        "file": args.file.display().to_string(),
-        "valid": true,
-        "tensor_count": summary.checks.len(),
-        "elements": summary.elements(),
-        "tensor_bytes": model.tensor_bytes(),
-        "nan": summary.nan(),
-        "inf": summary.inf(),
-        "threads": summary.threads,
-        "wall_seconds": summary.wall_seconds,
-        "output_gb_per_second": summary.throughput(),
-        "memory": memory_json::json(summary.usage.as_ref()),
-        "pool": {
+fn print_json(
+    args: &Args,
+    model: &Gguf<'_>,
+    summary: &Summary,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    serde_json::to_writer_pretty(
+        &mut *out,
+        &Report {
+            args,
+            model,
+            summary,
+        },
+    )?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// The JSON report, serialized as it is written.
+struct Report<'a, 'data> {
+    args: &'a Args,
+    model: &'a Gguf<'data>,
+    summary: &'a Summary,
+}
+
+impl Serialize for Report<'_, '_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let Report {
+            args,
+            model,
+            summary,
+        } = *self;
+        let tally = &summary.tally;
+        let pool = BufferPool::global().stats();
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry("file", &args.file.display().to_string())?;
+        map.serialize_entry("valid", &true)?;
+        map.serialize_entry("tensor_count", &model.tensor_count())?;
+        map.serialize_entry("elements", &tally.elements)?;
+        map.serialize_entry("tensor_bytes", &model.tensor_bytes())?;
+        map.serialize_entry("nan", &tally.total.nan)?;
+        map.serialize_entry("inf", &tally.total.inf)?;
+        map.serialize_entry("threads", &summary.threads)?;
+        map.serialize_entry("wall_seconds", &summary.wall_seconds)?;
+        map.serialize_entry("output_gb_per_second", &summary.throughput())?;
+        map.serialize_entry("memory", &memory_json::json(summary.usage.as_ref()))?;
+        let pool = json!({
             "hits": pool.hits,
             "misses": pool.misses,
             "retained_bytes": pool.retained_bytes,
             "peak_retained_bytes": pool.peak_retained_bytes,
-        },
-        "tensors": tensors,
-    });
-    println!("{}", serde_json::to_string_pretty(&report)?);
-    Ok(())
+        });
+        map.serialize_entry("pool", &pool)?;
+        map.serialize_entry("tensors", &TensorCounts { model, tally })?;
+        map.end()
+    }
+}
+
+/// Every tensor with its counts, in file order.
+struct TensorCounts<'a, 'data> {
+    model: &'a Gguf<'data>,
+    tally: &'a Tally,
+}
+
+impl Serialize for TensorCounts<'_, '_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.model.tensor_count()))?;
+        for (index, view) in self.model.tensors().enumerate() {
+            let counts = self.tally.of(index);
+            seq.serialize_element(&json!({
+                "name": view.name(),
+                "dtype": view.dtype().name(),
+                "elements": view.n_elements(),
+                "nan": counts.nan,
+                "inf": counts.inf,
+            }))?;
+        }
+        seq.end()
+    }
 }
