@@ -175,8 +175,13 @@ impl GgmlType {
     /// overflows a `u64`.
     pub fn tensor_bytes(self, dims: &[u64]) -> Option<u64> {
         let (ne0, rest) = dims.split_first().map_or((1, &[][..]), |(&d, r)| (d, r));
+        let row = self.row_bytes(ne0)?;
+        // An empty tensor is 0 bytes, whatever its other dims (as in ggml).
+        if row == 0 || rest.contains(&0) {
+            return Some(0);
+        }
         let rows = rest.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d))?;
-        self.row_bytes(ne0)?.checked_mul(rows)
+        row.checked_mul(rows)
     }
 }
 

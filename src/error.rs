@@ -503,6 +503,21 @@ pub enum Error {
         /// Why not, and what to do instead.
         reason: &'static str,
     },
+    /// Metadata whose candle form ([`Gguf::to_candle_content`]) would take
+    /// more memory than the bridge allows: candle keeps every array element
+    /// as a value of its own (32 bytes, where the file may store one).
+    ///
+    /// [`Gguf::to_candle_content`]: crate::Gguf::to_candle_content
+    #[cfg(feature = "candle")]
+    #[error("metadata key {key:?}: candle's values for the metadata up to it take {needed} bytes, past the limit of {limit} bytes for this file")]
+    CandleMetadataTooLarge {
+        /// The key whose array crossed the limit.
+        key: String,
+        /// Bytes of candle values for the metadata up to and including this key.
+        needed: u64,
+        /// The limit: 8 times the file's size, plus 64 MiB.
+        limit: u64,
+    },
     /// An error while converting or loading a tensor that does not name the
     /// tensor itself (a read, a dequantization): the tensor and the error.
     #[error("tensor {tensor:?}: {source}")]

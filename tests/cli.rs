@@ -497,7 +497,10 @@ fn awkward_values_give_valid_json_and_safe_text() {
     assert_eq!(m["nan"], "NaN");
     assert_eq!(m["inf"], "Infinity");
     assert_eq!(m["neg_inf"], "-Infinity");
-    assert_eq!(m["bytes"], "\u{fffd}a");
+    // Not UTF-8: the exact bytes are kept beside the lossy text.
+    assert_eq!(m["bytes"]["valid_utf8"], false);
+    assert_eq!(m["bytes"]["lossy"], "\u{fffd}a");
+    assert_eq!(m["bytes"]["hex"], "ff61");
     assert_eq!(m["nested"]["element_type"], "array");
     assert_eq!(m["nested"]["first"][0]["first"], serde_json::json!([1, 2]));
 

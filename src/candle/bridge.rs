@@ -10,7 +10,7 @@ use candle_core::Shape;
 use super::ADVICE_DEQUANTIZE;
 use crate::error::{Error, Result};
 use crate::file::Gguf;
-use crate::format::{ByteOrder, Value};
+use crate::format::{ArrayView, ByteOrder, Value, ValueType};
 
 impl Gguf<'_> {
     /// candle's [`gguf_file::Content`] for this file, built from the index
@@ -33,12 +33,23 @@ impl Gguf<'_> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     ///
+    /// # Memory
+    /// candle keeps each array element as a value of its own, 32 bytes
+    /// where the file may store one: a `u8` array takes 32 times its size.
+    /// So that a file cannot make the bridge take more than a small
+    /// multiple of its size, the metadata's candle values may take at most
+    /// 8 times the file's size plus 64 MiB (a 262,144-token vocabulary, its
+    /// scores and token types take about 25 MiB); past that this is an
+    /// error naming the key.
+    ///
     /// # Errors
+    /// [`Error::CandleMetadataTooLarge`] past that limit;
     /// [`Error::CandleUnsupported`] naming the first tensor of a type
     /// candle cannot read; [`Error::ByteOrder`] naming the first
     /// multi-byte tensor of a big-endian file (candle reads little-endian
     /// only).
     pub fn to_candle_content(&self) -> Result<gguf_file::Content> {
+        self.check_candle_metadata_size()?;
         let metadata = self
             .metadata()
             .iter()
@@ -92,6 +103,61 @@ impl Gguf<'_> {
     /// content's offsets are the same.
     pub fn reader(&self) -> Cursor<&[u8]> {
         Cursor::new(self.bytes())
+    }
+}
+
+impl Gguf<'_> {
+    /// Refuses metadata whose candle values would pass
+    /// [`candle_metadata_limit`], before any is made.
+    fn check_candle_metadata_size(&self) -> Result<()> {
+        let limit = candle_metadata_limit(self.bytes().len());
+        let mut needed = 0u64;
+        // A map entry: the key's `String` and its bytes, the value, and
+        // the hash table's own word or two.
+        let entry =
+            (std::mem::size_of::<String>() + std::mem::size_of::<gguf_file::Value>() + 16) as u64;
+        for (key, value) in self.metadata().iter() {
+            let own = match &value {
+                Value::Array(a) => candle_array_bytes(a),
+                Value::String(s) => s.len() as u64,
+                _ => 0,
+            };
+            needed = needed
+                .saturating_add(entry)
+                .saturating_add(key.len() as u64)
+                .saturating_add(own);
+            if needed > limit {
+                return Err(Error::CandleMetadataTooLarge {
+                    key: key.to_owned(),
+                    needed,
+                    limit,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Bytes the arrays of a file of `file_len` bytes may take as candle values.
+fn candle_metadata_limit(file_len: usize) -> u64 {
+    (file_len as u64).saturating_mul(8).saturating_add(64 << 20)
+}
+
+/// Bytes of candle values (and string contents) an array becomes; nested
+/// arrays are walked, without allocating.
+fn candle_array_bytes(a: &ArrayView<'_>) -> u64 {
+    let value = std::mem::size_of::<gguf_file::Value>() as u64;
+    let own = a.len().saturating_mul(value);
+    match a.element_type() {
+        ValueType::Array => a.iter().fold(own, |sum, element| match element {
+            Value::Array(inner) => sum.saturating_add(candle_array_bytes(&inner)),
+            _ => sum,
+        }),
+        ValueType::String => a.iter().fold(own, |sum, element| match element {
+            Value::String(s) => sum.saturating_add(s.len() as u64),
+            _ => sum,
+        }),
+        _ => own,
     }
 }
 
