@@ -4,7 +4,6 @@
 //! input or anything that existed before; names reach the terminal escaped.
 #![cfg(all(feature = "cli", unix))]
 
-#[allow(dead_code)]
 mod gguf_cases;
 
 use std::io::Read;

@@ -46,6 +46,8 @@ fn many_keys(n: usize) -> Vec<u8> {
 /// The figure is the child's own (`wait4`), and the child starts from this
 /// small test process: a child's peak also counts the pages of the process
 /// that spawned it, which is why the big files are written by another one.
+// The child is reaped by `wait4`, which std's `Child` cannot report.
+#[allow(clippy::zombie_processes)]
 fn peak_of(args: &[&str], file: &Path) -> u64 {
     let child = Command::new(BIN)
         .args(args)
@@ -85,6 +87,56 @@ fn write_scale_files() {
     std::fs::write(dir.join("keys.gguf"), many_keys(MILLION)).unwrap();
     std::fs::write(dir.join("tensors.gguf"), many_tensors(MILLION)).unwrap();
     std::fs::write(dir.join("small.gguf"), many_tensors(10)).unwrap();
+}
+
+/// A file whose header, padding included, is 2 GiB (`general.alignment`
+/// 2^31), the padding a hole: nothing may read its way through the header.
+fn two_gib_header(path: &Path) {
+    use std::io::{Seek, SeekFrom, Write};
+    let key = b"general.alignment";
+    let mut header = Vec::new();
+    header.extend_from_slice(b"GGUF");
+    header.extend_from_slice(&3u32.to_le_bytes());
+    header.extend_from_slice(&1u64.to_le_bytes()); // tensors
+    header.extend_from_slice(&1u64.to_le_bytes()); // metadata entries
+    header.extend_from_slice(&(key.len() as u64).to_le_bytes());
+    header.extend_from_slice(key);
+    header.extend_from_slice(&4u32.to_le_bytes()); // u32
+    header.extend_from_slice(&(1u32 << 31).to_le_bytes());
+    header.extend_from_slice(&1u64.to_le_bytes());
+    header.extend_from_slice(b"w");
+    header.extend_from_slice(&1u32.to_le_bytes()); // n_dims
+    header.extend_from_slice(&32u64.to_le_bytes());
+    header.extend_from_slice(&0u32.to_le_bytes()); // F32
+    header.extend_from_slice(&0u64.to_le_bytes()); // offset
+    let mut file = std::fs::File::create(path).unwrap();
+    file.write_all(&header).unwrap();
+    file.seek(SeekFrom::Start(1 << 31)).unwrap();
+    file.write_all(&[0u8; 128]).unwrap();
+}
+
+#[test]
+fn a_two_gib_header_is_never_read_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let small = dir.path().join("small.gguf");
+    std::fs::write(&small, many_tensors(1)).unwrap();
+    let path = dir.path().join("big-header.gguf");
+    two_gib_header(&path);
+    for args in [
+        &["load", "--as", "quantized"][..],
+        &["load", "--as", "f32"],
+        &["inspect", "--json"],
+        &["verify"],
+    ] {
+        let base = peak_of(args, &small);
+        let peak = peak_of(args, &path);
+        assert!(
+            peak <= base + 64 * MIB,
+            "{args:?}: peak {} MiB, base {} MiB",
+            peak / MIB,
+            base / MIB
+        );
+    }
 }
 
 #[test]
