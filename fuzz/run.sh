@@ -5,7 +5,7 @@
 #   bash fuzz/run.sh [SECONDS_PER_TARGET] [TARGET...]
 #
 # SECONDS_PER_TARGET defaults to 60; the targets default to all of them
-# (open dequantize roundtrip split). For each target it first replays the
+# (open dequantize roundtrip split candle). For each target it first replays the
 # committed regressions (fuzz/regressions/<target>/), then fuzzes, seeded
 # from fuzz/corpus-seed/<target>/, into the scratch corpus
 # fuzz/corpus/<target>/ (gitignored; kept between runs, so long runs add
@@ -31,7 +31,7 @@ SECONDS_PER_TARGET=${1:-60}
 shift || true
 TARGETS=("$@")
 if [ ${#TARGETS[@]} -eq 0 ]; then
-    TARGETS=(open dequantize roundtrip split)
+    TARGETS=(open dequantize roundtrip split candle)
 fi
 SANITIZER=${FUZZ_SANITIZER:-none}
 JOBS=${FUZZ_JOBS:-1}
@@ -61,6 +61,7 @@ max_len() {
         dequantize) echo 16384 ;;
         roundtrip) echo 8192 ;;
         split) echo 2048 ;;
+        candle) echo 16384 ;;
         *) echo 4096 ;;
     esac
 }

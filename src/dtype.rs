@@ -217,3 +217,35 @@ impl TryFrom<u32> for GgmlType {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_and_from_str_round_trip_upstream_names() {
+        for &t in GgmlType::ALL {
+            let shown = t.to_string();
+            assert_eq!(shown, t.name());
+            assert_eq!(shown.parse::<GgmlType>().unwrap(), t);
+            assert_eq!(shown.to_lowercase().parse::<GgmlType>().unwrap(), t);
+        }
+        assert_eq!(GgmlType::Q4_K.to_string(), "Q4_K");
+        assert!("Q4_K_M".parse::<GgmlType>().is_err());
+    }
+
+    #[test]
+    fn element_counts_follow_the_running_product() {
+        assert_eq!(GgmlType::element_count(&[]), Some(1));
+        assert_eq!(GgmlType::element_count(&[3, 5]), Some(15));
+        assert_eq!(GgmlType::element_count(&[1 << 32, 1 << 31, 0]), None);
+        assert_eq!(GgmlType::element_count(&[0, 1 << 62, 1 << 62]), Some(0));
+        assert_eq!(GgmlType::element_count(&[1 << 62, 2]), None);
+        assert_eq!(
+            GgmlType::element_count(&[i64::MAX as u64]),
+            Some(i64::MAX as u64)
+        );
+        assert_eq!(GgmlType::element_count(&[i64::MAX as u64 + 1]), None);
+    }
+}

@@ -9,6 +9,11 @@
 //!   target's input layout, some big-endian, tiled or misaligned.
 //! - `roundtrip/`, `split/`: varied byte strings, which `arbitrary` turns
 //!   into writer calls and part sets.
+//! - `candle/`: in the target's raw mode (byte 0 odd, then the load mask
+//!   and flags), files of every candle type in both byte orders and
+//!   alignments 1, 2 and 32, of every type (fallbacks), shaped for candle's
+//!   repacked kernels, and of zero-element tensors with huge dims; in its
+//!   generated mode (byte 0 even), varied byte strings for `arbitrary`.
 
 use std::path::Path;
 
@@ -119,6 +124,34 @@ fn model(
     w.to_bytes().expect("small file")
 }
 
+/// A file of the tensors `(type, dims)` (ne0 first), named `t0`, `t1`, ...
+fn tensors_file(
+    rng: &mut Rng,
+    order: ByteOrder,
+    alignment: u32,
+    tensors: &[(GgmlType, Vec<u64>)],
+) -> Vec<u8> {
+    let mut w = GgufWriter::new();
+    w.set_byte_order(order);
+    w.set_alignment(alignment).expect("power of two");
+    w.add_metadata("general.architecture", "llama")
+        .expect("one key");
+    for (i, (dtype, dims)) in tensors.iter().enumerate() {
+        let n_bytes = dtype.tensor_bytes(dims).expect("small dims") as usize;
+        let data = blocks(rng, *dtype, n_bytes / dtype.bytes_per_block());
+        w.add_tensor(format!("t{i}"), *dtype, dims, data)
+            .expect("valid tensor");
+    }
+    w.to_bytes().expect("small file")
+}
+
+/// An input of the candle target's raw mode: [1, load mask, flags, file].
+fn candle_raw(mask: u8, flags: u8, file: &[u8]) -> Vec<u8> {
+    let mut input = vec![1, mask, flags];
+    input.extend_from_slice(file);
+    input
+}
+
 fn write(dir: &Path, target: &str, name: &str, bytes: &[u8]) {
     let dir = dir.join(target);
     std::fs::create_dir_all(&dir).expect("seed dir");
@@ -130,7 +163,7 @@ fn main() {
         .nth(1)
         .unwrap_or_else(|| "fuzz/corpus-seed".to_owned());
     let out = Path::new(&out);
-    for target in ["open", "dequantize", "roundtrip", "split"] {
+    for target in ["open", "dequantize", "roundtrip", "split", "candle"] {
         let _ = std::fs::remove_dir_all(out.join(target));
     }
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
@@ -216,5 +249,86 @@ fn main() {
             bytes[0] = i;
             write(out, target, &format!("pattern-{i}"), &bytes);
         }
+    }
+
+    // candle/: raw mode, then generated mode.
+    let candle_types: Vec<GgmlType> = all
+        .iter()
+        .copied()
+        .filter(|t| t.candle_qtype().is_some())
+        .collect();
+    // Odd shapes: 1 to 3 blocks per row, 1 to 3 rows, some 3-D.
+    let odd = |types: &[GgmlType]| -> Vec<(GgmlType, Vec<u64>)> {
+        types
+            .iter()
+            .enumerate()
+            .map(|(i, &dtype)| {
+                let epb = dtype.elements_per_block() as u64;
+                let ne0 = epb * (1 + i as u64 % 3) * if dtype.is_plain() { 3 } else { 1 };
+                let dims = match i % 4 {
+                    0 => vec![ne0],
+                    1 | 2 => vec![ne0, 1 + i as u64 % 3],
+                    _ => vec![ne0, 2, 1 + i as u64 % 2],
+                };
+                (dtype, dims)
+            })
+            .collect()
+    };
+    let candle_odd = odd(&candle_types);
+    for (name, order, alignment, mask, flags) in [
+        // Quantized, mapped and copied.
+        ("raw-candle-le", ByteOrder::Little, 32, 0x03, 0x01),
+        ("raw-candle-be", ByteOrder::Big, 32, 0x41, 0x07),
+        ("raw-candle-align1", ByteOrder::Little, 1, 0x05, 0x40 | 0x0D),
+        ("raw-candle-align2", ByteOrder::Little, 2, 0x82, 0x80 | 0x21),
+        ("raw-candle-align1-be", ByteOrder::Big, 1, 0x18, 0x3F),
+    ] {
+        let file = tensors_file(&mut rng, order, alignment, &candle_odd);
+        write(out, "candle", name, &candle_raw(mask, flags, &file));
+    }
+    let every = odd(all);
+    let file = tensors_file(&mut rng, ByteOrder::Little, 32, &every);
+    write(
+        out,
+        "candle",
+        "raw-every-type",
+        &candle_raw(0x31, 0x01, &file),
+    );
+    let repacked: Vec<(GgmlType, Vec<u64>)> = vec![
+        (GgmlType::Q4_K, vec![256, 16]),
+        (GgmlType::Q6_K, vec![256, 16]),
+        (GgmlType::Q8_0, vec![256, 16]),
+        (GgmlType::Q4_K, vec![512, 16]),
+    ];
+    let file = tensors_file(&mut rng, ByteOrder::Little, 32, &repacked);
+    write(
+        out,
+        "candle",
+        "raw-repacked",
+        &candle_raw(0x03, 0xC1, &file),
+    );
+    let empty: Vec<(GgmlType, Vec<u64>)> = vec![
+        (GgmlType::Q4_K, vec![0, 1 << 40]),
+        (GgmlType::F32, vec![1, 1 << 33, 0]),
+        (GgmlType::Q8_0, vec![64, 0, 1 << 20, 2]),
+        (GgmlType::F16, vec![0]),
+        (GgmlType::Q2_K, vec![256, 0]),
+    ];
+    let file = tensors_file(&mut rng, ByteOrder::Little, 32, &empty);
+    write(
+        out,
+        "candle",
+        "raw-zero-elements",
+        &candle_raw(0xFF, 0x01, &file),
+    );
+    for (i, len) in [64usize, 256, 1024, 4096].into_iter().enumerate() {
+        let mut input = rng.bytes(len);
+        input[0] &= !1;
+        write(out, "candle", &format!("generated-{i}"), &input);
+    }
+    for i in 0..3u8 {
+        let mut bytes = vec![0x55 ^ i; 512];
+        bytes[0] = 2 * i;
+        write(out, "candle", &format!("generated-pattern-{i}"), &bytes);
     }
 }

@@ -10,6 +10,10 @@
 //!   what comes back must equal what went in ([`roundtrip`]).
 //! - `split`: several parts written to a temporary directory and opened as
 //!   one model with `SplitGguf` ([`split`]).
+//! - `candle`: files of candle's types, generated or as given, loaded as
+//!   candle `QTensor`s and `Tensor`s from every kind of storage (mapped, in
+//!   memory, read, borrowed misaligned) and used: dequantized, embedded,
+//!   multiplied ([`candle()`], in `candle.rs`).
 //!
 //! Every target runs under [`CappedAlloc`], which aborts on a single
 //! allocation of [`MAX_ALLOC_BYTES`] or more: with inputs of at most 64 KiB,
@@ -34,6 +38,16 @@ pub mod checks;
 
 pub use checks::dequantize;
 use checks::{check_gguf, order, same_meta};
+
+mod candle;
+
+/// The `candle` target (see `candle.rs`): byte 0 even, a file built with
+/// `GgufWriter` from `arbitrary` input; odd, the file as given. Its
+/// tensors go through `TensorView::to_qtensor` and `Gguf::load_candle_with`
+/// from every kind of storage, and whatever loads is used.
+pub fn candle(data: &[u8]) {
+    candle::run(data);
+}
 
 /// The largest single allocation the targets allow themselves.
 pub const MAX_ALLOC_BYTES: usize = 64 << 20;

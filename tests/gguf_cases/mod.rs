@@ -371,6 +371,22 @@ pub fn cases() -> Vec<Case> {
         })
     );
 
+    // A tensor count the bytes after byte 8 could hold, but not the bytes the
+    // metadata leaves: refused by the second check, before any reservation.
+    let mut e = Enc::le();
+    e.header(3, 5, 1).kv_str("k", &"x".repeat(240));
+    case!(
+        cases,
+        "tensor count beyond what the metadata leaves",
+        e.finish(),
+        Err(Error::CountTooLarge {
+            what: "tensor count",
+            count: 5,
+            offset: 8,
+            max: 0
+        })
+    );
+
     // ---- keys ----------------------------------------------------------------
     let mut e = Enc::le();
     e.header(3, 0, 1).u64(1000).raw(b"short key");
@@ -472,6 +488,19 @@ pub fn cases() -> Vec<Case> {
     case!(cases, "string array two elements short", bytes,
         Err(Error::UnexpectedEof { what: "string length", offset, needed: 8, available: 0 })
             if *offset == at + 12 + 24);
+    // The last string of the last value cut short by 1 to 8 bytes: the fast
+    // string skip must not step past the end (it once could by 8 bytes and
+    // silently drop the string).
+    for short in 1..=8u64 {
+        let (mut bytes, at) = one_kv(b"a", T_ARRAY, |e| {
+            e.u32(T_STRING).u64(2).str(b"ab").str(b"0123456789abcdef");
+        });
+        bytes.truncate(bytes.len() - short as usize);
+        let last = at + 12 + 10;
+        case!(cases, format!("last string of an array {short} bytes short"), bytes,
+            Err(Error::CountTooLarge { what: "string length", count: 16, offset, max })
+                if *offset == last && *max == 16 - short);
+    }
     let (bytes, at) = one_kv(b"a", T_ARRAY, |e| {
         e.u32(T_STRING).u64(3).str(b"x").str(b"y");
     });
