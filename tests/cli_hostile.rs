@@ -348,3 +348,39 @@ fn json_is_valid_for_any_bytes_and_keeps_them() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains(r#""a\xffb\xc3""#), "{text}");
 }
+
+#[test]
+fn a_closed_stdout_ends_every_subcommand_quietly() {
+    let file = sample().to_string_lossy().into_owned();
+    for args in [
+        &["inspect", &file][..],
+        &["inspect", "--json", &file],
+        &["verify", &file],
+        &["verify", "--json", &file],
+        &["bench", &file, "--threads", "2"],
+        &["bench", &file, "--json"],
+        &["load", &file, "--matmul"],
+        &["load", &file, "--json"],
+        &["dequant", &file, "token_embd.weight", "-o", "-"],
+    ] {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader goes away before a byte is written.
+        drop(child.stdout.take());
+        let mut stderr = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(stderr.is_empty(), "{args:?}: {stderr}");
+    }
+}

@@ -249,3 +249,22 @@ fn padding_error_counts_the_missing_padding_bytes() {
         "{result:?}"
     );
 }
+
+#[test]
+fn metadata_entries_know_where_they_are() {
+    let mut e = gguf_cases::Enc::le();
+    e.header(3, 0, 2)
+        .kv_u32("first", 7)
+        .kv_str("second", "text");
+    let bytes = e.finish();
+    let index = ggufmap::format::parse(&bytes).unwrap();
+    let metadata = index.metadata(&bytes);
+    // Header 24 bytes; "first": 8 + 5 key, 4 type, 4 value.
+    let first = metadata.entry("first").unwrap();
+    assert_eq!(first.offset(), 24);
+    assert_eq!(first.value_offset(), 24 + 8 + 5 + 4);
+    assert_eq!(first.value_type(), ggufmap::format::ValueType::U32);
+    let second = metadata.entry("second").unwrap();
+    assert_eq!(second.offset(), 24 + 21);
+    assert_eq!(second.value_offset(), 24 + 21 + 8 + 6 + 4);
+}

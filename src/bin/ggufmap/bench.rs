@@ -20,6 +20,7 @@
 //! faults rather than the kernels.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -140,12 +141,14 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
         .into_iter()
         .map(|(dtype, views)| measure_type(dtype, &views, &one, &many))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut out = crate::output::stdout();
     if args.json {
-        print_json(args, open, open_populate, threads, &results)
+        print_json(args, open, open_populate, threads, &results, &mut out)?;
     } else {
-        print_text(open, open_populate, threads, &results);
-        Ok(())
+        print_text(open, open_populate, threads, &results, &mut out)?;
     }
+    out.flush()?;
+    Ok(())
 }
 
 fn median_open(path: &std::path::Path, options: &OpenOptions) -> anyhow::Result<Duration> {
@@ -254,21 +257,31 @@ fn gbps(elements: u64, time: Duration) -> f64 {
     elements as f64 * 4.0 / time.as_secs_f64().max(1e-9) / 1e9
 }
 
-fn print_text(open: Duration, open_populate: Duration, threads: usize, results: &[TypeResult]) {
-    println!(
+fn print_text(
+    open: Duration,
+    open_populate: Duration,
+    threads: usize,
+    results: &[TypeResult],
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    writeln!(
+        out,
         "open (median of {OPENS}): {:.3} ms lazy, {:.3} ms with populate",
         ms(open),
         ms(open_populate)
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "dequantization to f32, output GB/s of the fastest pass (median speedup in brackets):"
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "{:<8} {:>7} {:>11} | {:^37} | {:^37}",
         "", "", "", "tensor by tensor", "across tensors"
-    );
+    )?;
     let n = format!("{threads} THR");
-    println!(
+    writeln!(
+        out,
         "{:<8} {:>7} {:>11} | {:>8} {:>8} {:>8} {:>9} | {:>8} {:>8} {:>8} {:>9}",
         "TYPE",
         "TENSORS",
@@ -281,7 +294,7 @@ fn print_text(open: Duration, open_populate: Duration, threads: usize, results: 
         n,
         "SPEEDUP",
         "(MEDIAN)"
-    );
+    )?;
     let columns = |s: &Scaling, elements: u64| {
         let (one, many) = (gbps(elements, s.one.best), gbps(elements, s.many.best));
         let median = gbps(elements, s.many.median) / gbps(elements, s.one.median);
@@ -292,15 +305,17 @@ fn print_text(open: Duration, open_populate: Duration, threads: usize, results: 
         )
     };
     for r in results {
-        println!(
+        writeln!(
+            out,
             "{:<8} {:>7} {:>11} | {} | {}",
             r.dtype.name(),
             r.tensors,
             r.elements,
             columns(&r.per_tensor, r.elements),
             columns(&r.across, r.elements)
-        );
+        )?;
     }
+    Ok(())
 }
 
 fn print_json(
@@ -309,6 +324,7 @@ fn print_json(
     open_populate: Duration,
     threads: usize,
     results: &[TypeResult],
+    out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     let types: Vec<_> = results
         .iter()
@@ -333,7 +349,7 @@ fn print_json(
         "open_populate_ms": ms(open_populate),
         "types": types,
     });
-    println!("{}", serde_json::to_string_pretty(&report)?);
+    writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
     Ok(())
 }
 

@@ -1,5 +1,6 @@
 //! `ggufmap load`: load every tensor into candle and report time and memory.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -58,13 +59,14 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     let LoadedModel { tensors, report } = model.load_candle_with(&Device::Cpu, &options)?;
     let usage = ggufmap::memory::usage();
     let used = args.matmul.then(|| use_weights(tensors)).transpose()?;
+    let mut out = crate::output::stdout();
     if args.json {
         let fallbacks: Vec<_> = report
             .fallbacks
             .iter()
             .map(|f| json!({"tensor": f.tensor, "dtype": f.dtype.name(), "loaded_as": f.loaded_as.as_str(), "reason": f.reason.description()}))
             .collect();
-        let out = json!({
+        let report_json = json!({
             "file": args.file.display().to_string(),
             "as": report.load_as.name(),
             "tensors": report.tensors,
@@ -81,17 +83,21 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
             "after_matmul": used.as_ref().map(Used::json),
             "fallbacks": fallbacks,
         });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        writeln!(out, "{}", serde_json::to_string_pretty(&report_json)?)?;
     } else {
-        println!("{report}");
-        println!("{}", memory_json::line(usage.as_ref()));
+        writeln!(out, "{report}")?;
+        writeln!(out, "{}", memory_json::line(usage.as_ref()))?;
         if let Some(used) = &used {
-            println!("{}", used.line());
+            writeln!(out, "{}", used.line())?;
         }
         if !peak_reset {
-            println!("(the peak could not be reset: it includes everything before the load)");
+            writeln!(
+                out,
+                "(the peak could not be reset: it includes everything before the load)"
+            )?;
         }
     }
+    out.flush()?;
     Ok(())
 }
 
@@ -182,8 +188,9 @@ fn run_candle_own_path(args: &Args) -> anyhow::Result<()> {
             )
         })
         .transpose()?;
+    let mut out = crate::output::stdout();
     if args.json {
-        let out = json!({
+        let report_json = json!({
             "file": args.file.display().to_string(),
             "path": "candle gguf_file::Content",
             "tensors": count,
@@ -192,13 +199,17 @@ fn run_candle_own_path(args: &Args) -> anyhow::Result<()> {
             "memory": memory_json::json(usage.as_ref()),
             "after_matmul": used.as_ref().map(Used::json),
         });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        writeln!(out, "{}", serde_json::to_string_pretty(&report_json)?)?;
     } else {
-        println!("candle's own path: loaded {count} tensors quantized in {wall:.3} s");
-        println!("{}", memory_json::line(usage.as_ref()));
+        writeln!(
+            out,
+            "candle's own path: loaded {count} tensors quantized in {wall:.3} s"
+        )?;
+        writeln!(out, "{}", memory_json::line(usage.as_ref()))?;
         if let Some(used) = &used {
-            println!("{}", used.line());
+            writeln!(out, "{}", used.line())?;
         }
     }
+    out.flush()?;
     Ok(())
 }
