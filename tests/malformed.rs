@@ -268,3 +268,26 @@ fn metadata_entries_know_where_they_are() {
     assert_eq!(second.offset(), 24 + 21);
     assert_eq!(second.value_offset(), 24 + 21 + 8 + 6 + 4);
 }
+
+#[test]
+fn strings_compare_by_bytes_and_debug_print_quoted() {
+    use ggufmap::format::Value;
+    let mut e = gguf_cases::Enc::le();
+    e.header(3, 0, 3)
+        .kv_str("a", "same")
+        .kv_str("b", "same")
+        .kv_str("c", "other\n");
+    let bytes = e.finish();
+    let index = ggufmap::format::parse(&bytes).unwrap();
+    let metadata = index.metadata(&bytes);
+    let string = |key| match metadata.get(key) {
+        Some(Value::String(s)) => s,
+        other => panic!("{other:?}"),
+    };
+    let (a, b, c) = (string("a"), string("b"), string("c"));
+    assert_ne!(a.offset(), b.offset());
+    assert_eq!(a, b, "equal bytes at different offsets");
+    assert_ne!(a, c);
+    assert_ne!(c, b);
+    assert_eq!(format!("{c:?}"), r#""other\n""#);
+}
