@@ -1,7 +1,6 @@
 //! `ggufmap inspect`: the header, metadata, tensor table and per-type sizes
 //! of a file, as tables or as JSON.
 
-#[path = "inspect/json.rs"]
 mod json;
 
 use std::io::{self, Write};

@@ -8,24 +8,14 @@
 //! bad or the operation fails, 2 for bad usage (clap's own code). A closed
 //! stdout (`ggufmap ... | head`) ends the program quietly with 0.
 
-// A crate root looks for modules beside itself (src/bin/), where cargo
-// would take each file for a binary of its own; they live in src/bin/ggufmap/.
-#[path = "ggufmap/bench.rs"]
 mod bench;
-#[path = "ggufmap/dequant.rs"]
 mod dequant;
-#[path = "ggufmap/inspect.rs"]
 mod inspect;
 #[cfg(feature = "candle")]
-#[path = "ggufmap/load.rs"]
 mod load;
-#[path = "ggufmap/memory_json.rs"]
 mod memory_json;
-#[path = "ggufmap/output.rs"]
 mod output;
-#[path = "ggufmap/values.rs"]
 mod values;
-#[path = "ggufmap/verify.rs"]
 mod verify;
 
 use std::io::Write;
