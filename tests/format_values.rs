@@ -1,0 +1,90 @@
+//! The format layer's value views, beyond parsing: conversions, equality,
+//! hashing and offsets, each checked against what they must return (these
+//! were the survivors of a mutation run over `src/format/`).
+
+use std::collections::HashSet;
+
+use ggufmap::format::{parse, Value, ValueType};
+use ggufmap::{GgufWriter, MetaValue};
+
+#[test]
+fn integer_conversions_widen_exactly() {
+    assert_eq!(Value::I16(5).to_u64(), Some(5));
+    assert_eq!(Value::I16(-5).to_u64(), None);
+    assert_eq!(Value::I8(7).to_u64(), Some(7));
+    assert_eq!(Value::U16(9).to_u64(), Some(9));
+    assert_eq!(Value::U64(u64::MAX).to_i64(), None);
+    assert_eq!(Value::U64(3).to_i64(), Some(3));
+    assert_eq!(Value::I16(-3).to_i64(), Some(-3));
+    assert_eq!(Value::F32(1.0).to_u64(), None);
+}
+
+/// A file with two equal string arrays, one that differs in an element,
+/// one that differs in type, and three strings.
+fn arrays() -> Vec<u8> {
+    let mut w = GgufWriter::new();
+    w.add_metadata("a", MetaValue::strings(["x", "yz"]))
+        .unwrap();
+    w.add_metadata("b", MetaValue::strings(["x", "yz"]))
+        .unwrap();
+    w.add_metadata("c", MetaValue::strings(["x", "yy"]))
+        .unwrap();
+    w.add_metadata("d", vec![1u8, 2]).unwrap();
+    w.add_metadata("e", vec![1u8, 2, 3]).unwrap();
+    w.add_metadata("s1", "same").unwrap();
+    w.add_metadata("s2", "same").unwrap();
+    w.add_metadata("s3", "else").unwrap();
+    w.to_bytes().unwrap()
+}
+
+#[test]
+fn arrays_compare_by_type_length_and_elements_and_know_their_offset() {
+    let bytes = arrays();
+    let index = parse(&bytes).unwrap();
+    let metadata = index.metadata(&bytes);
+    let array = |key| match metadata.get(key) {
+        Some(Value::Array(a)) => a,
+        other => panic!("{other:?}"),
+    };
+    let (a, b, c, d, e) = (array("a"), array("b"), array("c"), array("d"), array("e"));
+    assert_eq!(a, b);
+    assert_ne!(a, c, "one element differs");
+    assert_ne!(a, d, "types differ");
+    assert_ne!(d, e, "lengths differ, prefix equal");
+    // The first element follows the value's type (4) and length (8).
+    let value_offset = metadata.entry("a").unwrap().value_offset();
+    assert_eq!(a.offset(), value_offset + 12);
+    assert_eq!(a.element_type(), ValueType::String);
+    let debug = format!("{a:?}");
+    assert!(
+        debug.contains("ArrayView") && debug.contains("len: 2"),
+        "{debug}"
+    );
+    assert!(
+        debug.contains(&format!("offset: {}", a.offset())),
+        "{debug}"
+    );
+}
+
+#[test]
+fn strings_hash_and_compare_with_str() {
+    let bytes = arrays();
+    let index = parse(&bytes).unwrap();
+    let metadata = index.metadata(&bytes);
+    let string = |key| match metadata.get(key) {
+        Some(Value::String(s)) => s,
+        other => panic!("{other:?}"),
+    };
+    let (s1, s2, s3) = (string("s1"), string("s2"), string("s3"));
+    let set: HashSet<_> = [s1, s2, s3].into_iter().collect();
+    assert_eq!(set.len(), 2, "equal strings hash alike");
+    assert!(set.contains(&s2));
+    let state = std::hash::RandomState::new();
+    let hash = |s| std::hash::BuildHasher::hash_one(&state, s);
+    assert_eq!(hash(&s1), hash(&s2));
+    assert_ne!(hash(&s1), hash(&s3), "the bytes are hashed");
+    assert!(s1 == *"same");
+    assert!(s1 != *"else");
+    assert!(s1 == "same");
+    assert!(s1 != "other");
+}
