@@ -8,8 +8,8 @@
 //!   over, elsewhere through a pooled staging buffer.
 //! - [`TensorView::to_qtensor`] keeps a tensor quantized, for every type
 //!   candle has ([`GgmlType::candle_qtype`]): on the CPU, from a mapped
-//!   file, a `QTensor` whose blocks stay in the mapping (no copy; candle's
-//!   kernels read them in place).
+//!   file or one read into memory, a `QTensor` whose blocks stay where the
+//!   file's bytes are (no copy; candle's kernels read them in place).
 //! - [`Gguf::load_candle`](crate::Gguf::load_candle) loads every tensor ([`LoadAs`]), in parallel, and
 //!   says what it did ([`LoadReport`]): a quantized model from a mapped file
 //!   in milliseconds, with nothing read until it is used.
@@ -40,7 +40,6 @@
 //! ```
 
 use std::borrow::Cow;
-use std::sync::Arc;
 
 use candle_core::quantized::{GgmlDType, QStorage, QTensor, QuantizedType};
 use candle_core::{DType, Device, Tensor, WithDType};
@@ -318,12 +317,13 @@ impl TensorView<'_> {
     /// type candle has ([`GgmlType::candle_qtype`]: F32, F16, BF16, Q4_0,
     /// Q4_1, Q5_0, Q5_1, Q8_0, Q8_1, Q2_K to Q6_K, Q8_K).
     ///
-    /// On the CPU, from a mapped file in native byte order whose data is
-    /// aligned for candle's block type (every file with the default
-    /// `general.alignment` of 32), nothing is copied: the `QTensor` reads
-    /// its blocks in the mapping, which it keeps alive (the mapping
-    /// contract on [`Gguf`](crate::Gguf) applies to it), and its pages are read in when
-    /// first used. Otherwise the bytes are copied once: on the CPU into a
+    /// On the CPU, from a file mapped or read into memory (not borrowed
+    /// bytes), in native byte order, whose data is aligned for candle's
+    /// block type (every file with the default `general.alignment` of 32),
+    /// nothing is copied: the `QTensor` reads its blocks where the file's
+    /// bytes are and keeps them alive (for a mapping, the mapping contract
+    /// on [`Gguf`](crate::Gguf) applies to it, and pages are read in when
+    /// first used). Otherwise the bytes are copied once: on the CPU into a
     /// buffer the `QTensor` takes over, elsewhere to `device`.
     ///
     /// # Errors
@@ -363,18 +363,17 @@ impl TensorView<'_> {
         qtensor_from_staging(name, qtype, staging, self.shape(), device)
     }
 
-    /// CPU storage reading this tensor's blocks in the mapping, where they
-    /// can be read in place: a mapped file, native byte order, data aligned
-    /// for candle's block type.
+    /// CPU storage reading this tensor's blocks in place, where they can
+    /// be: a file mapped or read into memory, native byte order, data
+    /// aligned for candle's block type.
     fn mapped_storage(&self, qtype: GgmlDType, device: &Device) -> Option<Box<dyn QuantizedType>> {
         if !device.is_cpu() || !self.byte_order().is_native() {
             return None;
         }
-        let map = Arc::clone(self.mapping()?);
         blocks::block_storage(
             qtype,
-            BlockBytes::Mapped {
-                map,
+            BlockBytes::Shared {
+                bytes: self.shared()?.clone(),
                 range: self.byte_range(),
             },
         )

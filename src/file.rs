@@ -38,14 +38,35 @@ pub struct Gguf<'data> {
 
 #[derive(Debug)]
 enum Storage<'data> {
-    /// The mapping, and the handle it was made from: what reads the same
-    /// file by position uses this handle, so it reads the very file mapped.
-    Mapped {
-        map: Arc<Mmap>,
-        file: Arc<File>,
+    /// A mapping and the handle it was made from (what reads the same file
+    /// by position uses this handle, so it reads the very file mapped), or
+    /// bytes read into memory (no handle).
+    Shared {
+        bytes: SharedBytes,
+        file: Option<Arc<File>>,
     },
-    Owned(AlignedBytes),
     Borrowed(&'data [u8]),
+}
+
+/// Bytes a [`Gguf`] owns and shares with whatever reads them after it is
+/// gone (candle storage over a tensor's blocks): a mapping, or a file read
+/// into memory. Cloning shares them.
+#[derive(Clone, Debug)]
+pub(crate) enum SharedBytes {
+    /// A read-only mapping of the file.
+    Mapped(Arc<Mmap>),
+    /// The file's bytes, read into 64-byte-aligned memory.
+    Owned(Arc<AlignedBytes>),
+}
+
+impl SharedBytes {
+    /// All the bytes.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        match self {
+            SharedBytes::Mapped(map) => map.as_ref(),
+            SharedBytes::Owned(bytes) => bytes.as_slice(),
+        }
+    }
 }
 
 /// How [`Gguf::open_with`] brings a file into memory.
@@ -120,15 +141,19 @@ impl Gguf<'static> {
         let storage = if options.in_memory {
             // The file's length bounds the read (a file growing meanwhile
             // is read to its end all the same).
-            Storage::Owned(AlignedBytes::read_from(&file, u64::MAX).map_err(|e| e.at(path))?)
+            let bytes = AlignedBytes::read_from(&file, u64::MAX).map_err(|e| e.at(path))?;
+            Storage::Shared {
+                bytes: SharedBytes::Owned(Arc::new(bytes)),
+                file: None,
+            }
         } else {
             let map = map_read_only(&file, options.populate).map_err(|e| map_error(path, e))?;
             if let Some(advice) = options.advice {
                 map.advise(advice).map_err(io)?;
             }
-            Storage::Mapped {
-                map: Arc::new(map),
-                file: Arc::new(file),
+            Storage::Shared {
+                bytes: SharedBytes::Mapped(Arc::new(map)),
+                file: Some(Arc::new(file)),
             }
         };
         let mut gguf = Self::from_storage(storage)?;
@@ -157,7 +182,10 @@ impl Gguf<'static> {
     /// those of [`Gguf::read`].
     pub fn read_limited(reader: impl Read, max_bytes: u64) -> Result<Self> {
         let bytes = AlignedBytes::read_from(reader, max_bytes).map_err(ReadError::into_stream)?;
-        Self::from_storage(Storage::Owned(bytes))
+        Self::from_storage(Storage::Shared {
+            bytes: SharedBytes::Owned(Arc::new(bytes)),
+            file: None,
+        })
     }
 }
 
@@ -267,15 +295,16 @@ impl<'data> Gguf<'data> {
     /// True when the file is memory-mapped (rather than read into memory or
     /// borrowed).
     pub fn is_mapped(&self) -> bool {
-        self.mapping().is_some()
+        matches!(self.shared(), Some(SharedBytes::Mapped(_)))
     }
 
-    /// The mapping, shared with what reads from it after this `Gguf` is
-    /// gone (candle storage over the mapped blocks).
-    pub(crate) fn mapping(&self) -> Option<&Arc<Mmap>> {
+    /// The bytes, where this `Gguf` owns them (mapped or read into memory),
+    /// as a handle that keeps them alive after it is gone (candle storage
+    /// over a tensor's blocks); `None` for borrowed bytes.
+    pub(crate) fn shared(&self) -> Option<&SharedBytes> {
         match &self.storage {
-            Storage::Mapped { map, .. } => Some(map),
-            Storage::Owned(_) | Storage::Borrowed(_) => None,
+            Storage::Shared { bytes, .. } => Some(bytes),
+            Storage::Borrowed(_) => None,
         }
     }
 
@@ -284,8 +313,8 @@ impl<'data> Gguf<'data> {
     #[cfg_attr(not(all(unix, feature = "candle")), allow(dead_code))]
     pub(crate) fn mapped_file(&self) -> Option<&File> {
         match &self.storage {
-            Storage::Mapped { file, .. } => Some(file),
-            Storage::Owned(_) | Storage::Borrowed(_) => None,
+            Storage::Shared { file, .. } => file.as_deref(),
+            Storage::Borrowed(_) => None,
         }
     }
 
@@ -328,12 +357,12 @@ impl<'data> Gguf<'data> {
     pub fn tensors(&self) -> impl ExactSizeIterator<Item = TensorView<'_>> + '_ {
         let data = self.bytes();
         let order = self.byte_order();
-        let mapping = self.mapping();
+        let shared = self.shared();
         let start = self.data_offset();
         self.index
             .tensors()
             .iter()
-            .map(move |info| TensorView::new(data, start, info, order, mapping))
+            .map(move |info| TensorView::new(data, start, info, order, shared))
     }
 
     /// The tensor named `name`.
@@ -347,7 +376,7 @@ impl<'data> Gguf<'data> {
             .and_then(|i| self.index.tensors().get(i))
             .map(|info| {
                 let start = self.data_offset();
-                TensorView::new(data, start, info, self.byte_order(), self.mapping())
+                TensorView::new(data, start, info, self.byte_order(), self.shared())
             })
             .ok_or_else(|| Error::TensorNotFound {
                 name: name.to_owned(),
@@ -363,8 +392,7 @@ impl<'data> Gguf<'data> {
 impl Storage<'_> {
     fn bytes(&self) -> &[u8] {
         match self {
-            Storage::Mapped { map, .. } => map.as_ref(),
-            Storage::Owned(bytes) => bytes.as_slice(),
+            Storage::Shared { bytes, .. } => bytes.bytes(),
             Storage::Borrowed(bytes) => bytes,
         }
     }
@@ -390,7 +418,7 @@ fn map_read_only(file: &File, populate: bool) -> std::io::Result<Mmap> {
 /// Bytes in a 64-byte-aligned buffer, so that tensor data at aligned file
 /// offsets is aligned in memory too.
 #[derive(Debug)]
-struct AlignedBytes {
+pub(crate) struct AlignedBytes {
     chunks: Vec<Align64>,
     len: usize,
 }

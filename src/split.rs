@@ -197,7 +197,7 @@ impl SplitGguf {
                     part.data_offset(),
                     info,
                     part.byte_order(),
-                    part.mapping(),
+                    part.shared(),
                 ))
             })
             .ok_or_else(|| Error::TensorNotFound {

@@ -3,14 +3,13 @@
 
 use std::borrow::Cow;
 use std::ops::Range;
-use std::sync::Arc;
 
 use half::{bf16, f16};
-use memmap2::Mmap;
 
 use crate::dequant::{dequantize_parallel, Parallelism};
 use crate::dtype::GgmlType;
 use crate::error::{Error, Result};
+use crate::file::SharedBytes;
 use crate::format::{ByteOrder, TensorInfo};
 use crate::quant::{Block, Output};
 
@@ -23,9 +22,10 @@ pub struct TensorView<'a> {
     /// Absolute offset of `bytes` in the file.
     start: usize,
     order: ByteOrder,
-    /// The file's mapping, when it is mapped: what lets a tensor outlive
-    /// the borrow (candle storage over the mapped blocks).
-    mapping: Option<&'a Arc<Mmap>>,
+    /// The file's bytes, where the `Gguf` owns them (mapped or read into
+    /// memory): what lets a tensor's blocks outlive the borrow (candle
+    /// storage over them).
+    shared: Option<&'a SharedBytes>,
 }
 
 /// Element types a plain (unquantized) tensor can be viewed as.
@@ -49,7 +49,7 @@ impl<'a> TensorView<'a> {
         data_start: usize,
         info: &'a TensorInfo,
         order: ByteOrder,
-        mapping: Option<&'a Arc<Mmap>>,
+        shared: Option<&'a SharedBytes>,
     ) -> Self {
         let range = info.data_range(data_start);
         TensorView {
@@ -59,14 +59,14 @@ impl<'a> TensorView<'a> {
             // The range was checked against the data when the file was parsed.
             bytes: data.get(range).unwrap_or_default(),
             order,
-            mapping,
+            shared,
         }
     }
 
-    /// The file's mapping, when the file is mapped.
+    /// The file's bytes, where the `Gguf` owns them.
     #[cfg_attr(not(feature = "candle"), allow(dead_code))]
-    pub(crate) fn mapping(&self) -> Option<&'a Arc<Mmap>> {
-        self.mapping
+    pub(crate) fn shared(&self) -> Option<&'a SharedBytes> {
+        self.shared
     }
 
     /// The tensor's name.

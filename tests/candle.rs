@@ -1142,3 +1142,41 @@ fn our_qtensor_storage_computes_as_candles_own() {
         .unwrap();
     assert_eq!(model.report.mapped, 0);
 }
+
+/// A file read into memory (`OpenOptions::in_memory`, `Gguf::read`) lends
+/// its blocks to QTensors as a mapping does: nothing copied, and the
+/// tensors keep the bytes alive after the `Gguf` is gone.
+#[test]
+fn files_read_into_memory_lend_their_blocks_to_qtensors() {
+    let bytes = candle_model();
+    let (_dir, path) = write_temp(&bytes);
+    let borrowed = Gguf::from_bytes(&bytes).unwrap();
+    let files = [
+        Gguf::open_with(&path, &ggufmap::OpenOptions::new().in_memory(true)).unwrap(),
+        Gguf::read(bytes.as_slice()).unwrap(),
+    ];
+    for file in files {
+        assert!(!file.is_mapped());
+        let model = file.load_candle(&Device::Cpu, LoadAs::Quantized).unwrap();
+        assert_eq!(model.report.mapped, CANDLE_TYPES.len(), "{}", model.report);
+        let singles: Vec<QTensor> = CANDLE_TYPES
+            .iter()
+            .map(|&(dtype, _)| {
+                let view = file.tensor(&tensor_name(dtype)).unwrap();
+                view.to_qtensor(&Device::Cpu).unwrap()
+            })
+            .collect();
+        drop(file);
+        for (&(dtype, _), single) in CANDLE_TYPES.iter().zip(&singles) {
+            let name = tensor_name(dtype);
+            let view = borrowed.tensor(&name).unwrap();
+            let reference = view.to_qtensor(&Device::Cpu).unwrap();
+            for ours in [model.qtensor(&name).unwrap(), single] {
+                assert_eq!(&*ours.data().unwrap(), view.bytes(), "{name}");
+                same_result(&name, "dequantize", ours, &reference, |q| {
+                    q.dequantize(&Device::Cpu)
+                });
+            }
+        }
+    }
+}

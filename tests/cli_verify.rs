@@ -156,7 +156,7 @@ fn load_maps_or_copies_and_the_matmul_checksum_agrees() {
     assert!(plain["after_matmul"].is_null());
     let text = ggufmap(&["load", SAMPLE, "--matmul"]);
     let text = String::from_utf8_lossy(&text.stdout);
-    assert!(text.contains("in the mapping"), "{text}");
+    assert!(text.contains("read in place"), "{text}");
     assert!(text.contains("after one matmul per weight"), "{text}");
 }
 

@@ -14,8 +14,8 @@
 //! file; over a copy, the bytes read from the file are the storage.
 
 use std::ops::Range;
-use std::sync::Arc;
 
+use crate::file::SharedBytes;
 use candle_core::quantized::k_quants::{
     self, BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1,
     BlockQ6K, BlockQ8K, BlockQ8_0, BlockQ8_1, GgmlType as CandleBlock,
@@ -23,7 +23,6 @@ use candle_core::quantized::k_quants::{
 use candle_core::quantized::{GgmlDType, QuantizedType};
 use candle_core::CpuStorage;
 use half::{bf16, f16};
-use memmap2::Mmap;
 
 use crate::dtype::GgmlType;
 
@@ -138,8 +137,12 @@ impl AlignedBytes {
 
 /// The bytes a tensor's storage reads its blocks from.
 pub(super) enum BlockBytes {
-    /// `map[range]`: the file's pages, kept mapped while the storage lives.
-    Mapped { map: Arc<Mmap>, range: Range<usize> },
+    /// `bytes[range]`: the file's bytes (its mapping, or the file read into
+    /// memory), kept alive while the storage lives.
+    Shared {
+        bytes: SharedBytes,
+        range: Range<usize>,
+    },
     /// A copy of the tensor's bytes.
     Owned(AlignedBytes),
 }
@@ -147,7 +150,7 @@ pub(super) enum BlockBytes {
 impl BlockBytes {
     fn bytes(&self) -> Option<&[u8]> {
         match self {
-            BlockBytes::Mapped { map, range } => map.get(range.clone()),
+            BlockBytes::Shared { bytes, range } => bytes.bytes().get(range.clone()),
             BlockBytes::Owned(bytes) => Some(bytes.bytes()),
         }
     }

@@ -122,7 +122,8 @@ impl LoadOptions {
     }
 
     /// Copy tensors kept quantized into memory of their own, even where
-    /// they could be read in the mapping.
+    /// they could be read in place (in the mapping, or in the file's bytes
+    /// read into memory).
     ///
     /// By default, on the CPU, a tensor kept quantized from a mapped file
     /// is a [`QTensor`] over its blocks in the mapping
@@ -292,8 +293,8 @@ pub struct LoadReport {
     pub quantized: usize,
     /// Of these, dense [`Tensor`]s.
     pub dense: usize,
-    /// Of the quantized, those reading their blocks in the mapping, not
-    /// copied (see [`LoadOptions::copy_quantized`]).
+    /// Of the quantized, those reading their blocks in place (in the
+    /// mapping, or in the file's bytes read into memory), not copied (see [`LoadOptions::copy_quantized`]).
     pub mapped: usize,
     /// Bytes of tensor data in the file.
     pub file_bytes: u64,
@@ -322,7 +323,7 @@ impl fmt::Display for LoadReport {
             self.quantized,
             match self.mapped {
                 0 => String::new(),
-                n => format!(" ({n} read in the mapping)"),
+                n => format!(" ({n} read in place)"),
             },
             self.dense,
             self.file_bytes,
@@ -428,7 +429,7 @@ impl<'g> Source<'g> {
 /// How one tensor is loaded.
 #[derive(Clone, Copy, Debug)]
 enum Plan {
-    /// A QTensor over the blocks in the mapping.
+    /// A QTensor over the blocks in place.
     Mapped,
     /// A QTensor with a copy of the blocks.
     Quantized(GgmlDType),
