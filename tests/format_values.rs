@@ -88,3 +88,24 @@ fn strings_hash_and_compare_with_str() {
     assert!(s1 == "same");
     assert!(s1 != "other");
 }
+
+#[test]
+fn tensor_infos_know_where_they_are() {
+    let mut w = GgufWriter::new();
+    w.add_tensor("ab", ggufmap::GgmlType::F32, &[2, 3], vec![0u8; 24])
+        .unwrap();
+    w.add_tensor("c", ggufmap::GgmlType::F32, &[4], vec![0u8; 16])
+        .unwrap();
+    let bytes = w.to_bytes().unwrap();
+    let index = parse(&bytes).unwrap();
+    let [first, second] = index.tensors() else {
+        panic!("two tensors");
+    };
+    // No metadata: the first info follows the 24-byte header; it takes
+    // 8 + 2 (name) + 4 (n_dims) + 2 x 8 (dims) + 4 (type) + 8 (offset).
+    assert_eq!(first.info_offset(), 24);
+    assert_eq!(second.info_offset(), 24 + 42);
+    assert_eq!(first.n_elements(), 6);
+    assert_eq!(first.n_bytes(), 24);
+    assert_eq!(second.data_offset(), 32, "24 bytes padded to 32");
+}
