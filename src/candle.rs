@@ -45,9 +45,9 @@ use candle_core::quantized::{GgmlDType, QStorage, QTensor, QuantizedType};
 use candle_core::{DType, Device, Tensor, WithDType};
 use half::{bf16, f16};
 
-use crate::dequant::Parallelism;
 use crate::dtype::GgmlType;
 use crate::error::{Error, Result};
+use crate::parallel::Parallelism;
 use crate::pool::{BufferPool, PooledBuf};
 use crate::quant::Output;
 use crate::tensor::{Element, TensorView};

@@ -7,6 +7,7 @@ use crate::dtype::GgmlType;
 use crate::error::{Error, Result};
 use crate::file::Gguf;
 use crate::format::ByteOrder;
+use crate::parallel::Parallelism;
 use crate::pool::{BufferPool, PooledBuf};
 use crate::quant::{self, Output};
 use crate::tensor::TensorView;
@@ -16,58 +17,6 @@ use crate::tensor::TensorView;
 /// about 10 µs of work), small enough to balance a tensor of a few MiB over
 /// 16 threads and to stay in L2 while written.
 pub const CHUNK_OUTPUT_BYTES: usize = 64 * 1024;
-
-/// Where dequantization runs.
-#[derive(Clone, Debug, Default)]
-pub enum Parallelism {
-    /// On the calling thread only.
-    #[cfg_attr(not(feature = "parallel"), default)]
-    Sequential,
-    /// On rayon's global thread pool.
-    #[cfg(feature = "parallel")]
-    #[default]
-    Global,
-    /// On a rayon thread pool the caller built.
-    #[cfg(feature = "parallel")]
-    Pool(std::sync::Arc<rayon::ThreadPool>),
-}
-
-impl Parallelism {
-    /// `threads` threads: 0 for rayon's global pool (one thread per core),
-    /// 1 for the calling thread, more for a dedicated pool.
-    ///
-    /// # Errors
-    /// [`Error::ThreadPool`] if the pool cannot be built.
-    pub fn threads(threads: usize) -> Result<Self> {
-        match threads {
-            1 => Ok(Parallelism::Sequential),
-            #[cfg(feature = "parallel")]
-            0 => Ok(Parallelism::Global),
-            #[cfg(feature = "parallel")]
-            n => rayon::ThreadPoolBuilder::new()
-                .num_threads(n)
-                .thread_name(|i| format!("ggufmap-dequant-{i}"))
-                .build()
-                .map(|pool| Parallelism::Pool(std::sync::Arc::new(pool)))
-                .map_err(|e| Error::ThreadPool {
-                    reason: e.to_string(),
-                }),
-            #[cfg(not(feature = "parallel"))]
-            _ => Ok(Parallelism::Sequential),
-        }
-    }
-
-    /// Number of threads work is spread over.
-    pub fn current_num_threads(&self) -> usize {
-        match self {
-            Parallelism::Sequential => 1,
-            #[cfg(feature = "parallel")]
-            Parallelism::Global => rayon::current_num_threads(),
-            #[cfg(feature = "parallel")]
-            Parallelism::Pool(pool) => pool.current_num_threads(),
-        }
-    }
-}
 
 /// Dequantizes `bytes` (whole blocks of `dtype`) into `out`, spreading
 /// chunks of whole blocks over the threads of `parallelism`. The result is
@@ -100,30 +49,12 @@ pub fn dequantize_parallel<O: Output>(
     if out.len() <= out_chunk {
         return quant::dequantize_bytes(dtype, bytes, order, out);
     }
-    match parallelism {
-        Parallelism::Sequential => quant::dequantize_bytes(dtype, bytes, order, out),
-        #[cfg(feature = "parallel")]
-        Parallelism::Global => run_chunks(dtype, bytes, order, out, blocks_per_chunk),
-        #[cfg(feature = "parallel")]
-        Parallelism::Pool(pool) => {
-            pool.install(|| run_chunks(dtype, bytes, order, out, blocks_per_chunk))
-        }
-    }
-}
-
-#[cfg(feature = "parallel")]
-fn run_chunks<O: Output>(
-    dtype: GgmlType,
-    bytes: &[u8],
-    order: ByteOrder,
-    out: &mut [O],
-    blocks_per_chunk: usize,
-) -> Result<()> {
-    use rayon::prelude::*;
-    bytes
-        .par_chunks(blocks_per_chunk * dtype.bytes_per_block())
-        .zip(out.par_chunks_mut(blocks_per_chunk * dtype.elements_per_block()))
-        .try_for_each(|(bytes, out)| quant::dequantize_bytes(dtype, bytes, order, out))
+    let in_chunk = blocks_per_chunk * dtype.bytes_per_block();
+    parallelism.try_for_each_chunk(out, out_chunk, |i, out| {
+        let start = i * in_chunk;
+        let bytes = bytes.get(start..start + out.len() / block_elems * block_bytes);
+        quant::dequantize_bytes(dtype, bytes.unwrap_or_default(), order, out)
+    })
 }
 
 impl<'a> TensorView<'a> {

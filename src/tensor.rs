@@ -6,11 +6,12 @@ use std::ops::Range;
 
 use half::{bf16, f16};
 
-use crate::dequant::{dequantize_parallel, Parallelism};
+use crate::dequant::dequantize_parallel;
 use crate::dtype::GgmlType;
 use crate::error::{Error, Result};
 use crate::file::SharedBytes;
 use crate::format::{ByteOrder, TensorInfo};
+use crate::parallel::Parallelism;
 use crate::quant::{Block, Output};
 
 /// A tensor of an opened file: its description and its bytes, borrowed.

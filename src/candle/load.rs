@@ -12,10 +12,10 @@ use candle_core::{DType, Device, Shape, Tensor, WithDType};
 use half::{bf16, f16};
 
 use super::{dense_tensor, in_tensor, qtensor_from_staging, staging, swap_elements, AlignedBytes};
-use crate::dequant::Parallelism;
 use crate::dtype::GgmlType;
 use crate::error::{Error, Result};
 use crate::file::Gguf;
+use crate::parallel::Parallelism;
 use crate::quant::{self, Output};
 use crate::tensor::TensorView;
 
@@ -520,7 +520,7 @@ impl Gguf<'_> {
         for (view, plan) in large {
             loaded.push(load_one(view, *plan, &source, device, par)?);
         }
-        loaded.extend(try_map(par, rest, |(view, plan)| {
+        loaded.extend(par.try_map(rest, |(view, plan)| {
             load_one(view, *plan, &source, device, par)
         })?);
 
@@ -636,7 +636,7 @@ fn dense_from_file<O: Output + WithDType>(
         ));
     }
     let fill = |out: &mut [O]| {
-        try_chunks(par, out, blocks_per_chunk * block_elems, |i, out| {
+        par.try_for_each_chunk(out, blocks_per_chunk * block_elems, |i, out| {
             let len = out.len() / block_elems * block_bytes;
             let mut staging = staging::<u8>(len);
             let offset = start + i * in_chunk;
@@ -655,71 +655,10 @@ fn read_parallel(
     par: &Parallelism,
 ) -> Result<()> {
     let start = range.start;
-    try_chunks(par, out, READ_CHUNK_BYTES, |i, out| {
+    par.try_for_each_chunk(out, READ_CHUNK_BYTES, |i, out| {
         let offset = start + i * READ_CHUNK_BYTES;
         source.read(offset..offset + out.len(), out)
     })
-}
-
-/// Runs `f(index, chunk)` over `data` in chunks of `chunk` elements, on the
-/// threads of `par`; stops at the first error.
-fn try_chunks<T: Send>(
-    par: &Parallelism,
-    data: &mut [T],
-    chunk: usize,
-    f: impl Fn(usize, &mut [T]) -> Result<()> + Sync + Send,
-) -> Result<()> {
-    let chunk = chunk.max(1);
-    match par {
-        Parallelism::Sequential => data
-            .chunks_mut(chunk)
-            .enumerate()
-            .try_for_each(|(i, c)| f(i, c)),
-        #[cfg(feature = "parallel")]
-        Parallelism::Global => par_chunks(data, chunk, f),
-        #[cfg(feature = "parallel")]
-        Parallelism::Pool(pool) => pool.install(|| par_chunks(data, chunk, f)),
-    }
-}
-
-#[cfg(feature = "parallel")]
-fn par_chunks<T: Send>(
-    data: &mut [T],
-    chunk: usize,
-    f: impl Fn(usize, &mut [T]) -> Result<()> + Sync + Send,
-) -> Result<()> {
-    use rayon::prelude::*;
-    if data.len() <= chunk {
-        return f(0, data);
-    }
-    data.par_chunks_mut(chunk)
-        .enumerate()
-        .try_for_each(|(i, c)| f(i, c))
-}
-
-/// Maps `f` over `items` on the threads of `par`, in order; stops at the
-/// first error.
-fn try_map<I: Sync, R: Send>(
-    par: &Parallelism,
-    items: &[I],
-    f: impl Fn(&I) -> Result<R> + Sync + Send,
-) -> Result<Vec<R>> {
-    match par {
-        Parallelism::Sequential => items.iter().map(f).collect(),
-        #[cfg(feature = "parallel")]
-        Parallelism::Global => par_map(items, f),
-        #[cfg(feature = "parallel")]
-        Parallelism::Pool(pool) => pool.install(|| par_map(items, f)),
-    }
-}
-
-#[cfg(feature = "parallel")]
-fn par_map<I: Sync, R: Send>(
-    items: &[I],
-    f: impl Fn(&I) -> Result<R> + Sync + Send,
-) -> Result<Vec<R>> {
-    use rayon::prelude::*;
-    items.par_iter().map(f).collect()
 }
 
 #[cfg(test)]
