@@ -6,8 +6,10 @@
 //!   [`RUNS`]: `Gguf::open` + `load_candle(LoadAs::Quantized)` (QTensors
 //!   over the mapping), the same with `LoadOptions::copy_quantized`, and
 //!   candle's path.
-//! - Peak resident memory: each way in a process of its own (`ggufmap load
-//!   --json`, `--copy`, `--candle-own-path`), since a peak is per process.
+//! - Peak resident memory: each way in a process of its own, since a peak
+//!   is per process: ours through `ggufmap load --json` (and `--copy`),
+//!   candle's in this bench's own executable run again with
+//!   `GGUFMAP_CANDLE_PATH_PEAK` set.
 //!
 //! The model is Gemma 3 270M Q4_K_M when present (`$GGUFMAP_GEMMA`, or
 //! `~/.cache/ggufmap/gemma-3-270m-q4_k_m.gguf` from scripts/fetch_gemma.sh),
@@ -111,6 +113,19 @@ fn median(times: &mut [Duration]) -> Duration {
     times[times.len() / 2]
 }
 
+/// Set in a run of this executable that loads the model at its value
+/// through candle's own path and prints its peak resident bytes.
+const CANDLE_PATH_PEAK: &str = "GGUFMAP_CANDLE_PATH_PEAK";
+
+/// Peak resident bytes of candle's own path, in a process of its own.
+fn candles_peak(path: &Path) -> Option<u64> {
+    let out = Command::new(std::env::current_exe().ok()?)
+        .env(CANDLE_PATH_PEAK, path)
+        .output()
+        .ok()?;
+    String::from_utf8(out.stdout).ok()?.trim().parse().ok()
+}
+
 /// Peak resident bytes of `ggufmap load FILE --json ARGS` in its own process.
 fn peak(path: &Path, args: &[&str]) -> Option<u64> {
     let out = Command::new(env!("CARGO_BIN_EXE_ggufmap"))
@@ -125,6 +140,14 @@ fn peak(path: &Path, args: &[&str]) -> Option<u64> {
 }
 
 fn main() {
+    if let Some(path) = std::env::var_os(CANDLE_PATH_PEAK) {
+        // A fresh process: without a reset the peak is still the load's.
+        let _ = ggufmap::memory::reset_peak();
+        std::hint::black_box(candles(Path::new(&path)));
+        let peak = ggufmap::memory::usage().and_then(|u| u.peak_resident);
+        println!("{}", peak.map_or_else(String::new, |p| p.to_string()));
+        return;
+    }
     // `cargo test --benches` runs benches with `--bench` absent: nothing to time.
     if !std::env::args().any(|a| a == "--bench") {
         return;
@@ -150,7 +173,7 @@ fn main() {
     let peaks = [
         peak(&path, &[]),
         peak(&path, &["--copy"]),
-        peak(&path, &["--candle-own-path"]),
+        candles_peak(&path),
     ];
     let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
     println!("\nwhole-model quantized load, same run (median of {RUNS}; peak: own process)");

@@ -138,19 +138,12 @@ fn load_maps_or_copies_and_the_matmul_checksum_agrees() {
     assert_eq!(mapped["mapped"].as_u64().unwrap(), quantized_in_sample);
     let copied = json(&ggufmap(&["load", SAMPLE, "--copy", "--matmul", "--json"]));
     assert_eq!(copied["mapped"], 0);
-    let candle = json(&ggufmap(&[
-        "load",
-        SAMPLE,
-        "--candle-own-path",
-        "--matmul",
-        "--json",
-    ]));
-    // The same weights read three ways: the same products, bit for bit.
+    // The same weights read two ways: the same products, bit for bit
+    // (against candle's own storage: tests/candle.rs).
     let checksum = &mapped["after_matmul"]["checksum"];
     assert!(checksum.as_f64().unwrap().is_finite());
     assert_ne!(checksum.as_f64().unwrap(), 0.0);
     assert_eq!(&copied["after_matmul"]["checksum"], checksum);
-    assert_eq!(&candle["after_matmul"]["checksum"], checksum);
     // Without --matmul, nothing is reported for it.
     let plain = json(&ggufmap(&["load", SAMPLE, "--json"]));
     assert!(plain["after_matmul"].is_null());

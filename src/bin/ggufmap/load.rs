@@ -37,18 +37,10 @@ pub(crate) struct Args {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
-    /// Load through candle's own GGUF path instead (`Content::read` from the
-    /// file, then `content.tensor` for every tensor, kept quantized): the
-    /// reference the figures are compared with. Run it as its own process.
-    #[arg(long)]
-    candle_own_path: bool,
 }
 
 /// Runs `load`.
 pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
-    if args.candle_own_path {
-        return run_candle_own_path(args);
-    }
     // The peak is reset after the file is mapped (mapping costs nothing
     // resident) so it measures the load alone where the OS allows it.
     let model = crate::open(&args.file)?;
@@ -162,54 +154,4 @@ fn use_weights(weights: impl IntoIterator<Item = (String, LoadedTensor)>) -> any
         checksum,
         usage: ggufmap::memory::usage(),
     })
-}
-
-/// Loads every tensor the way candle's own GGUF code does, for comparison.
-fn run_candle_own_path(args: &Args) -> anyhow::Result<()> {
-    use candle_core::quantized::gguf_file::Content;
-    let peak_reset = ggufmap::memory::reset_peak();
-    let start = Instant::now();
-    let mut file = std::fs::File::open(&args.file)?;
-    let content = Content::read(&mut file)?;
-    let mut tensors = Vec::with_capacity(content.tensor_infos.len());
-    for name in content.tensor_infos.keys() {
-        tensors.push((name.clone(), content.tensor(&mut file, name, &Device::Cpu)?));
-    }
-    let wall = start.elapsed().as_secs_f64();
-    let usage = ggufmap::memory::usage();
-    let count = tensors.len();
-    let used = args
-        .matmul
-        .then(|| {
-            use_weights(
-                tensors
-                    .into_iter()
-                    .map(|(n, q)| (n, LoadedTensor::Quantized(q))),
-            )
-        })
-        .transpose()?;
-    let mut out = crate::output::stdout();
-    if args.json {
-        let report_json = json!({
-            "file": args.file.display().to_string(),
-            "path": "candle gguf_file::Content",
-            "tensors": count,
-            "wall_seconds": wall,
-            "peak_reset": peak_reset,
-            "memory": memory_json::json(usage.as_ref()),
-            "after_matmul": used.as_ref().map(Used::json),
-        });
-        writeln!(out, "{}", serde_json::to_string_pretty(&report_json)?)?;
-    } else {
-        writeln!(
-            out,
-            "candle's own path: loaded {count} tensors quantized in {wall:.3} s"
-        )?;
-        writeln!(out, "{}", memory_json::line(usage.as_ref()))?;
-        if let Some(used) = &used {
-            writeln!(out, "{}", used.line())?;
-        }
-    }
-    out.flush()?;
-    Ok(())
 }
