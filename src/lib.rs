@@ -20,12 +20,11 @@ mod tensor;
 mod write;
 
 pub use atomic::AtomicFile;
-pub use dequant::{DequantChunk, DequantChunks};
 pub use dtype::GgmlType;
 pub use error::{Error, Result};
 pub use file::{Gguf, OpenOptions};
 pub use memmap2::Advice;
 pub use parallel::Parallelism;
 pub use split::SplitGguf;
-pub use tensor::{Element, TensorView};
+pub use tensor::{DequantChunk, DequantChunks, Element, TensorView};
 pub use write::{GgufWriter, MetaArray, MetaValue};

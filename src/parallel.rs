@@ -25,7 +25,7 @@ impl Parallelism {
     /// 1 for the calling thread, more for a dedicated pool.
     ///
     /// # Errors
-    /// [`Error::ThreadPool`] if the pool cannot be built.
+    /// [`Error::ThreadPool`](crate::Error::ThreadPool) if the pool cannot be built.
     pub fn threads(threads: usize) -> Result<Self> {
         match threads {
             1 => Ok(Parallelism::Sequential),

@@ -14,6 +14,10 @@ use crate::format::{ByteOrder, TensorInfo};
 use crate::parallel::Parallelism;
 use crate::quant::{Block, Output};
 
+mod dequantize;
+
+pub use dequantize::{DequantChunk, DequantChunks};
+
 /// A tensor of an opened file: its description and its bytes, borrowed.
 #[derive(Clone, Copy, Debug)]
 pub struct TensorView<'a> {
