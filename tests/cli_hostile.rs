@@ -24,16 +24,21 @@ fn sample() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/sample.gguf")
 }
 
-/// Runs the binary, killing it after [`HANG`]; asserts it exited by itself
-/// with 0, 1 or 2.
-fn run(args: &[&str]) -> Output {
-    let mut child = Command::new(BIN)
+/// Starts the binary with `args`, stdin empty, stdout and stderr piped.
+fn spawn(args: &[&str]) -> std::process::Child {
+    Command::new(BIN)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+/// Runs the binary, killing it after [`HANG`]; asserts it exited by itself
+/// with 0, 1 or 2.
+fn run(args: &[&str]) -> Output {
+    let mut child = spawn(args);
     let mut stdout = child.stdout.take().unwrap();
     let mut stderr = child.stderr.take().unwrap();
     let out = std::thread::spawn(move || {
@@ -363,13 +368,7 @@ fn a_closed_stdout_ends_every_subcommand_quietly() {
         &["load", &file, "--json"],
         &["dequant", &file, "token_embd.weight", "-o", "-"],
     ] {
-        let mut child = Command::new(BIN)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = spawn(args);
         // The reader goes away before a byte is written.
         drop(child.stdout.take());
         let mut stderr = String::new();
