@@ -205,29 +205,31 @@ fn resolve_links(path: &Path) -> io::Result<PathBuf> {
 /// so hard links and symbolic links are seen through); false when either
 /// does not exist. Errors when a path exists but cannot be examined.
 fn same_file(a: &Path, b: &Path) -> io::Result<bool> {
-    let (Some(a), Some(b)) = (existing(a)?, existing(b)?) else {
-        return Ok(false);
-    };
-    Ok(identity(&a.0, &a.1) == identity(&b.0, &b.1))
+    Ok(match (identity(a)?, identity(b)?) {
+        (Some(a), Some(b)) => a == b,
+        _ => false,
+    })
 }
 
-fn existing(path: &Path) -> io::Result<Option<(PathBuf, fs::Metadata)>> {
+/// What names a file whatever the path to it, or `None` when nothing is
+/// at `path`.
+#[cfg(unix)]
+fn identity(path: &Path) -> io::Result<Option<(u64, u64)>> {
+    use std::os::unix::fs::MetadataExt;
     match fs::metadata(path) {
-        Ok(meta) => Ok(Some((path.to_owned(), meta))),
+        Ok(meta) => Ok(Some((meta.dev(), meta.ino()))),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
     }
 }
 
-#[cfg(unix)]
-fn identity(_: &Path, meta: &fs::Metadata) -> (u64, u64) {
-    use std::os::unix::fs::MetadataExt;
-    (meta.dev(), meta.ino())
-}
-
 #[cfg(not(unix))]
-fn identity(path: &Path, _: &fs::Metadata) -> Option<PathBuf> {
-    fs::canonicalize(path).ok()
+fn identity(path: &Path) -> io::Result<Option<PathBuf>> {
+    match fs::canonicalize(path) {
+        Ok(resolved) => Ok(Some(resolved)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]

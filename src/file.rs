@@ -38,13 +38,8 @@ pub struct Gguf<'data> {
 
 #[derive(Debug)]
 enum Storage<'data> {
-    /// A mapping and the handle it was made from (what reads the same file
-    /// by position uses this handle, so it reads the very file mapped), or
-    /// bytes read into memory (no handle).
-    Shared {
-        bytes: SharedBytes,
-        file: Option<Arc<File>>,
-    },
+    /// Bytes this `Gguf` owns: a mapping or the file read into memory.
+    Shared(SharedBytes),
     Borrowed(&'data [u8]),
 }
 
@@ -53,8 +48,10 @@ enum Storage<'data> {
 /// into memory. Cloning shares them.
 #[derive(Clone, Debug)]
 pub(crate) enum SharedBytes {
-    /// A read-only mapping of the file.
-    Mapped(Arc<Mmap>),
+    /// A read-only mapping of the file, and the handle it was made from:
+    /// what reads the same file by position uses this handle, so it reads
+    /// the very file mapped.
+    Mapped { map: Arc<Mmap>, file: Arc<File> },
     /// The file's bytes, read into 64-byte-aligned memory.
     Owned(Arc<AlignedBytes>),
 }
@@ -63,7 +60,7 @@ impl SharedBytes {
     /// All the bytes.
     pub(crate) fn bytes(&self) -> &[u8] {
         match self {
-            SharedBytes::Mapped(map) => map.as_ref(),
+            SharedBytes::Mapped { map, .. } => map.as_ref(),
             SharedBytes::Owned(bytes) => bytes.as_slice(),
         }
     }
@@ -136,25 +133,20 @@ impl Gguf<'static> {
         check_regular(path, &std::fs::metadata(path).map_err(io)?)?;
         let file = open_no_block(path).map_err(io)?;
         // Again on the handle: the path may have been swapped in between.
-        let len = file.metadata().map_err(io)?;
-        check_regular(path, &len)?;
+        check_regular(path, &file.metadata().map_err(io)?)?;
         let storage = if options.in_memory {
-            // The file's length bounds the read (a file growing meanwhile
-            // is read to its end all the same).
+            // Read to its end, however long it has grown since.
             let bytes = AlignedBytes::read_from(&file, u64::MAX).map_err(|e| e.at(path))?;
-            Storage::Shared {
-                bytes: SharedBytes::Owned(Arc::new(bytes)),
-                file: None,
-            }
+            Storage::owned(bytes)
         } else {
             let map = map_read_only(&file, options.populate).map_err(|e| map_error(path, e))?;
             if let Some(advice) = options.advice {
                 map.advise(advice).map_err(io)?;
             }
-            Storage::Shared {
-                bytes: SharedBytes::Mapped(Arc::new(map)),
-                file: Some(Arc::new(file)),
-            }
+            Storage::Shared(SharedBytes::Mapped {
+                map: Arc::new(map),
+                file: Arc::new(file),
+            })
         };
         let mut gguf = Self::from_storage(storage)?;
         gguf.path = Some(path.to_owned());
@@ -182,10 +174,7 @@ impl Gguf<'static> {
     /// those of [`Gguf::read`].
     pub fn read_limited(reader: impl Read, max_bytes: u64) -> Result<Self> {
         let bytes = AlignedBytes::read_from(reader, max_bytes).map_err(ReadError::into_stream)?;
-        Self::from_storage(Storage::Shared {
-            bytes: SharedBytes::Owned(Arc::new(bytes)),
-            file: None,
-        })
+        Self::from_storage(Storage::owned(bytes))
     }
 }
 
@@ -295,7 +284,7 @@ impl<'data> Gguf<'data> {
     /// True when the file is memory-mapped (rather than read into memory or
     /// borrowed).
     pub fn is_mapped(&self) -> bool {
-        matches!(self.shared(), Some(SharedBytes::Mapped(_)))
+        matches!(self.shared(), Some(SharedBytes::Mapped { .. }))
     }
 
     /// The bytes, where this `Gguf` owns them (mapped or read into memory),
@@ -303,7 +292,7 @@ impl<'data> Gguf<'data> {
     /// over a tensor's blocks); `None` for borrowed bytes.
     pub(crate) fn shared(&self) -> Option<&SharedBytes> {
         match &self.storage {
-            Storage::Shared { bytes, .. } => Some(bytes),
+            Storage::Shared(bytes) => Some(bytes),
             Storage::Borrowed(_) => None,
         }
     }
@@ -312,9 +301,9 @@ impl<'data> Gguf<'data> {
     /// see the same file as the mapping, however the path changed since.
     #[cfg_attr(not(all(unix, feature = "candle")), allow(dead_code))]
     pub(crate) fn mapped_file(&self) -> Option<&File> {
-        match &self.storage {
-            Storage::Shared { file, .. } => file.as_deref(),
-            Storage::Borrowed(_) => None,
+        match self.shared()? {
+            SharedBytes::Mapped { file, .. } => Some(file),
+            SharedBytes::Owned(_) => None,
         }
     }
 
@@ -390,9 +379,14 @@ impl<'data> Gguf<'data> {
 }
 
 impl Storage<'_> {
+    /// Bytes read into memory, owned.
+    fn owned(bytes: AlignedBytes) -> Self {
+        Storage::Shared(SharedBytes::Owned(Arc::new(bytes)))
+    }
+
     fn bytes(&self) -> &[u8] {
         match self {
-            Storage::Shared { bytes, .. } => bytes.bytes(),
+            Storage::Shared(bytes) => bytes.bytes(),
             Storage::Borrowed(bytes) => bytes,
         }
     }

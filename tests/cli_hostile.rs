@@ -141,6 +141,16 @@ fn edge_files() -> Vec<(&'static str, Vec<u8>)> {
     files
 }
 
+/// Edge file `index` of [`edge_files`], written to a temporary directory
+/// (kept while the returned guard lives).
+fn write_edge_file(index: usize) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("edge.gguf");
+    let (_, bytes) = edge_files().swap_remove(index);
+    std::fs::write(&path, bytes).unwrap();
+    (dir, path)
+}
+
 #[test]
 fn every_subcommand_and_flag_survives_every_malformed_and_edge_file() {
     let dir = tempfile::tempdir().unwrap();
@@ -170,10 +180,7 @@ fn every_subcommand_and_flag_survives_every_malformed_and_edge_file() {
 
 #[test]
 fn load_matmul_on_empty_tensors_with_huge_dims_succeeds() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("empty.gguf");
-    let (_, bytes) = edge_files().swap_remove(0);
-    std::fs::write(&path, bytes).unwrap();
+    let (_dir, path) = write_edge_file(0);
     for load_as in ["quantized", "f32"] {
         let out = run(&["load", &path.to_string_lossy(), "--as", load_as, "--matmul"]);
         assert_eq!(
@@ -307,10 +314,7 @@ fn fifos_sockets_devices_and_directories_are_refused_at_once() {
 
 #[test]
 fn names_and_strings_reach_the_terminal_escaped_everywhere() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("escapes.gguf");
-    let (_, bytes) = edge_files().swap_remove(1);
-    std::fs::write(&path, bytes).unwrap();
+    let (_dir, path) = write_edge_file(1);
     let file = path.to_string_lossy();
     for args in [
         &["inspect", &file][..],
@@ -340,10 +344,7 @@ fn names_and_strings_reach_the_terminal_escaped_everywhere() {
 
 #[test]
 fn json_is_valid_for_any_bytes_and_keeps_them() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("utf8.gguf");
-    let (_, bytes) = edge_files().swap_remove(2);
-    std::fs::write(&path, bytes).unwrap();
+    let (_dir, path) = write_edge_file(2);
     let out = run(&["inspect", "--json", &path.to_string_lossy()]);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let value = &json["metadata"]["bad.utf8"];

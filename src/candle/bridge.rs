@@ -138,7 +138,8 @@ impl Gguf<'_> {
     }
 }
 
-/// Bytes the arrays of a file of `file_len` bytes may take as candle values.
+/// Bytes the metadata of a file of `file_len` bytes may take as candle
+/// values.
 fn candle_metadata_limit(file_len: usize) -> u64 {
     (file_len as u64).saturating_mul(8).saturating_add(64 << 20)
 }

@@ -175,14 +175,13 @@ pub(crate) fn read_tensor_info(r: &mut Reader<'_>) -> Result<TensorInfo> {
         what,
         offset: info_offset as u64,
     };
-    let n_elements = GgmlType::element_count(&dims).ok_or_else(|| overflow("element count"))?;
-    let n_bytes = dtype
+    // Checked here, not kept: both are derived from the dims when asked.
+    GgmlType::element_count(&dims).ok_or_else(|| overflow("element count"))?;
+    dtype
         .tensor_bytes(&dims)
         .ok_or_else(|| overflow("byte size"))?;
 
     let data_offset: u64 = r.num("tensor data offset")?;
-    // Only checked, not kept: both are derived from the dims when asked.
-    let _ = (n_elements, n_bytes);
     Ok(TensorInfo {
         info_offset: info_offset as u64,
         dims,

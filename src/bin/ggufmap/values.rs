@@ -85,25 +85,7 @@ fn scalar(value: &Value<'_>, max_chars: usize) -> String {
 /// terminal), cut after `max_chars` with its full length noted.
 fn quoted(s: GgufStr<'_>, max_chars: usize) -> String {
     let bytes = s.as_bytes();
-    // Cut after `max_chars` characters, counting each byte that is not
-    // UTF-8 as one.
-    let mut cut = None;
-    let mut chars = 0;
-    let mut at = 0;
-    for chunk in bytes.utf8_chunks() {
-        for (i, _) in chunk
-            .valid()
-            .char_indices()
-            .chain((0..chunk.invalid().len()).map(|i| (chunk.valid().len() + i, ' ')))
-        {
-            if chars == max_chars && cut.is_none() {
-                cut = Some(at + i);
-            }
-            chars += 1;
-        }
-        at += chunk.valid().len() + chunk.invalid().len();
-    }
-    match cut {
+    match offset_after_chars(bytes, max_chars) {
         None => quote_bytes(bytes),
         Some(cut) => format!(
             "{}... ({} bytes)",
@@ -111,6 +93,25 @@ fn quoted(s: GgufStr<'_>, max_chars: usize) -> String {
             s.len()
         ),
     }
+}
+
+/// Byte offset of character `n` (counting each byte that is not UTF-8 as
+/// one character), or `None` when `bytes` hold no more than `n`.
+fn offset_after_chars(bytes: &[u8], n: usize) -> Option<usize> {
+    let mut seen = 0;
+    let mut at = 0;
+    for chunk in bytes.utf8_chunks() {
+        let starts = chunk.valid().char_indices().map(|(i, _)| i);
+        let invalid = (0..chunk.invalid().len()).map(|i| chunk.valid().len() + i);
+        for start in starts.chain(invalid) {
+            if seen == n {
+                return Some(at + start);
+            }
+            seen += 1;
+        }
+        at += chunk.valid().len() + chunk.invalid().len();
+    }
+    None
 }
 
 /// The JSON form of a value, written as it is produced (no value tree):

@@ -162,9 +162,9 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
         print_text(&model, &summary, &mut out)?;
     }
     out.flush()?;
-    let bad = summary.tally.total.nan + summary.tally.total.inf;
-    if args.strict && bad > 0 {
-        anyhow::bail!("{bad} values are NaN or infinite");
+    let total = summary.tally.total;
+    if args.strict && total.any() {
+        anyhow::bail!("{} values are NaN or infinite", total.nan + total.inf);
     }
     Ok(())
 }
@@ -283,23 +283,20 @@ fn progress_bar(model: &Gguf<'_>, json: bool) -> ProgressBar {
 
 fn print_text(model: &Gguf<'_>, summary: &Summary, out: &mut dyn Write) -> std::io::Result<()> {
     let tally = &summary.tally;
-    // Both in file order: one walk pairs each finding with its tensor.
-    let mut findings = tally.findings.iter().peekable();
-    for (index, view) in model.tensors().enumerate() {
-        let Some(&&(at, c)) = findings.peek() else {
-            break;
-        };
-        if at == index {
-            findings.next();
-            writeln!(
-                out,
-                "{}: {} NaN, {} infinite of {} values ({})",
-                display_name(view.name()),
-                c.nan,
-                c.inf,
-                view.n_elements(),
-                view.dtype()
-            )?;
+    if !tally.findings.is_empty() {
+        for (index, view) in model.tensors().enumerate() {
+            let c = tally.of(index);
+            if c.any() {
+                writeln!(
+                    out,
+                    "{}: {} NaN, {} infinite of {} values ({})",
+                    display_name(view.name()),
+                    c.nan,
+                    c.inf,
+                    view.n_elements(),
+                    view.dtype()
+                )?;
+            }
         }
     }
     let verdict = if tally.total.any() {
