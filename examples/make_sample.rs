@@ -286,7 +286,7 @@ fn rope_freqs() -> SampleTensor {
 fn report(path: &std::path::Path) -> Result<()> {
     let gguf = Gguf::open(path)?;
     ensure!(gguf.tensor("output_norm.weight")?.as_slice::<f32>()?.len() == EMBEDDING as usize);
-    println!("wrote {} ({} bytes)", path.display(), gguf.bytes().len());
+    println!("wrote {} ({} bytes)", path.display(), gguf.file_size());
     for t in gguf.tensors() {
         println!("  {:<28} {:<5} {:?}", t.name(), t.dtype(), t.shape());
     }

@@ -48,9 +48,8 @@ use half::{bf16, f16};
 use crate::dtype::GgmlType;
 use crate::error::{Error, Result};
 use crate::parallel::Parallelism;
-use crate::pool::{BufferPool, PooledBuf};
 use crate::quant::Output;
-use crate::tensor::{Element, TensorView};
+use crate::tensor::{Element, Staging, TensorSource, TensorView};
 
 mod blocks;
 mod bridge;
@@ -116,6 +115,8 @@ fn in_tensor(tensor: &str, err: Error) -> Error {
         | Error::DtypeMismatch { .. }
         | Error::Misaligned { .. }
         | Error::SizeOverflow { .. }
+        | Error::NotInMemory { .. }
+        | Error::TensorRead { .. }
         | Error::InTensor { .. } => err,
         other => Error::InTensor {
             tensor: tensor.to_owned(),
@@ -190,44 +191,9 @@ fn dense_tensor<O: Output + WithDType>(
         fill(&mut out).map_err(|e| in_tensor(tensor, e))?;
         Tensor::from_vec(out, shape, device).map_err(candle_err(tensor))
     } else {
-        let mut staging = staging::<O>(n);
+        let mut staging = Staging::<O>::new(n);
         fill(&mut staging).map_err(|e| in_tensor(tensor, e))?;
         Tensor::from_slice(&staging, shape, device).map_err(candle_err(tensor))
-    }
-}
-
-/// A buffer of `len` elements from [`BufferPool::global`]; a plain `Vec`
-/// where the pool cannot serve the request (it is an optimisation, never a
-/// reason to fail).
-fn staging<T: bytemuck::Pod>(len: usize) -> Staging<T> {
-    match BufferPool::global().get::<T>(len) {
-        Ok(buf) => Staging::Pooled(buf),
-        Err(_) => Staging::Owned(vec![T::zeroed(); len]),
-    }
-}
-
-enum Staging<T: bytemuck::Pod> {
-    Pooled(PooledBuf<T>),
-    Owned(Vec<T>),
-}
-
-impl<T: bytemuck::Pod> std::ops::Deref for Staging<T> {
-    type Target = [T];
-
-    fn deref(&self) -> &[T] {
-        match self {
-            Staging::Pooled(buf) => buf,
-            Staging::Owned(buf) => buf,
-        }
-    }
-}
-
-impl<T: bytemuck::Pod> std::ops::DerefMut for Staging<T> {
-    fn deref_mut(&mut self) -> &mut [T] {
-        match self {
-            Staging::Pooled(buf) => buf,
-            Staging::Owned(buf) => buf,
-        }
     }
 }
 
@@ -252,8 +218,8 @@ impl TensorView<'_> {
     /// # Performance
     /// On the CPU the values are written once, into the allocation the
     /// tensor keeps. On another device they are written into a buffer of
-    /// [`BufferPool::global`] and copied to the device; the buffer goes back
-    /// to the pool.
+    /// [`BufferPool::global`](crate::pool::BufferPool::global) and copied to
+    /// the device; the buffer goes back to the pool.
     pub fn to_candle(&self, device: &Device, dtype: DType) -> Result<Tensor> {
         self.to_candle_with(device, dtype, &Parallelism::default())
     }
@@ -268,17 +234,28 @@ impl TensorView<'_> {
         dtype: DType,
         parallelism: &Parallelism,
     ) -> Result<Tensor> {
+        self.candle_from(&TensorSource::new(*self, false), device, dtype, parallelism)
+    }
+
+    /// [`TensorView::to_candle_with`], reading through `source`.
+    fn candle_from(
+        &self,
+        source: &TensorSource<'_>,
+        device: &Device,
+        dtype: DType,
+        parallelism: &Parallelism,
+    ) -> Result<Tensor> {
         let name = self.name();
         let n = self.len()?;
         match dtype {
             DType::F32 => dense_tensor::<f32>(name, n, self.shape(), device, |out| {
-                self.dequantize_into_with(out, parallelism)
+                source.dequantize_into(out, parallelism)
             }),
             DType::F16 => dense_tensor::<f16>(name, n, self.shape(), device, |out| {
-                self.dequantize_into_with(out, parallelism)
+                source.dequantize_into(out, parallelism)
             }),
             DType::BF16 => dense_tensor::<bf16>(name, n, self.shape(), device, |out| {
-                self.dequantize_into_with(out, parallelism)
+                source.dequantize_into(out, parallelism)
             }),
             _ => self.exact_candle(device, dtype),
         }
@@ -338,25 +315,40 @@ impl TensorView<'_> {
             Some(storage) => {
                 QTensor::new(QStorage::Cpu(storage), self.shape()).map_err(candle_err(self.name()))
             }
-            None => self.copied_qtensor(qtype, device),
+            None => self.copied_qtensor(
+                &TensorSource::new(*self, false),
+                qtype,
+                device,
+                &Parallelism::default(),
+            ),
         }
     }
 
-    /// [`TensorView::to_qtensor`] from a copy of the bytes, byte swapped
-    /// for a file in the other byte order (plain types only, as
-    /// [`TensorView::require_qtype`] checks).
-    fn copied_qtensor(&self, qtype: GgmlDType, device: &Device) -> Result<QTensor> {
+    /// [`TensorView::to_qtensor`] from a copy of the bytes read through
+    /// `source`, byte swapped for a file in the other byte order (plain
+    /// types only, as [`TensorView::require_qtype`] checks).
+    fn copied_qtensor(
+        &self,
+        source: &TensorSource<'_>,
+        qtype: GgmlDType,
+        device: &Device,
+        parallelism: &Parallelism,
+    ) -> Result<QTensor> {
         let name = self.name();
         let native = self.byte_order().is_native();
-        let aligned = (self.bytes().as_ptr() as usize) % blocks::candle_align(qtype) == 0;
-        if !device.is_cpu() && native && aligned {
-            // Straight from the file's bytes to the device.
-            let storage = QStorage::from_data(Cow::Borrowed(self.bytes()), device, qtype)
-                .map_err(candle_err(name))?;
-            return QTensor::new(storage, self.shape()).map_err(candle_err(name));
+        if let (false, true, Some(bytes)) = (device.is_cpu(), native, source.borrowed()) {
+            if (bytes.as_ptr() as usize) % blocks::candle_align(qtype) == 0 {
+                // Straight from the file's bytes to the device.
+                let storage = QStorage::from_data(Cow::Borrowed(bytes), device, qtype)
+                    .map_err(candle_err(name))?;
+                return QTensor::new(storage, self.shape()).map_err(candle_err(name));
+            }
         }
-        let mut staging = AlignedBytes::zeroed(self.bytes().len());
-        staging.bytes_mut().copy_from_slice(self.bytes());
+        let len = usize::try_from(self.info().n_bytes()).unwrap_or(usize::MAX);
+        let mut staging = AlignedBytes::zeroed(len);
+        source
+            .copy_into(staging.bytes_mut(), parallelism)
+            .map_err(|e| in_tensor(name, e))?;
         if !native {
             swap_elements(staging.bytes_mut(), self.dtype().bytes_per_block());
         }
@@ -370,11 +362,12 @@ impl TensorView<'_> {
         if !device.is_cpu() || !self.byte_order().is_native() {
             return None;
         }
+        let range = self.byte_range();
         blocks::block_storage(
             qtype,
             BlockBytes::Shared {
-                bytes: self.shared()?.clone(),
-                range: self.byte_range(),
+                bytes: self.storage().shared()?.clone(),
+                range: usize::try_from(range.start).ok()?..usize::try_from(range.end).ok()?,
             },
         )
     }

@@ -4,14 +4,10 @@
 use crate::dtype::GgmlType;
 use crate::error::{Error, Result};
 use crate::format::ByteOrder;
-use crate::parallel::Parallelism;
+use crate::parallel::{blocks_per_chunk, Parallelism};
 use crate::quant::{self, Output};
 
-/// Output bytes per parallel work item. Big enough that rayon's per-task
-/// cost vanishes next to the kernel (a 64 KiB chunk is 64 Q4_K blocks,
-/// about 10 µs of work), small enough to balance a tensor of a few MiB over
-/// 16 threads and to stay in L2 while written.
-pub const CHUNK_OUTPUT_BYTES: usize = 64 * 1024;
+pub use crate::parallel::CHUNK_OUTPUT_BYTES;
 
 /// Dequantizes `bytes` (whole blocks of `dtype`) into `out`, spreading
 /// chunks of whole blocks over the threads of `parallelism`. The result is
@@ -38,7 +34,7 @@ pub fn dequantize_parallel<O: Output>(
             found: out.len(),
         });
     }
-    let blocks_per_chunk = (CHUNK_OUTPUT_BYTES / std::mem::size_of::<O>() / block_elems).max(1);
+    let blocks_per_chunk = blocks_per_chunk(dtype, std::mem::size_of::<O>(), false);
     let out_chunk = blocks_per_chunk * block_elems;
     // One chunk or less: handing it to another thread costs more than it saves.
     if out.len() <= out_chunk {

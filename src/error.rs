@@ -301,6 +301,27 @@ pub enum Error {
         /// The name.
         name: String,
     },
+    /// A borrowed view of a tensor whose bytes are not in memory (a model
+    /// streamed from a reader): the copying accessors read them instead.
+    #[error("tensor {tensor:?} is streamed, not in memory; use the copying accessors")]
+    NotInMemory {
+        /// The tensor.
+        tensor: String,
+    },
+    /// Reading a tensor's bytes (from a stream, or by position from a
+    /// file) failed or came up short.
+    #[error("cannot read tensor {tensor:?} at byte {offset}{}", path.as_ref().map(|p| format!(" of {}", p.display())).unwrap_or_default())]
+    TensorRead {
+        /// The tensor.
+        tensor: String,
+        /// The file, where the model was opened from files.
+        path: Option<PathBuf>,
+        /// Where the read started, in the file of the tensor's part.
+        offset: u64,
+        /// What went wrong.
+        #[source]
+        source: std::io::Error,
+    },
     /// A typed view asked of a tensor of another type.
     #[error("tensor {tensor:?} is {found}, not {expected}")]
     DtypeMismatch {
@@ -380,6 +401,9 @@ pub enum Error {
         /// Why not.
         reason: &'static str,
     },
+    /// A split model asked for with no paths.
+    #[error("a split model needs at least one part")]
+    SplitNoParts,
     /// The first part of a split model is not named as `gguf-split` names
     /// parts, so the other parts cannot be found.
     #[error("split model part {}: split.count is {count}, so its name should end in -00001-of-{count:05}.gguf", path.display())]

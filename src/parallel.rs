@@ -1,9 +1,38 @@
 //! The one place that runs work on several threads: [`Parallelism`] says
-//! where, and its two drivers (chunks of a mutable slice, a map over items)
-//! run on rayon when the `parallel` feature is on, on the calling thread
-//! otherwise. Nothing else in the crate names rayon or the feature.
+//! where, its drivers (chunks of a mutable slice, a map over items, a loop
+//! over indices) run on rayon when the `parallel` feature is on, on the
+//! calling thread otherwise, and [`blocks_per_chunk`] is the one policy
+//! that cuts a tensor into work items. Nothing else in the crate names
+//! rayon or the feature.
 
+use crate::dtype::GgmlType;
 use crate::error::Result;
+
+/// Output bytes per parallel work item decoded from bytes in memory. Big
+/// enough that rayon's per-task cost vanishes next to the kernel (a 64 KiB
+/// chunk is 64 Q4_K blocks, about 10 µs of work), small enough to balance
+/// a tensor of a few MiB over 16 threads and to stay in L2 while written.
+pub const CHUNK_OUTPUT_BYTES: usize = 64 * 1024;
+
+/// Output bytes per work item whose input is read first (a positioned read
+/// or a stream read per item): larger, so the read's fixed cost stays small
+/// next to the decoding.
+pub(crate) const READ_CHUNK_OUTPUT_BYTES: usize = 256 * 1024;
+
+/// Bytes per work item when raw bytes are copied (read) whole.
+#[cfg_attr(not(feature = "candle"), allow(dead_code))]
+pub(crate) const COPY_CHUNK_BYTES: usize = 4 * 1024 * 1024;
+
+/// Whole blocks of `dtype` per work item, for output elements of
+/// `out_size` bytes, read first (`reads`) or decoded in place; at least one.
+pub(crate) fn blocks_per_chunk(dtype: GgmlType, out_size: usize, reads: bool) -> usize {
+    let bytes = if reads {
+        READ_CHUNK_OUTPUT_BYTES
+    } else {
+        CHUNK_OUTPUT_BYTES
+    };
+    (bytes / out_size.max(1) / dtype.elements_per_block()).max(1)
+}
 
 /// Where dequantization runs.
 #[derive(Clone, Debug, Default)]
@@ -86,6 +115,28 @@ impl Parallelism {
         }
     }
 
+    /// Runs `f(i)` for every `i` in `0..n` on these threads, in no set
+    /// order; stops at the first error.
+    ///
+    /// # Errors
+    /// The first error `f` returns.
+    pub(crate) fn try_for_each_index(
+        &self,
+        n: usize,
+        f: impl Fn(usize) -> Result<()> + Sync + Send,
+    ) -> Result<()> {
+        if n <= 1 {
+            return (0..n).try_for_each(f);
+        }
+        match self {
+            Parallelism::Sequential => (0..n).try_for_each(f),
+            #[cfg(feature = "parallel")]
+            Parallelism::Global => rayon_indices(n, f),
+            #[cfg(feature = "parallel")]
+            Parallelism::Pool(pool) => pool.install(|| rayon_indices(n, f)),
+        }
+    }
+
     /// Maps `f` over `items` on these threads, keeping their order; stops
     /// at the first error.
     ///
@@ -117,6 +168,12 @@ fn rayon_chunks<T: Send>(
     data.par_chunks_mut(chunk)
         .enumerate()
         .try_for_each(|(i, c)| f(i, c))
+}
+
+#[cfg(feature = "parallel")]
+fn rayon_indices(n: usize, f: impl Fn(usize) -> Result<()> + Sync + Send) -> Result<()> {
+    use rayon::prelude::*;
+    (0..n).into_par_iter().try_for_each(f)
 }
 
 #[cfg(feature = "parallel")]
@@ -154,6 +211,26 @@ mod tests {
         let items: Vec<u32> = (0..100).collect();
         let doubled = par.try_map(&items, |&v| Ok(v * 2)).unwrap();
         assert_eq!(doubled, (0..100).map(|v| v * 2).collect::<Vec<_>>());
+        let seen: Vec<std::sync::atomic::AtomicU32> =
+            (0..100).map(|_| Default::default()).collect();
+        par.try_for_each_index(seen.len(), |i| {
+            seen[i].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Ok(())
+        })
+        .unwrap();
+        assert!(seen
+            .iter()
+            .all(|s| s.load(std::sync::atomic::Ordering::Relaxed) == 1));
+        let failed = par.try_for_each_index(100, |i| {
+            if i == 42 {
+                Err(Error::ThreadPool {
+                    reason: "forty-second".into(),
+                })
+            } else {
+                Ok(())
+            }
+        });
+        assert!(matches!(failed, Err(Error::ThreadPool { .. })));
     }
 
     #[test]

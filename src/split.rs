@@ -8,19 +8,20 @@
 //! parts) and [`SPLIT_TENSORS_COUNT_KEY`] (`i32`, the number of tensors in
 //! all parts together). The model's metadata is in the first part.
 //!
-//! [`SplitGguf::open`] takes the first part, maps every part and presents
-//! one tensor index over all of them. It checks what llama.cpp's model
-//! loader checks (every part present, each part's `split.no` in its place,
-//! the total tensor count, no tensor in two parts) and, strictly, that every
-//! part carries the same `split.count` and `split.tensors.count` as the
-//! first. A file without split keys opens as a model of one part.
+//! [`Gguf::open`](crate::Gguf::open) on the first part opens every part
+//! and presents one model over all of them. It checks what llama.cpp's
+//! model loader checks (every part present, each part's `split.no` in its
+//! place, the total tensor count, no tensor in two parts) and, strictly,
+//! that every part carries the same `split.count` and
+//! `split.tensors.count` as the first. A file without split keys opens as
+//! a model of one part. This module holds those checks; the model itself
+//! is [`Gguf`](crate::Gguf).
 
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::file::{Gguf, OpenOptions};
 use crate::format::{Metadata, Value, ValueType};
-use crate::tensor::TensorView;
+use crate::model::Part;
 
 /// The key holding a part's 0-based position (`u16`).
 pub const SPLIT_NO_KEY: &str = "split.no";
@@ -40,206 +41,8 @@ fn part_suffix(part: u16, count: u16) -> String {
     format!("-{:05}-of-{count:05}.gguf", u32::from(part) + 1)
 }
 
-/// A model split over several GGUF files, opened as one.
-///
-/// Each part is a [`Gguf`] of its own (a mapping, or bytes in memory with
-/// [`OpenOptions::in_memory`]); the mapping contract on [`Gguf`] holds for
-/// every part. The index over all parts stores two integers per tensor and
-/// no names: opening allocates O(parts + tensors).
-#[derive(Debug)]
-pub struct SplitGguf {
-    parts: Vec<Gguf<'static>>,
-    paths: Vec<PathBuf>,
-    /// (part, position in the part) of every tensor, sorted by name.
-    by_name: Vec<(u32, u32)>,
-}
-
-impl SplitGguf {
-    /// Opens the model whose first part (or only file) is at `path`: maps
-    /// every part and checks that they belong together.
-    ///
-    /// # Errors
-    /// Any error of [`Gguf::open`] for the first part;
-    /// [`Error::SplitKeyMissing`], [`Error::SplitKeyType`],
-    /// [`Error::SplitKeyValue`] for split keys that are absent, of the wrong
-    /// type or out of range; [`Error::SplitName`] when the first part is
-    /// not named `<prefix>-00001-of-<count>.gguf`;
-    /// [`Error::SplitPartMissing`] for a part that does not exist;
-    /// [`Error::SplitPart`] for any other error opening a later part;
-    /// [`Error::SplitMismatch`] for a part whose split keys say it belongs
-    /// elsewhere or to another model; [`Error::SplitDuplicateTensor`] for a
-    /// tensor in two parts; [`Error::SplitTensorCount`] when the parts hold
-    /// another number of tensors than `split.tensors.count` says.
-    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
-        Self::open_with(path, &OpenOptions::default())
-    }
-
-    /// [`SplitGguf::open`] with options, applied to every part.
-    ///
-    /// # Errors
-    /// As [`SplitGguf::open`].
-    pub fn open_with(path: impl AsRef<Path>, options: &OpenOptions) -> Result<Self> {
-        let first_path = path.as_ref().to_owned();
-        let first = Gguf::open_with(&first_path, options)?;
-        let keys = SplitKeys::read(&first.metadata(), &first_path, true)?;
-        let count = keys.count.unwrap_or(1);
-        if count == 0 {
-            return Err(Error::SplitKeyValue {
-                path: first_path,
-                key: SPLIT_COUNT_KEY,
-                value: 0,
-                expected: "at least 1",
-            });
-        }
-        if let Some(no) = keys.no {
-            if no != 0 {
-                return Err(Error::SplitMismatch {
-                    path: first_path,
-                    key: SPLIT_NO_KEY,
-                    found: i64::from(no),
-                    expected: 0,
-                });
-            }
-        }
-        if count > 1 {
-            // As llama.cpp's loader: the first part of a split model says it
-            // is the first, and how many tensors the parts hold.
-            for (key, present) in [
-                (SPLIT_NO_KEY, keys.no.is_some()),
-                (SPLIT_TENSORS_COUNT_KEY, keys.tensors_count.is_some()),
-            ] {
-                if !present {
-                    return Err(Error::SplitKeyMissing {
-                        path: first_path,
-                        key,
-                    });
-                }
-            }
-        }
-
-        let mut parts = Vec::with_capacity(usize::from(count));
-        let mut paths = Vec::with_capacity(usize::from(count));
-        parts.push(first);
-        paths.push(first_path.clone());
-        if count > 1 {
-            let prefix = split_prefix(&first_path, count)?;
-            for no in 1..count {
-                let path = sibling(&first_path, &part_file_name(&prefix, no, count));
-                let part = open_part(&path, no, count, options)?;
-                let found = SplitKeys::read(&part.metadata(), &path, false)?;
-                check_part(&path, no, &keys, &found)?;
-                parts.push(part);
-                paths.push(path);
-            }
-        }
-
-        let by_name = build_index(&parts, &paths)?;
-        if let Some(expected) = keys.tensors_count {
-            let found = by_name.len() as u64;
-            if found != expected {
-                return Err(Error::SplitTensorCount {
-                    path: first_path,
-                    found,
-                    expected,
-                });
-            }
-        }
-        Ok(SplitGguf {
-            parts,
-            paths,
-            by_name,
-        })
-    }
-
-    /// The parts, in order (the first holds the model's metadata).
-    pub fn parts(&self) -> &[Gguf<'static>] {
-        &self.parts
-    }
-
-    /// The path of every part, in order.
-    pub fn paths(&self) -> &[PathBuf] {
-        &self.paths
-    }
-
-    /// Number of parts (1 for a file that is not split).
-    pub fn part_count(&self) -> usize {
-        self.parts.len()
-    }
-
-    /// The model's metadata: the first part's.
-    pub fn metadata(&self) -> Metadata<'_> {
-        // A `SplitGguf` always holds its first part.
-        self.parts[0].metadata()
-    }
-
-    /// Number of tensors in all parts.
-    pub fn tensor_count(&self) -> usize {
-        self.by_name.len()
-    }
-
-    /// Every tensor of every part: the parts in order, each part's tensors in
-    /// file order.
-    pub fn tensors(&self) -> impl Iterator<Item = TensorView<'_>> + '_ {
-        self.parts.iter().flat_map(Gguf::tensors)
-    }
-
-    /// The tensor named `name`, from whichever part holds it.
-    ///
-    /// # Errors
-    /// [`Error::TensorNotFound`].
-    pub fn tensor(&self, name: &str) -> Result<TensorView<'_>> {
-        self.find(name)
-            .and_then(|(part, i)| {
-                let part = self.parts.get(part)?;
-                let info = part.index().tensors().get(i)?;
-                Some(TensorView::new(
-                    part.bytes(),
-                    part.data_offset(),
-                    info,
-                    part.byte_order(),
-                    part.shared(),
-                ))
-            })
-            .ok_or_else(|| Error::TensorNotFound {
-                name: name.to_owned(),
-            })
-    }
-
-    /// The position in [`SplitGguf::parts`] of the part holding `name`.
-    pub fn part_of(&self, name: &str) -> Option<usize> {
-        self.find(name).map(|(part, _)| part)
-    }
-
-    /// Total bytes of tensor data in all parts.
-    pub fn tensor_bytes(&self) -> u64 {
-        self.parts.iter().map(Gguf::tensor_bytes).sum()
-    }
-
-    fn find(&self, name: &str) -> Option<(usize, usize)> {
-        let pos = self
-            .by_name
-            .binary_search_by(|&(part, i)| tensor_name(&self.parts, part, i).cmp(name))
-            .ok()?;
-        self.by_name
-            .get(pos)
-            .map(|&(part, i)| (part as usize, i as usize))
-    }
-}
-
-fn tensor_name<'a>(parts: &'a [Gguf<'static>], part: u32, i: u32) -> &'a str {
-    parts
-        .get(part as usize)
-        .and_then(|p| {
-            p.index()
-                .tensors()
-                .get(i as usize)
-                .map(|t| t.name(p.bytes()))
-        })
-        .unwrap_or_default()
-}
-
 /// The split keys of one part, each absent or of the right type.
-struct SplitKeys {
+pub(crate) struct SplitKeys {
     no: Option<u16>,
     count: Option<u16>,
     tensors_count: Option<u64>,
@@ -285,6 +88,149 @@ impl SplitKeys {
             tensors_count,
         })
     }
+
+    /// The keys of a model's first part (or only file), checked: a
+    /// `split.count` of at least 1, a `split.no` of 0, and for a model of
+    /// several parts both `split.no` and `split.tensors.count` present (as
+    /// llama.cpp's loader requires).
+    pub(crate) fn of_first(metadata: &Metadata<'_>, path: &Path) -> Result<Self> {
+        let keys = SplitKeys::read(metadata, path, true)?;
+        if keys.count == Some(0) {
+            return Err(Error::SplitKeyValue {
+                path: path.to_owned(),
+                key: SPLIT_COUNT_KEY,
+                value: 0,
+                expected: "at least 1",
+            });
+        }
+        if let Some(no) = keys.no.filter(|&no| no != 0) {
+            return Err(Error::SplitMismatch {
+                path: path.to_owned(),
+                key: SPLIT_NO_KEY,
+                found: i64::from(no),
+                expected: 0,
+            });
+        }
+        if keys.part_count() > 1 {
+            for (key, present) in [
+                (SPLIT_NO_KEY, keys.no.is_some()),
+                (SPLIT_TENSORS_COUNT_KEY, keys.tensors_count.is_some()),
+            ] {
+                if !present {
+                    return Err(Error::SplitKeyMissing {
+                        path: path.to_owned(),
+                        key,
+                    });
+                }
+            }
+        }
+        Ok(keys)
+    }
+
+    /// Number of parts (1 without split keys).
+    pub(crate) fn part_count(&self) -> u16 {
+        self.count.unwrap_or(1)
+    }
+
+    /// The paths of the parts after the first at `first_path`, named as
+    /// `gguf-split` names them, beside it.
+    ///
+    /// # Errors
+    /// [`Error::SplitName`] when the first part is not named
+    /// `<prefix>-00001-of-<count>.gguf`.
+    pub(crate) fn later_paths(&self, first_path: &Path) -> Result<Vec<PathBuf>> {
+        let count = self.part_count();
+        if count <= 1 {
+            return Ok(Vec::new());
+        }
+        let prefix = split_prefix(first_path, count)?;
+        Ok((1..count)
+            .map(|no| sibling(first_path, &part_file_name(&prefix, no, count)))
+            .collect())
+    }
+
+    /// Checks that a model given as `paths` paths has as many parts as
+    /// the first says.
+    ///
+    /// # Errors
+    /// [`Error::SplitMismatch`] on `split.count`.
+    pub(crate) fn check_path_count(&self, first_path: &Path, paths: usize) -> Result<()> {
+        let count = i64::from(self.part_count());
+        let paths = i64::try_from(paths).unwrap_or(i64::MAX);
+        if paths != count {
+            return Err(Error::SplitMismatch {
+                path: first_path.to_owned(),
+                key: SPLIT_COUNT_KEY,
+                found: count,
+                expected: paths,
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks the parts' tensors against `split.tensors.count`.
+    ///
+    /// # Errors
+    /// [`Error::SplitTensorCount`].
+    pub(crate) fn check_tensor_count(&self, first_path: &Path, found: usize) -> Result<()> {
+        match self.tensors_count {
+            Some(expected) if expected != found as u64 => Err(Error::SplitTensorCount {
+                path: first_path.to_owned(),
+                found: found as u64,
+                expected,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Checks that part `no`, at `path`, says what the first part says.
+    ///
+    /// # Errors
+    /// The split key errors, naming `path`.
+    pub(crate) fn check_part(&self, path: &Path, no: u16, metadata: &Metadata<'_>) -> Result<()> {
+        let part = SplitKeys::read(metadata, path, false)?;
+        let mismatch = |key, found: Option<i64>, expected: Option<i64>| match (found, expected) {
+            (Some(found), Some(expected)) if found != expected => Err(Error::SplitMismatch {
+                path: path.to_owned(),
+                key,
+                found,
+                expected,
+            }),
+            _ => Ok(()),
+        };
+        let wide = |v: Option<u64>| v.and_then(|v| i64::try_from(v).ok());
+        mismatch(SPLIT_NO_KEY, part.no.map(i64::from), Some(i64::from(no)))?;
+        mismatch(
+            SPLIT_COUNT_KEY,
+            part.count.map(i64::from),
+            Some(i64::from(self.part_count())),
+        )?;
+        mismatch(
+            SPLIT_TENSORS_COUNT_KEY,
+            wide(part.tensors_count),
+            wide(self.tensors_count),
+        )
+    }
+
+    /// An error opening part `no` at `path`, as the model's error:
+    /// [`Error::SplitPartMissing`] for a file that does not exist,
+    /// [`Error::SplitPart`] naming the part for any other.
+    pub(crate) fn part_error(&self, path: &Path, no: u16, e: Error) -> Error {
+        match e {
+            Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                Error::SplitPartMissing {
+                    path: path.to_owned(),
+                    part: no,
+                    count: self.part_count(),
+                }
+            }
+            other => Error::SplitPart {
+                path: path.to_owned(),
+                part: no,
+                source: Box::new(other),
+            },
+        }
+    }
 }
 
 /// The prefix of the first part's file name, which must end in
@@ -311,71 +257,38 @@ fn sibling(path: &Path, name: &str) -> PathBuf {
     }
 }
 
-fn open_part(path: &Path, no: u16, count: u16, options: &OpenOptions) -> Result<Gguf<'static>> {
-    Gguf::open_with(path, options).map_err(|e| match e {
-        Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
-            Error::SplitPartMissing {
-                path: path.to_owned(),
-                part: no,
-                count,
-            }
-        }
-        other => Error::SplitPart {
-            path: path.to_owned(),
-            part: no,
-            source: Box::new(other),
-        },
-    })
-}
-
-/// Checks that part `no` says what the first part says.
-fn check_part(path: &Path, no: u16, first: &SplitKeys, part: &SplitKeys) -> Result<()> {
-    let mismatch = |key, found: Option<i64>, expected: Option<i64>| match (found, expected) {
-        (Some(found), Some(expected)) if found != expected => Err(Error::SplitMismatch {
-            path: path.to_owned(),
-            key,
-            found,
-            expected,
-        }),
-        _ => Ok(()),
+/// (part, position) of every tensor of `parts` sorted by name, or the
+/// error for a name found in two parts (naming the later part).
+pub(crate) fn index_by_name(parts: &[Part<'_>]) -> Result<Vec<(u32, u32)>> {
+    let name = |p: u32, i: u32| {
+        parts
+            .get(p as usize)
+            .map_or("", |part| part.tensor_name(i as usize))
     };
-    let wide = |v: Option<u64>| v.and_then(|v| i64::try_from(v).ok());
-    mismatch(SPLIT_NO_KEY, part.no.map(i64::from), Some(i64::from(no)))?;
-    mismatch(
-        SPLIT_COUNT_KEY,
-        part.count.map(i64::from),
-        first.count.map(i64::from),
-    )?;
-    mismatch(
-        SPLIT_TENSORS_COUNT_KEY,
-        wide(part.tensors_count),
-        wide(first.tensors_count),
-    )
-}
-
-/// (part, position) of every tensor sorted by name, or the error for a name
-/// found in two parts (naming the later part).
-fn build_index(parts: &[Gguf<'static>], paths: &[PathBuf]) -> Result<Vec<(u32, u32)>> {
-    let total: usize = parts.iter().map(Gguf::tensor_count).sum();
+    let total: usize = parts.iter().map(|p| p.index.tensors().len()).sum();
     let mut by_name = Vec::with_capacity(total);
-    for (part, gguf) in parts.iter().enumerate() {
+    for (no, part) in parts.iter().enumerate() {
         // At most u16::MAX parts; a part's tensor count is bounded by its
         // size and was checked to fit u32 when it was parsed.
-        let part = u32::try_from(part).unwrap_or(u32::MAX);
-        by_name
-            .extend((0..gguf.tensor_count()).map(|i| (part, u32::try_from(i).unwrap_or(u32::MAX))));
+        let no = u32::try_from(no).unwrap_or(u32::MAX);
+        let count = part.index.tensors().len();
+        by_name.extend((0..count).map(|i| (no, u32::try_from(i).unwrap_or(u32::MAX))));
     }
     // Stable: equal names stay in part order, so the later part comes second.
-    by_name.sort_by(|&(pa, a), &(pb, b)| tensor_name(parts, pa, a).cmp(tensor_name(parts, pb, b)));
+    by_name.sort_by(|&(pa, a), &(pb, b)| name(pa, a).cmp(name(pb, b)));
     for pair in by_name.windows(2) {
         if let [(pa, a), (pb, b)] = *pair {
-            let name = tensor_name(parts, pb, b);
-            if tensor_name(parts, pa, a) == name {
+            if name(pa, a) == name(pb, b) {
                 // Within one part names are unique, so `pb > pa`.
-                let path_of = |p: u32| paths.get(p as usize).cloned().unwrap_or_default();
+                let path_of = |p: u32| {
+                    parts
+                        .get(p as usize)
+                        .and_then(|part| part.path.clone())
+                        .unwrap_or_default()
+                };
                 return Err(Error::SplitDuplicateTensor {
                     path: path_of(pb),
-                    tensor: name.to_owned(),
+                    tensor: name(pb, b).to_owned(),
                     first_path: path_of(pa),
                 });
             }

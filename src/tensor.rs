@@ -1,36 +1,60 @@
-//! [`TensorView`]: one tensor's bytes in the file, with zero-copy typed
-//! access and dequantization.
+//! [`TensorView`]: one tensor of a model, wherever its part's bytes are
+//! (a mapping, memory, or a stream), with typed access and dequantization.
+//! Every method of a view lives under this module: the accessors here,
+//! dequantization in `dequantize`, the byte source the engine reads
+//! through in `source`.
 
 use std::borrow::Cow;
+use std::fmt;
 use std::ops::Range;
+use std::path::Path;
 
 use half::{bf16, f16};
 
-use crate::dequant::dequantize_parallel;
 use crate::dtype::GgmlType;
 use crate::error::{Error, Result};
-use crate::file::SharedBytes;
 use crate::format::{ByteOrder, TensorInfo};
-use crate::parallel::Parallelism;
-use crate::quant::{Block, Output};
+use crate::model::Part;
+use crate::quant::Block;
+use crate::storage::Storage;
 
 mod dequantize;
+mod source;
 
 pub use dequantize::{DequantChunk, DequantChunks};
+#[cfg_attr(not(feature = "candle"), allow(unused_imports))]
+pub(crate) use source::Staging;
+pub(crate) use source::TensorSource;
 
-/// A tensor of an opened file: its description and its bytes, borrowed.
-#[derive(Clone, Copy, Debug)]
+/// A tensor of an opened model: its description, and a handle on the
+/// bytes of the part that holds it.
+///
+/// A view is `Copy` and borrows the [`Gguf`](crate::Gguf) it came from.
+/// Where the part's bytes are in memory (mapped, read, or borrowed),
+/// [`TensorView::bytes`] and the typed views borrow them; where the model
+/// is streamed, they are read when asked for.
+#[derive(Clone, Copy)]
 pub struct TensorView<'a> {
     name: &'a str,
     info: &'a TensorInfo,
-    bytes: &'a [u8],
-    /// Absolute offset of `bytes` in the file.
-    start: usize,
+    storage: &'a Storage<'a>,
+    path: Option<&'a Path>,
+    part: usize,
+    /// Absolute offset of the data in the part's file.
+    start: u64,
     order: ByteOrder,
-    /// The file's bytes, where the `Gguf` owns them (mapped or read into
-    /// memory): what lets a tensor's blocks outlive the borrow (candle
-    /// storage over them).
-    shared: Option<&'a SharedBytes>,
+}
+
+impl fmt::Debug for TensorView<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TensorView")
+            .field("name", &self.name)
+            .field("dtype", &self.dtype())
+            .field("dims", &self.dims())
+            .field("part", &self.part)
+            .field("byte_range", &self.byte_range())
+            .finish()
+    }
 }
 
 /// Element types a plain (unquantized) tensor can be viewed as.
@@ -49,29 +73,23 @@ macro_rules! elements {
 elements!(f32 => F32, f16 => F16, bf16 => BF16, f64 => F64, i8 => I8, i16 => I16, i32 => I32, i64 => I64);
 
 impl<'a> TensorView<'a> {
-    pub(crate) fn new(
-        data: &'a [u8],
-        data_start: usize,
-        info: &'a TensorInfo,
-        order: ByteOrder,
-        shared: Option<&'a SharedBytes>,
-    ) -> Self {
-        let range = info.data_range(data_start);
+    pub(crate) fn new(part: &'a Part<'_>, part_no: usize, info: &'a TensorInfo) -> Self {
+        let header = part.storage.header();
         TensorView {
-            start: range.start,
-            name: info.name(data),
+            name: info.name(header),
             info,
-            // The range was checked against the data when the file was parsed.
-            bytes: data.get(range).unwrap_or_default(),
-            order,
-            shared,
+            storage: &part.storage,
+            path: part.path.as_deref(),
+            part: part_no,
+            // The data start is inside the header held in memory.
+            start: part.index.data_start() as u64 + info.data_offset(),
+            order: part.index.byte_order(),
         }
     }
 
-    /// The file's bytes, where the `Gguf` owns them.
-    #[cfg_attr(not(feature = "candle"), allow(dead_code))]
-    pub(crate) fn shared(&self) -> Option<&'a SharedBytes> {
-        self.shared
+    /// The bytes of the part holding this tensor.
+    pub(crate) fn storage(&self) -> &'a Storage<'a> {
+        self.storage
     }
 
     /// The tensor's name.
@@ -111,19 +129,85 @@ impl<'a> TensorView<'a> {
         self.info
     }
 
-    /// Absolute byte range of the data in the file.
-    pub fn byte_range(&self) -> Range<usize> {
-        self.start..self.start + self.bytes.len()
+    /// Position of the part holding the tensor among the model's parts (0
+    /// unless the model is split).
+    pub fn part(&self) -> usize {
+        self.part
     }
 
-    /// The raw bytes, as stored.
-    pub fn bytes(&self) -> &'a [u8] {
-        self.bytes
+    /// Path of the file holding the tensor, where the model was opened
+    /// from files.
+    pub fn path(&self) -> Option<&'a Path> {
+        self.path
+    }
+
+    /// Absolute byte range of the data in the file of its part.
+    pub fn byte_range(&self) -> Range<u64> {
+        self.start..self.start + self.info.n_bytes()
     }
 
     /// Byte order of the file.
     pub fn byte_order(&self) -> ByteOrder {
         self.order
+    }
+
+    /// The raw bytes, as stored, borrowed from the mapping or memory.
+    ///
+    /// # Errors
+    /// [`Error::NotInMemory`] for a streamed model; [`TensorView::read_bytes`]
+    /// reads them instead.
+    pub fn bytes(&self) -> Result<&'a [u8]> {
+        self.storage
+            .get(self.byte_range())
+            .ok_or_else(|| Error::NotInMemory {
+                tensor: self.name.to_owned(),
+            })
+    }
+
+    /// The raw bytes, as stored: borrowed where they are in memory, read
+    /// into a new buffer from a stream.
+    ///
+    /// # Errors
+    /// [`Error::TensorRead`] if reading the stream fails.
+    pub fn read_bytes(&self) -> Result<Cow<'a, [u8]>> {
+        if let Ok(bytes) = self.bytes() {
+            return Ok(Cow::Borrowed(bytes));
+        }
+        let len = self.n_bytes()?;
+        let mut out = Vec::new();
+        out.try_reserve_exact(len)
+            .map_err(|_| Error::SizeOverflow {
+                tensor: self.name.to_owned(),
+                what: "tensor bytes in memory",
+                offset: self.info.info_offset(),
+            })?;
+        out.resize(len, 0);
+        self.read_at(0, &mut out)?;
+        Ok(Cow::Owned(out))
+    }
+
+    /// Reads the tensor's bytes from `offset` (relative to its data) into
+    /// `out`, from wherever they are; a mapped file is read by position,
+    /// not through the mapping.
+    pub(crate) fn read_at(&self, offset: u64, out: &mut [u8]) -> Result<()> {
+        let at = self.start + offset;
+        self.storage
+            .read_at(at, out)
+            .map_err(|source| Error::TensorRead {
+                tensor: self.name.to_owned(),
+                path: self.path.map(Path::to_owned),
+                offset: at,
+                source,
+            })
+    }
+
+    /// Bytes of data as `usize`.
+    fn n_bytes(&self) -> Result<usize> {
+        usize::try_from(self.info.n_bytes()).map_err(|_| Error::SizeOverflow {
+            tensor: self.name.to_owned(),
+            what: "byte count on this platform",
+            offset: self.info.info_offset(),
+        })
     }
 
     /// The data as `&[T]`, without copying.
@@ -132,27 +216,29 @@ impl<'a> TensorView<'a> {
     /// [`Error::DtypeMismatch`] unless the tensor's type is `T`'s,
     /// [`Error::ByteOrder`] for a file in the other byte order,
     /// [`Error::Misaligned`] when the bytes are not aligned for `T` (a file
-    /// with a small `general.alignment`); [`TensorView::to_cow`] copies in
-    /// those two cases.
+    /// with a small `general.alignment`), [`Error::NotInMemory`] for a
+    /// streamed model; [`TensorView::to_cow`] copies in those cases.
     pub fn as_slice<T: Element>(&self) -> Result<&'a [T]> {
         self.check_dtype(T::DTYPE)?;
         self.check_native_order()?;
-        bytemuck::try_cast_slice(self.bytes).map_err(|_| self.misaligned(std::mem::align_of::<T>()))
+        bytemuck::try_cast_slice(self.bytes()?)
+            .map_err(|_| self.misaligned(std::mem::align_of::<T>()))
     }
 
     /// The data as `T`s: borrowed when [`TensorView::as_slice`] can be,
     /// copied (and byte-swapped if needed) otherwise.
     ///
     /// # Errors
-    /// [`Error::DtypeMismatch`] unless the tensor's type is `T`'s.
+    /// [`Error::DtypeMismatch`] unless the tensor's type is `T`'s;
+    /// [`Error::TensorRead`] if reading a stream fails.
     pub fn to_cow<T: Element>(&self) -> Result<Cow<'a, [T]>> {
         self.check_dtype(T::DTYPE)?;
         if let Ok(slice) = self.as_slice::<T>() {
             return Ok(Cow::Borrowed(slice));
         }
+        let bytes = self.read_bytes()?;
         let size = std::mem::size_of::<T>();
-        let values = self
-            .bytes
+        let values = bytes
             .chunks_exact(size)
             .map(|raw| {
                 let mut value: T = bytemuck::pod_read_unaligned(raw);
@@ -165,8 +251,8 @@ impl<'a> TensorView<'a> {
         Ok(Cow::Owned(values))
     }
 
-    /// The data as f32: borrowed for an aligned native-order F32 tensor,
-    /// dequantized into a new `Vec` for every other type.
+    /// The data as f32: borrowed for an aligned native-order F32 tensor in
+    /// memory, dequantized into a new `Vec` otherwise.
     ///
     /// # Errors
     /// As [`TensorView::dequantize_into`].
@@ -182,11 +268,13 @@ impl<'a> TensorView<'a> {
     /// # Errors
     /// [`Error::DtypeMismatch`] unless the tensor's type is `B`'s,
     /// [`Error::ByteOrder`] for a file in the other byte order,
-    /// [`Error::Misaligned`] when the bytes are not aligned for `B`.
+    /// [`Error::Misaligned`] when the bytes are not aligned for `B`,
+    /// [`Error::NotInMemory`] for a streamed model.
     pub fn blocks<B: Block>(&self) -> Result<&'a [B]> {
         self.check_dtype(B::TYPE)?;
         self.check_native_order()?;
-        bytemuck::try_cast_slice(self.bytes).map_err(|_| self.misaligned(std::mem::align_of::<B>()))
+        bytemuck::try_cast_slice(self.bytes()?)
+            .map_err(|_| self.misaligned(std::mem::align_of::<B>()))
     }
 
     /// Number of elements as `usize`.
@@ -204,45 +292,6 @@ impl<'a> TensorView<'a> {
     /// True when the tensor has no elements.
     pub fn is_empty(&self) -> bool {
         self.n_elements() == 0
-    }
-
-    /// Dequantizes (or converts) the whole tensor into `out`, in parallel on
-    /// rayon's global pool (with the `parallel` feature). `out` must hold
-    /// exactly [`TensorView::n_elements`] values.
-    ///
-    /// # Errors
-    /// [`Error::LengthMismatch`] for a wrong `out` length;
-    /// [`Error::Unsupported`] for quantized data in the other byte order.
-    pub fn dequantize_into<O: Output>(&self, out: &mut [O]) -> Result<()> {
-        self.dequantize_into_with(out, &Parallelism::default())
-    }
-
-    /// [`TensorView::dequantize_into`] on the threads of `parallelism`
-    /// (`Parallelism::Sequential` for the calling thread alone).
-    ///
-    /// # Errors
-    /// As [`TensorView::dequantize_into`].
-    pub fn dequantize_into_with<O: Output>(
-        &self,
-        out: &mut [O],
-        parallelism: &Parallelism,
-    ) -> Result<()> {
-        dequantize_parallel(self.dtype(), self.bytes, self.order, out, parallelism)
-    }
-
-    /// Dequantizes (or converts) the whole tensor into a new `Vec`.
-    ///
-    /// # Performance
-    /// A fresh allocation's pages are faulted in as they are written, which
-    /// can cost more than the dequantization itself; to decode many tensors,
-    /// prefer pooled buffers or [`TensorView::dequantize_into`].
-    ///
-    /// # Errors
-    /// As [`TensorView::dequantize_into`].
-    pub fn to_vec<O: Output>(&self) -> Result<Vec<O>> {
-        let mut out = vec![O::default(); self.len()?];
-        self.dequantize_into(&mut out)?;
-        Ok(out)
     }
 
     fn check_dtype(&self, expected: GgmlType) -> Result<()> {
@@ -269,7 +318,7 @@ impl<'a> TensorView<'a> {
         Error::Misaligned {
             tensor: self.name.to_owned(),
             required,
-            offset: self.start as u64,
+            offset: self.start,
         }
     }
 }

@@ -1027,11 +1027,12 @@ fn same_result(
 /// in `bytes`, built by candle's `QStorage::from_data`.
 fn candles_own_qtensor(file: &Gguf<'_>, name: &str) -> QTensor {
     let view = file.tensor(name).unwrap();
-    let mut aligned = vec![0u64; view.bytes().len().div_ceil(8)];
+    let bytes = view.bytes().unwrap();
+    let mut aligned = vec![0u64; bytes.len().div_ceil(8)];
     let raw: &mut [u8] = bytemuck::cast_slice_mut(&mut aligned);
-    raw[..view.bytes().len()].copy_from_slice(view.bytes());
+    raw[..bytes.len()].copy_from_slice(bytes);
     let storage = QStorage::from_data(
-        std::borrow::Cow::Borrowed(&raw[..view.bytes().len()]),
+        std::borrow::Cow::Borrowed(&raw[..bytes.len()]),
         &Device::Cpu,
         view.dtype().candle_qtype().unwrap(),
     )
@@ -1079,7 +1080,8 @@ fn our_qtensor_storage_computes_as_candles_own() {
     for (&(dtype, dims), (mapped_single, copied_single)) in owned {
         let name = tensor_name(dtype);
         let theirs = candles_own_qtensor(&in_memory, &name);
-        let file_range = in_memory.tensor(&name).unwrap().byte_range();
+        let range = in_memory.tensor(&name).unwrap().byte_range();
+        let file_range = range.start as usize..range.end as usize;
         let ours = [
             ("mapped", model.qtensor(&name).unwrap()),
             ("copied", copied_model.qtensor(&name).unwrap()),
@@ -1172,7 +1174,7 @@ fn files_read_into_memory_lend_their_blocks_to_qtensors() {
             let view = borrowed.tensor(&name).unwrap();
             let reference = view.to_qtensor(&Device::Cpu).unwrap();
             for ours in [model.qtensor(&name).unwrap(), single] {
-                assert_eq!(&*ours.data().unwrap(), view.bytes(), "{name}");
+                assert_eq!(&*ours.data().unwrap(), view.bytes().unwrap(), "{name}");
                 same_result(&name, "dequantize", ours, &reference, |q| {
                     q.dequantize(&Device::Cpu)
                 });

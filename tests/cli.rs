@@ -94,7 +94,7 @@ fn inspect_lists_tensors_types_and_metadata() {
         "first tokens"
     );
     assert!(text.contains("bytes)"), "long string cut with its length");
-    assert!(text.contains(&format!("file size     {} bytes", gguf.bytes().len())));
+    assert!(text.contains(&format!("file size     {} bytes", gguf.file_size())));
 }
 
 fn inspect_json() -> Json {
@@ -110,7 +110,7 @@ fn inspect_json_header_matches_library() {
     assert_eq!(json["tensor_count"], gguf.tensor_count());
     assert_eq!(json["metadata_count"], gguf.metadata().len());
     assert_eq!(json["data_offset"], gguf.data_offset());
-    assert_eq!(json["file_size"], gguf.bytes().len());
+    assert_eq!(json["file_size"], gguf.file_size());
     assert_eq!(json["byte_order"], "little");
     assert_eq!(
         json["metadata"].as_object().map(|m| m.len()),
@@ -173,7 +173,7 @@ fn inspect_json_tensors_match_library() {
         assert_eq!(j["dims"], serde_json::json!(t.dims()));
         assert_eq!(j["shape"], serde_json::json!(t.shape()));
         assert_eq!(j["offset"], t.byte_range().start);
-        assert_eq!(j["bytes"], t.bytes().len());
+        assert_eq!(j["bytes"], t.info().n_bytes());
     }
     let histogram = json["type_histogram"].as_object().expect("histogram");
     let total: u64 = histogram

@@ -160,7 +160,7 @@ fn streaming_a_model_keeps_anonymous_memory_bounded() {
         assert_eq!(values.len() as u64, view.n_elements());
         assert_eq!(
             values[0],
-            f16::from_f32(0.01).to_f32() * f32::from(i8::from_le_bytes([view.bytes()[2]]))
+            f16::from_f32(0.01).to_f32() * f32::from(i8::from_le_bytes([view.bytes().unwrap()[2]]))
         );
         let now = ggufmap::memory::usage().unwrap().resident_anon.unwrap();
         peak = peak.max(now.saturating_sub(before));

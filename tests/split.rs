@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use ggufmap::split::{part_file_name, SPLIT_COUNT_KEY, SPLIT_NO_KEY, SPLIT_TENSORS_COUNT_KEY};
-use ggufmap::{Error, GgmlType, Gguf, GgufWriter, MetaValue, OpenOptions, SplitGguf};
+use ggufmap::{Error, GgmlType, Gguf, GgufWriter, MetaValue, OpenOptions};
 
 /// One part: its split keys (any of them can be left out or given another
 /// type) and its tensors (name, f32 values).
@@ -98,11 +98,15 @@ const ALL: [&str; 5] = [
 fn three_parts_open_as_one_model() {
     let dir = tempfile::tempdir().unwrap();
     let paths = write_parts(dir.path(), &three_parts());
-    let model = SplitGguf::open(&paths[0]).unwrap();
+    let model = Gguf::open(&paths[0]).unwrap();
 
     assert_eq!(model.part_count(), 3);
-    assert_eq!(model.parts().len(), 3);
-    assert_eq!(model.paths(), &paths[..]);
+    let part_paths: Vec<_> = model.part_paths().collect();
+    assert_eq!(
+        part_paths,
+        paths.iter().map(|p| Some(p.as_path())).collect::<Vec<_>>()
+    );
+    assert_eq!(model.path(), Some(paths[0].as_path()));
     assert_eq!(model.tensor_count(), 5);
     assert_eq!(
         model.metadata().get_str("general.architecture").unwrap(),
@@ -117,22 +121,23 @@ fn three_parts_open_as_one_model() {
         assert_eq!(t.name(), *name);
         assert_eq!(t.as_slice::<f32>().unwrap(), &values_of(name)[..]);
         assert_eq!(t.to_vec::<f32>().unwrap(), values_of(name));
-        assert_eq!(model.part_of(name), Some([0, 0, 1, 1, 2][i]));
+        assert_eq!(t.part(), [0, 0, 1, 1, 2][i]);
+        assert_eq!(t.path(), Some(paths[t.part()].as_path()));
     }
     let expected_bytes: u64 = ALL.iter().map(|n| 4 * values_of(n).len() as u64).sum();
     assert_eq!(model.tensor_bytes(), expected_bytes);
     assert!(
         matches!(model.tensor("missing"), Err(Error::TensorNotFound { name }) if name == "missing")
     );
-    assert_eq!(model.part_of("missing"), None);
 }
 
 #[test]
 fn parts_can_be_read_into_memory() {
     let dir = tempfile::tempdir().unwrap();
     let paths = write_parts(dir.path(), &three_parts());
-    let model = SplitGguf::open_with(&paths[0], &OpenOptions::new().in_memory(true)).unwrap();
-    assert!(model.parts().iter().all(|p| !p.is_mapped()));
+    let model = Gguf::open_with(&paths[0], &OpenOptions::new().in_memory(true)).unwrap();
+    assert!(!model.is_mapped());
+    assert_eq!(model.part_count(), 3);
     for name in ALL {
         assert_eq!(
             model
@@ -152,13 +157,13 @@ fn first_part_without_tensors() {
     let dir = tempfile::tempdir().unwrap();
     let parts = vec![Part::new(0, 2, 2, &[]), Part::new(1, 2, 2, &["a", "b"])];
     let paths = write_parts(dir.path(), &parts);
-    let model = SplitGguf::open(&paths[0]).unwrap();
+    let model = Gguf::open(&paths[0]).unwrap();
     assert_eq!(model.tensor_count(), 2);
     assert_eq!(
         model.tensor("b").unwrap().to_vec::<f32>().unwrap(),
         values_of("b")
     );
-    assert_eq!(model.part_of("a"), Some(1));
+    assert_eq!(model.tensor("a").unwrap().part(), 1);
 }
 
 #[test]
@@ -172,14 +177,17 @@ fn a_file_that_is_not_split_is_one_part() {
         tensors: vec![("w", values_of("w"))],
     };
     std::fs::write(&path, part.bytes(true)).unwrap();
-    let model = SplitGguf::open(&path).unwrap();
+    let model = Gguf::open(&path).unwrap();
     assert_eq!(model.part_count(), 1);
     assert_eq!(model.tensor_count(), 1);
     assert_eq!(
         model.tensor("w").unwrap().as_slice::<f32>().unwrap(),
         &values_of("w")[..]
     );
-    assert_eq!(model.paths(), std::slice::from_ref(&path));
+    assert_eq!(
+        model.part_paths().collect::<Vec<_>>(),
+        [Some(path.as_path())]
+    );
 }
 
 #[test]
@@ -189,7 +197,7 @@ fn a_single_part_split_needs_no_special_name() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("whole.gguf");
     std::fs::write(&path, Part::new(0, 1, 1, &["w"]).bytes(true)).unwrap();
-    assert_eq!(SplitGguf::open(&path).unwrap().tensor_count(), 1);
+    assert_eq!(Gguf::open(&path).unwrap().tensor_count(), 1);
 }
 
 #[test]
@@ -197,7 +205,7 @@ fn single_part_with_wrong_tensor_count() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("whole.gguf");
     std::fs::write(&path, Part::new(0, 1, 4, &["w"]).bytes(true)).unwrap();
-    let err = SplitGguf::open(&path).unwrap_err();
+    let err = Gguf::open(&path).unwrap_err();
     assert!(
         matches!(&err, Error::SplitTensorCount { path: p, found: 1, expected: 4 } if *p == path),
         "{err:?}"
@@ -209,7 +217,7 @@ fn missing_part() {
     let dir = tempfile::tempdir().unwrap();
     let paths = write_parts(dir.path(), &three_parts());
     std::fs::remove_file(&paths[2]).unwrap();
-    let err = SplitGguf::open(&paths[0]).unwrap_err();
+    let err = Gguf::open(&paths[0]).unwrap_err();
     assert!(
         matches!(&err, Error::SplitPartMissing { path, part: 2, count: 3 } if *path == paths[2]),
         "{err:?}"
@@ -227,7 +235,7 @@ fn part_with_another_split_count() {
     let mut parts = three_parts();
     parts[1].count = Some(MetaValue::U16(4));
     let paths = write_parts(dir.path(), &parts);
-    let err = SplitGguf::open(&paths[0]).unwrap_err();
+    let err = Gguf::open(&paths[0]).unwrap_err();
     assert!(
         matches!(&err, Error::SplitMismatch { path, key: "split.count", found: 4, expected: 3 } if *path == paths[1]),
         "{err:?}"
@@ -243,7 +251,7 @@ fn part_out_of_place() {
     std::fs::rename(&paths[1], &tmp).unwrap();
     std::fs::rename(&paths[2], &paths[1]).unwrap();
     std::fs::rename(&tmp, &paths[2]).unwrap();
-    let err = SplitGguf::open(&paths[0]).unwrap_err();
+    let err = Gguf::open(&paths[0]).unwrap_err();
     assert!(
         matches!(&err, Error::SplitMismatch { path, key: "split.no", found: 2, expected: 1 } if *path == paths[1]),
         "{err:?}"
@@ -256,7 +264,7 @@ fn part_of_another_model_by_tensor_count() {
     let mut parts = three_parts();
     parts[2].tensors_count = Some(MetaValue::I32(9));
     let paths = write_parts(dir.path(), &parts);
-    let err = SplitGguf::open(&paths[0]).unwrap_err();
+    let err = Gguf::open(&paths[0]).unwrap_err();
     assert!(
         matches!(&err, Error::SplitMismatch { path, key: "split.tensors.count", found: 9, expected: 5 } if *path == paths[2]),
         "{err:?}"
@@ -272,7 +280,7 @@ fn parts_hold_fewer_tensors_than_announced() {
         Part::new(2, 3, 6, &["output.weight"]),
     ];
     let paths = write_parts(dir.path(), &parts);
-    let err = SplitGguf::open(&paths[0]).unwrap_err();
+    let err = Gguf::open(&paths[0]).unwrap_err();
     assert!(
         matches!(&err, Error::SplitTensorCount { path, found: 5, expected: 6 } if *path == paths[0]),
         "{err:?}"
@@ -288,7 +296,7 @@ fn tensor_in_two_parts() {
         Part::new(2, 3, 5, &["blk.0.attn_q.weight"]),
     ];
     let paths = write_parts(dir.path(), &parts);
-    let err = SplitGguf::open(&paths[0]).unwrap_err();
+    let err = Gguf::open(&paths[0]).unwrap_err();
     assert!(
         matches!(&err, Error::SplitDuplicateTensor { path, tensor, first_path }
             if *path == paths[2] && tensor == "blk.0.attn_q.weight" && *first_path == paths[0]),
@@ -300,7 +308,7 @@ fn tensor_in_two_parts() {
 fn opening_a_later_part() {
     let dir = tempfile::tempdir().unwrap();
     let paths = write_parts(dir.path(), &three_parts());
-    let err = SplitGguf::open(&paths[1]).unwrap_err();
+    let err = Gguf::open(&paths[1]).unwrap_err();
     assert!(
         matches!(&err, Error::SplitMismatch { path, key: "split.no", found: 1, expected: 0 } if *path == paths[1]),
         "{err:?}"
@@ -313,7 +321,7 @@ fn first_part_with_a_foreign_name() {
     let paths = write_parts(dir.path(), &three_parts());
     let renamed = dir.path().join("model.gguf");
     std::fs::rename(&paths[0], &renamed).unwrap();
-    let err = SplitGguf::open(&renamed).unwrap_err();
+    let err = Gguf::open(&renamed).unwrap_err();
     assert!(
         matches!(&err, Error::SplitName { path, count: 3 } if *path == renamed),
         "{err:?}"
@@ -322,7 +330,7 @@ fn first_part_with_a_foreign_name() {
     // The suffix must match the count too.
     let wrong_count = dir.path().join("model-00001-of-00004.gguf");
     std::fs::rename(&renamed, &wrong_count).unwrap();
-    let err = SplitGguf::open(&wrong_count).unwrap_err();
+    let err = Gguf::open(&wrong_count).unwrap_err();
     assert!(
         matches!(&err, Error::SplitName { path, count: 3 } if *path == wrong_count),
         "{err:?}"
@@ -331,10 +339,7 @@ fn first_part_with_a_foreign_name() {
     // And a prefix is required.
     let bare = dir.path().join("-00001-of-00003.gguf");
     std::fs::rename(&wrong_count, &bare).unwrap();
-    assert!(matches!(
-        SplitGguf::open(&bare),
-        Err(Error::SplitName { .. })
-    ));
+    assert!(matches!(Gguf::open(&bare), Err(Error::SplitName { .. })));
 }
 
 #[test]
@@ -343,7 +348,7 @@ fn split_key_of_the_wrong_type() {
     let mut parts = three_parts();
     parts[0].count = Some(MetaValue::U32(3));
     let paths = write_parts(dir.path(), &parts);
-    let err = SplitGguf::open(&paths[0]).unwrap_err();
+    let err = Gguf::open(&paths[0]).unwrap_err();
     assert!(
         matches!(&err, Error::SplitKeyType { path, key: "split.count", found: ggufmap::format::ValueType::U32, expected: ggufmap::format::ValueType::U16 } if *path == paths[0]),
         "{err:?}"
@@ -352,7 +357,7 @@ fn split_key_of_the_wrong_type() {
     let mut parts = three_parts();
     parts[1].no = Some(MetaValue::string("1"));
     let paths = write_parts(dir.path(), &parts);
-    let err = SplitGguf::open(&paths[0]).unwrap_err();
+    let err = Gguf::open(&paths[0]).unwrap_err();
     assert!(
         matches!(&err, Error::SplitKeyType { path, key: "split.no", .. } if *path == paths[1]),
         "{err:?}"
@@ -370,7 +375,7 @@ fn split_key_missing_from_a_later_part() {
             _ => parts[2].tensors_count = None,
         }
         let paths = write_parts(dir.path(), &parts);
-        let err = SplitGguf::open(&paths[0]).unwrap_err();
+        let err = Gguf::open(&paths[0]).unwrap_err();
         assert!(
             matches!(&err, Error::SplitKeyMissing { path, key: k } if *path == paths[2] && *k == key),
             "{err:?}"
@@ -389,7 +394,7 @@ fn first_part_without_split_no_or_tensor_count() {
             parts[0].tensors_count = None;
         }
         let paths = write_parts(dir.path(), &parts);
-        let err = SplitGguf::open(&paths[0]).unwrap_err();
+        let err = Gguf::open(&paths[0]).unwrap_err();
         assert!(
             matches!(&err, Error::SplitKeyMissing { path, key: k } if *path == paths[0] && *k == key),
             "{err:?}"
@@ -402,7 +407,7 @@ fn split_key_out_of_range() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("model-00001-of-00000.gguf");
     std::fs::write(&path, Part::new(0, 0, 1, &["w"]).bytes(true)).unwrap();
-    let err = SplitGguf::open(&path).unwrap_err();
+    let err = Gguf::open(&path).unwrap_err();
     assert!(
         matches!(
             &err,
@@ -420,7 +425,7 @@ fn split_key_out_of_range() {
         part.tensors_count = Some(MetaValue::I32(-5));
     }
     let paths = write_parts(dir.path(), &parts);
-    let err = SplitGguf::open(&paths[0]).unwrap_err();
+    let err = Gguf::open(&paths[0]).unwrap_err();
     assert!(
         matches!(&err, Error::SplitKeyValue { path, key: "split.tensors.count", value: -5, .. } if *path == paths[0]),
         "{err:?}"
@@ -434,7 +439,7 @@ fn a_corrupt_later_part_names_its_file() {
     let mut bytes = std::fs::read(&paths[1]).unwrap();
     bytes[0] = b'X';
     std::fs::write(&paths[1], &bytes).unwrap();
-    let err = SplitGguf::open(&paths[0]).unwrap_err();
+    let err = Gguf::open(&paths[0]).unwrap_err();
     assert!(
         matches!(&err, Error::SplitPart { path, part: 1, source } if *path == paths[1] && matches!(**source, Error::BadMagic { .. })),
         "{err:?}"
@@ -452,7 +457,7 @@ fn a_corrupt_later_part_names_its_file() {
     )
     .unwrap();
     std::fs::write(&paths[2], &bytes[..bytes.len() - 1]).unwrap();
-    let err = SplitGguf::open(&paths[0]).unwrap_err();
+    let err = Gguf::open(&paths[0]).unwrap_err();
     assert!(
         matches!(&err, Error::SplitPart { path, part: 2, source } if *path == paths[2] && matches!(**source, Error::TensorOutOfBounds { .. })),
         "{err:?}"
@@ -460,9 +465,149 @@ fn a_corrupt_later_part_names_its_file() {
 }
 
 #[test]
-fn the_first_part_opens_as_a_plain_file_too() {
+fn any_part_opens_alone_as_a_single_file() {
     let dir = tempfile::tempdir().unwrap();
     let paths = write_parts(dir.path(), &three_parts());
-    let first = Gguf::open(&paths[0]).unwrap();
-    assert_eq!(first.tensor_count(), 2);
+    let alone = OpenOptions::new().single_file(true);
+    let first = Gguf::open_with(&paths[0], &alone).unwrap();
+    assert_eq!((first.part_count(), first.tensor_count()), (1, 2));
+    let second = Gguf::open_with(&paths[1], &alone).unwrap();
+    assert_eq!(second.tensor_count(), 2);
+    assert_eq!(second.metadata().get_u16(SPLIT_NO_KEY).unwrap(), 1);
+    // Without the option, a later part is not a model's first.
+    let err = Gguf::open(&paths[1]).unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            Error::SplitMismatch {
+                key: "split.no",
+                found: 1,
+                expected: 0,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn explicit_paths_open_parts_named_otherwise() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = write_parts(dir.path(), &three_parts());
+    let renamed: Vec<PathBuf> = paths
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let to = dir.path().join(format!("piece{i}.bin"));
+            std::fs::rename(p, &to).unwrap();
+            to
+        })
+        .collect();
+    let model = Gguf::open_split(&renamed, &OpenOptions::new()).unwrap();
+    assert_eq!(model.tensor_count(), 5);
+    for name in ALL {
+        assert_eq!(
+            model.tensor(name).unwrap().to_vec::<f32>().unwrap(),
+            values_of(name)
+        );
+    }
+    // Too few or too many paths, or none.
+    let err = Gguf::open_split(&renamed[..2], &OpenOptions::new()).unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            Error::SplitMismatch {
+                key: "split.count",
+                found: 3,
+                expected: 2,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let mut extra = renamed.clone();
+    extra.push(renamed[2].clone());
+    let err = Gguf::open_split(&extra, &OpenOptions::new()).unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            Error::SplitMismatch {
+                key: "split.count",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let none: [&Path; 0] = [];
+    assert!(matches!(
+        Gguf::open_split(none, &OpenOptions::new()),
+        Err(Error::SplitNoParts)
+    ));
+    // Parts in the wrong order: the second given says it is the third.
+    let swapped = [&renamed[0], &renamed[2], &renamed[1]];
+    let err = Gguf::open_split(swapped, &OpenOptions::new()).unwrap_err();
+    assert!(
+        matches!(&err, Error::SplitMismatch { path, key: "split.no", found: 2, expected: 1 } if *path == renamed[2]),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn streamed_parts_read_tensors_on_demand() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = write_parts(dir.path(), &three_parts());
+    let model = Gguf::open_with(&paths[0], &OpenOptions::new().streamed(true)).unwrap();
+    assert!(model.is_streamed() && !model.is_mapped());
+    assert_eq!(model.part_count(), 3);
+    for name in ALL {
+        let t = model.tensor(name).unwrap();
+        assert!(matches!(
+            t.as_slice::<f32>(),
+            Err(Error::NotInMemory { .. })
+        ));
+        assert_eq!(t.to_cow::<f32>().unwrap().as_ref(), &values_of(name)[..]);
+        assert_eq!(t.to_vec::<f32>().unwrap(), values_of(name));
+        assert_eq!(
+            t.read_bytes().unwrap().as_ref(),
+            bytemuck::cast_slice::<f32, u8>(&values_of(name))
+        );
+    }
+}
+
+#[test]
+fn the_reader_concatenates_the_parts() {
+    use std::io::{Read, Seek, SeekFrom};
+    let dir = tempfile::tempdir().unwrap();
+    let paths = write_parts(dir.path(), &three_parts());
+    let model = Gguf::open(&paths[0]).unwrap();
+    let mut all = Vec::new();
+    for p in &paths {
+        all.extend(std::fs::read(p).unwrap());
+    }
+    let mut reader = model.reader();
+    let mut read = Vec::new();
+    reader.read_to_end(&mut read).unwrap();
+    assert_eq!(read, all);
+    let starts: Vec<u64> = model.part_starts().collect();
+    assert_eq!(starts[0], 0);
+    for (i, start) in starts.iter().enumerate().skip(1) {
+        let before: u64 = paths[..i]
+            .iter()
+            .map(|p| std::fs::metadata(p).unwrap().len())
+            .sum();
+        assert_eq!(*start, before);
+    }
+    // Every tensor is where its part's start and its byte range say.
+    for t in model.tensors() {
+        let at = starts[t.part()] + t.byte_range().start;
+        reader.seek(SeekFrom::Start(at)).unwrap();
+        let mut bytes = vec![0; t.info().n_bytes() as usize];
+        reader.read_exact(&mut bytes).unwrap();
+        assert_eq!(bytes, t.read_bytes().unwrap().as_ref());
+    }
+    assert!(reader
+        .seek(SeekFrom::Current(-(all.len() as i64) - 1))
+        .is_err());
+    assert_eq!(reader.seek(SeekFrom::End(0)).unwrap(), all.len() as u64);
+    assert_eq!(reader.read(&mut [0; 8]).unwrap(), 0);
 }

@@ -7,8 +7,9 @@
 //! `LoadAs`, `copy_quantized` on and off, sequential or on rayon, read
 //! through the mapping or not) over a file mapped from a temporary file
 //! (`Gguf::open`), read into memory from it (`OpenOptions::in_memory`),
-//! read from a stream (`Gguf::read`) and borrowed at an address 1 to 63
-//! bytes past an aligned one (`Gguf::from_bytes`).
+//! read from a stream (`Gguf::read`), borrowed at an address 1 to 63
+//! bytes past an aligned one (`Gguf::from_bytes`) and streamed
+//! (`Gguf::from_reader`).
 //!
 //! Input: byte 0 chooses the mode.
 //!
@@ -94,13 +95,16 @@ enum Storage {
     Read,
     /// `Gguf::from_bytes` of a copy `offset` bytes into a larger `Vec`.
     Misaligned,
+    /// `Gguf::from_reader`: the header in memory, tensor data read when used.
+    Streamed,
 }
 
-const STORAGES: [Storage; 4] = [
+const STORAGES: [Storage; 5] = [
     Storage::Mapped,
     Storage::InMemory,
     Storage::Read,
     Storage::Misaligned,
+    Storage::Streamed,
 ];
 
 /// One call of `load_candle_with`.
@@ -380,6 +384,7 @@ fn check_file(file: &[u8], plan: &Plan) {
             Storage::Mapped => Gguf::open_with(&path, &OpenOptions::new().populate(plan.populate)),
             Storage::InMemory => Gguf::open_with(&path, &OpenOptions::new().in_memory(true)),
             Storage::Read => Gguf::read(file),
+            Storage::Streamed => Gguf::from_reader(std::io::Cursor::new(file.to_vec())),
             Storage::Misaligned => {
                 backing = vec![0u8; file.len() + 128];
                 let start = (64 - backing.as_ptr() as usize % 64) % 64 + plan.offset;
@@ -447,7 +452,7 @@ fn check_storage(g: &Gguf<'_>, storage: Storage, refs: &[Reference], plan: &Plan
         assert!(report.mapped <= report.quantized);
         // A file the `Gguf` owns (mapped, or read into 64-byte-aligned
         // memory) lends its blocks; borrowed bytes never do.
-        if storage == Storage::Misaligned || load.copy {
+        if matches!(storage, Storage::Misaligned | Storage::Streamed) || load.copy {
             assert_eq!(report.mapped, 0, "{storage:?} {load:?}: {report}");
         } else if g.byte_order().is_native() && g.alignment().is_multiple_of(4) {
             // Every block type of candle's is at most 4-byte aligned: in
@@ -457,7 +462,7 @@ fn check_storage(g: &Gguf<'_>, storage: Storage, refs: &[Reference], plan: &Plan
         }
         assert_eq!(
             report.read_from_file,
-            storage == Storage::Mapped && !load.through_mapping,
+            (storage == Storage::Mapped && !load.through_mapping) || storage == Storage::Streamed,
             "{storage:?} {load:?}"
         );
         if load.load_as != LoadAs::Quantized {
@@ -483,7 +488,7 @@ fn check_storage(g: &Gguf<'_>, storage: Storage, refs: &[Reference], plan: &Plan
 /// The bytes a QTensor of `t` holds: the file's, byte swapped for a plain
 /// type in the other byte order.
 fn expected_bytes(t: &TensorView<'_>) -> Vec<u8> {
-    let mut bytes = t.bytes().to_vec();
+    let mut bytes = t.read_bytes().expect("the tensor's bytes read").into_owned();
     let size = t.dtype().bytes_per_block();
     if !t.byte_order().is_native() && size > 1 {
         bytes.chunks_exact_mut(size).for_each(<[u8]>::reverse);
@@ -514,7 +519,7 @@ fn to_f32s(t: &Tensor) -> Vec<f32> {
 fn check_qtensor(q: QTensor, t: &TensorView<'_>, r: &Reference, rows: usize) -> Arc<QTensor> {
     let name = t.name();
     assert_eq!(q.shape().dims(), t.shape().as_slice(), "{name}");
-    assert_eq!(q.storage_size_in_bytes(), t.bytes().len(), "{name}");
+    assert_eq!(q.storage_size_in_bytes() as u64, t.info().n_bytes(), "{name}");
     let data = q.data().expect("CPU data");
     assert!(*data == *expected_bytes(t), "{name}: QTensor bytes differ");
     drop(data);

@@ -30,20 +30,23 @@ pub const MAX_DEQUANT_ELEMS: u64 = 1 << 16;
 /// strings, so not all of them).
 const MAX_INDEXED: u64 = 32;
 
-/// The `open` target: parses `data` borrowed and copied into memory, and
-/// checks everything of a file that parses.
+/// The `open` target: parses `data` borrowed, copied into memory and
+/// streamed from a reader, and checks everything of a file that parses.
 pub fn open_bytes(data: &[u8]) {
     let borrowed = Gguf::from_bytes(data);
-    // The 64-byte-aligned copy must parse the same way.
+    // The 64-byte-aligned copy and the stream must parse the same way.
     let copied = Gguf::read(data);
-    match (&borrowed, &copied) {
-        (Ok(_), Ok(_)) => {}
-        (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
-        _ => panic!(
-            "from_bytes and read disagree: {:?} vs {:?}",
-            borrowed.as_ref().err(),
-            copied.as_ref().err()
-        ),
+    let streamed = Gguf::from_reader(std::io::Cursor::new(data.to_vec()));
+    for (how, other) in [("read", &copied), ("from_reader", &streamed)] {
+        match (&borrowed, other) {
+            (Ok(_), Ok(_)) => {}
+            (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{how}"),
+            _ => panic!(
+                "from_bytes and {how} disagree: {:?} vs {:?}",
+                borrowed.as_ref().err(),
+                other.as_ref().err()
+            ),
+        }
     }
     if let Ok(g) = &borrowed {
         check_gguf(g);
@@ -51,21 +54,52 @@ pub fn open_bytes(data: &[u8]) {
     if let Ok(g) = &copied {
         check_gguf(g);
     }
+    if let (Ok(g), Ok(s)) = (&borrowed, &streamed) {
+        check_gguf(s);
+        check_same_tensors(g, s);
+    }
+}
+
+/// A streamed model gives the tensors of the same file in memory: the
+/// same bytes, and the same values where they decode.
+fn check_same_tensors(in_memory: &Gguf<'_>, streamed: &Gguf<'_>) {
+    assert!(streamed.is_streamed());
+    assert_eq!(streamed.as_bytes(), None);
+    for (a, b) in in_memory.tensors().zip(streamed.tensors()) {
+        assert_eq!(a.name(), b.name());
+        assert_eq!(a.byte_range(), b.byte_range());
+        assert!(matches!(b.bytes(), Err(Error::NotInMemory { .. })));
+        let bytes = b.read_bytes().expect("a streamed tensor reads");
+        assert_eq!(a.bytes().ok(), Some(&bytes[..]));
+        if a.n_elements() <= MAX_DEQUANT_ELEMS {
+            let from_memory = a.to_vec::<f32>();
+            let from_stream = b.to_vec::<f32>();
+            match (from_memory, from_stream) {
+                (Ok(x), Ok(y)) => assert_eq!(bits32(&x), bits32(&y), "{:?}", a.name()),
+                (Err(x), Err(y)) => assert_eq!(x.to_string(), y.to_string()),
+                (x, y) => panic!("{:?}: in memory {x:?}, streamed {y:?}", a.name()),
+            }
+        }
+    }
 }
 
 /// Uses everything of a parsed file.
 pub fn check_gguf(g: &Gguf<'_>) {
-    let len = g.bytes().len();
+    let len = g.file_size();
     assert!(matches!(g.version(), 2 | 3));
     assert!(g.alignment().is_power_of_two());
-    assert!(g.data_offset() <= len);
-    let _ = (g.byte_order(), g.path(), g.is_mapped(), g.index());
+    assert!(g.data_offset() as u64 <= len);
+    let _ = (g.byte_order(), g.path(), g.is_mapped(), g.is_streamed());
+    assert_eq!(g.part_count(), 1);
+    if let Some(bytes) = g.as_bytes() {
+        assert_eq!(bytes.len() as u64, len);
+    }
 
     check_metadata(g);
 
     // Tensors: views agree with lookups; data is packed in order inside the file.
-    assert_eq!(g.tensors().len(), g.tensor_count());
-    let mut previous_end = g.data_offset();
+    assert_eq!(g.tensors().count(), g.tensor_count());
+    let mut previous_end = g.data_offset() as u64;
     let mut total = 0u64;
     for t in g.tensors() {
         check_tensor(&t);
@@ -76,7 +110,10 @@ pub fn check_gguf(g: &Gguf<'_>) {
             t.name()
         );
         assert!(range.end <= len);
-        assert_eq!((range.start - g.data_offset()) % g.alignment() as usize, 0);
+        assert_eq!(
+            (range.start - g.data_offset() as u64) % u64::from(g.alignment()),
+            0
+        );
         previous_end = range.end;
         total += t.info().n_bytes();
         let found = g
@@ -105,14 +142,18 @@ fn check_metadata(g: &Gguf<'_>) {
         let entry = md.entry(key).expect("an iterated key has an entry");
         assert_eq!(entry.value_type(), value.value_type());
         assert!(entry.offset() < entry.value_offset());
-        assert!(entry.value_offset() <= g.bytes().len() as u64);
+        assert!(entry.value_offset() <= g.file_size());
         let got = md.get(key).expect("an iterated key has a value");
         assert!(
             same_value(&got, &value),
             "get({key:?}) differs from iteration"
         );
         check_getters(g, key, &value);
-        walk_value(&value, 0, g.bytes().len());
+        walk_value(
+            &value,
+            0,
+            usize::try_from(g.file_size()).unwrap_or(usize::MAX),
+        );
         let owned = MetaValue::from_value(&value);
         assert!(
             same_meta(&owned, &value),
@@ -275,9 +316,13 @@ pub fn check_tensor(t: &TensorView<'_>) {
     let product = dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d));
     assert_eq!(product, Some(t.n_elements()));
     let dtype = t.dtype();
-    assert_eq!(dtype.tensor_bytes(dims), Some(t.bytes().len() as u64));
-    assert_eq!(t.info().n_bytes(), t.bytes().len() as u64);
-    assert_eq!(t.byte_range().len(), t.bytes().len());
+    let bytes = t.read_bytes().expect("a tensor's bytes read");
+    assert_eq!(dtype.tensor_bytes(dims), Some(bytes.len() as u64));
+    assert_eq!(t.info().n_bytes(), bytes.len() as u64);
+    assert_eq!(
+        t.byte_range().end - t.byte_range().start,
+        bytes.len() as u64
+    );
     assert_eq!(t.info().dtype(), dtype);
     assert_eq!(t.info().dims(), dims);
     assert_eq!(t.len().ok(), usize::try_from(t.n_elements()).ok());
@@ -328,6 +373,7 @@ fn check_plain<T: ggufmap::Element + PartialEq + std::fmt::Debug>(t: &TensorView
         }
         Err(Error::Misaligned { required, .. }) => assert_eq!(required, std::mem::align_of::<T>()),
         Err(Error::ByteOrder { .. }) => assert!(!t.byte_order().is_native()),
+        Err(Error::NotInMemory { .. }) => assert!(t.bytes().is_err()),
         Err(e) => panic!("as_slice of {:?}: unexpected error {e}", t.name()),
     }
     // Another plain type is a dtype mismatch.
@@ -425,7 +471,8 @@ fn check_dequantize_prefix(t: &TensorView<'_>) {
     let dtype = t.dtype();
     let elems = dtype.elements_per_block();
     let blocks = (MAX_DEQUANT_ELEMS as usize / elems).max(1);
-    let bytes = &t.bytes()[..blocks * dtype.bytes_per_block()];
+    let all = t.read_bytes().expect("a tensor's bytes read");
+    let bytes = &all[..blocks * dtype.bytes_per_block()];
     let mut out = vec![0f32; blocks * elems];
     if let Err(e) = dequantize_bytes(dtype, bytes, t.byte_order(), &mut out) {
         assert!(allowed_dequant_error(&e), "prefix of {:?}: {e}", t.name());
@@ -596,7 +643,7 @@ pub fn dequantize(data: &[u8]) {
     let file = writer.to_bytes().expect("a one-tensor file");
     let g = Gguf::from_bytes(&file).expect("the writer's file parses");
     let t = g.tensor("t").expect("the tensor");
-    assert_eq!(t.bytes(), &bytes[..]);
+    assert_eq!(t.bytes().ok(), Some(&bytes[..]));
     match t.to_vec::<f32>() {
         Ok(v) => {
             assert!(supported);

@@ -9,7 +9,7 @@
 //! - `roundtrip`: metadata and tensors through `GgufWriter` then the reader;
 //!   what comes back must equal what went in ([`roundtrip`]).
 //! - `split`: several parts written to a temporary directory and opened as
-//!   one model with `SplitGguf` ([`split`]).
+//!   one model with `Gguf::open`, mapped, read or streamed ([`split`]).
 //! - `candle`: files of candle's types, generated or as given, loaded as
 //!   candle `QTensor`s and `Tensor`s from every kind of storage (mapped, in
 //!   memory, read, borrowed misaligned) and used: dequantized, embedded,
@@ -31,7 +31,7 @@ use ggufmap::format::{
     ValueType, ALIGNMENT_KEY, DEFAULT_ALIGNMENT, MAX_ARRAY_DEPTH, MAX_TENSOR_NAME_LEN,
 };
 use ggufmap::split::{part_file_name, SPLIT_COUNT_KEY, SPLIT_NO_KEY, SPLIT_TENSORS_COUNT_KEY};
-use ggufmap::{Error, GgmlType, Gguf, GgufWriter, MetaArray, MetaValue, OpenOptions, SplitGguf};
+use ggufmap::{Error, GgmlType, Gguf, GgufWriter, MetaArray, MetaValue, OpenOptions};
 
 #[path = "checks.rs"]
 pub mod checks;
@@ -372,7 +372,7 @@ fn roundtrip_inner(u: &mut Unstructured<'_>) -> ArbResult<()> {
         assert_eq!(t.name(), want.name);
         assert_eq!(t.dtype(), want.dtype);
         assert_eq!(t.dims(), &want.dims[..]);
-        assert_eq!(t.bytes(), &want.data[..]);
+        assert_eq!(t.bytes().ok(), Some(&want.data[..]));
     }
     check_gguf(&g);
     Ok(())
@@ -426,7 +426,8 @@ pub fn split(data: &[u8]) {
 
 fn split_inner(u: &mut Unstructured<'_>) -> ArbResult<()> {
     let count = u.int_in_range(1..=4u16)?;
-    let in_memory: bool = u.arbitrary()?;
+    // Mapped, read into memory, or streamed.
+    let storage: u8 = u.int_in_range(0..=2)?;
     let mut parts = Vec::new();
     let mut next_name = 0u32;
     for _ in 0..count {
@@ -505,7 +506,9 @@ fn split_inner(u: &mut Unstructured<'_>) -> ArbResult<()> {
 
     let dir = scratch_dir();
     let first = write_parts(&dir, &parts, &mutation, count);
-    let options = OpenOptions::new().in_memory(in_memory);
+    let options = OpenOptions::new()
+        .in_memory(storage == 1)
+        .streamed(storage == 2);
     let result = SplitGguf::open_with(&first, &options);
     match (&mutation, &result) {
         (Mutation::None, Ok(model)) => check_valid_split(model, &parts),
@@ -594,10 +597,19 @@ fn is_split_error(e: &Error) -> bool {
 }
 
 /// What holds for any model that opens.
-fn check_split(model: &SplitGguf) {
+fn check_split(model: &Gguf<'_>) {
     let count = model.part_count();
-    assert_eq!(model.paths().len(), count);
-    let total: usize = model.parts().iter().map(Gguf::tensor_count).sum();
+    let paths: Vec<PathBuf> = model
+        .part_paths()
+        .map(|p| p.expect("parts opened from files have paths").to_owned())
+        .collect();
+    assert_eq!(paths.len(), count);
+    let alone = OpenOptions::new().single_file(true);
+    let parts: Vec<Gguf<'static>> = paths
+        .iter()
+        .map(|p| Gguf::open_with(p, &alone).expect("a part of a model opens alone"))
+        .collect();
+    let total: usize = parts.iter().map(Gguf::tensor_count).sum();
     assert_eq!(model.tensor_count(), total);
     let md = model.metadata();
     if let Ok(expected) = md.get_i32(SPLIT_TENSORS_COUNT_KEY) {
@@ -605,7 +617,7 @@ fn check_split(model: &SplitGguf) {
     }
     if count > 1 {
         assert_eq!(md.get_u16(SPLIT_COUNT_KEY).ok(), Some(count as u16));
-        for (i, part) in model.parts().iter().enumerate() {
+        for (i, part) in parts.iter().enumerate() {
             assert_eq!(
                 part.metadata().get_u16(SPLIT_NO_KEY).ok(),
                 Some(i as u16),
@@ -620,22 +632,25 @@ fn check_split(model: &SplitGguf) {
     let mut seen = 0;
     for t in model.tensors() {
         let found = model.tensor(t.name()).expect("a listed tensor is found");
+        assert_eq!(found.part(), t.part(), "{} found in another part", t.name());
+        assert_eq!(found.byte_range(), t.byte_range());
+        let in_part = parts[t.part()]
+            .tensor(t.name())
+            .expect("a tensor is in the part that holds it");
+        assert_eq!(in_part.byte_range(), t.byte_range());
         assert_eq!(
-            found.bytes().as_ptr(),
-            t.bytes().as_ptr(),
-            "{} found in another part",
-            t.name()
+            in_part.read_bytes().expect("the part's bytes read"),
+            t.read_bytes().expect("the model's bytes read")
         );
-        assert!(model.part_of(t.name()).is_some());
         seen += 1;
     }
     assert_eq!(seen, total);
-    for part in model.parts() {
+    for part in &parts {
         check_gguf(part);
     }
 }
 
-fn check_valid_split(model: &SplitGguf, parts: &[PlannedPart]) {
+fn check_valid_split(model: &Gguf<'_>, parts: &[PlannedPart]) {
     check_split(model);
     assert_eq!(model.part_count(), parts.len());
     assert_eq!(
@@ -647,8 +662,8 @@ fn check_valid_split(model: &SplitGguf, parts: &[PlannedPart]) {
         for (name, dtype, data) in &p.tensors {
             let t = model.tensor(name).expect("a written tensor");
             assert_eq!(t.dtype(), *dtype);
-            assert_eq!(t.bytes(), &data[..]);
-            assert_eq!(model.part_of(name), Some(i));
+            assert_eq!(t.read_bytes().expect("a written tensor reads"), &data[..]);
+            assert_eq!(t.part(), i);
             assert_eq!(
                 listed.next().map(|t| t.name().to_owned()).as_deref(),
                 Some(name.as_str())

@@ -15,7 +15,7 @@
 
 use std::ops::Range;
 
-use crate::file::SharedBytes;
+use crate::storage::SharedBytes;
 use candle_core::quantized::k_quants::{
     self, BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1,
     BlockQ6K, BlockQ8K, BlockQ8_0, BlockQ8_1, GgmlType as CandleBlock,

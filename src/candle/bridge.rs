@@ -2,24 +2,24 @@
 //! [`Gguf::to_candle_content`] and [`Gguf::reader`].
 
 use std::collections::HashMap;
-use std::io::Cursor;
 
 use candle_core::quantized::gguf_file;
 use candle_core::Shape;
 
 use super::ADVICE_DEQUANTIZE;
 use crate::error::{Error, Result};
-use crate::file::Gguf;
 use crate::format::{ArrayView, ByteOrder, Value, ValueType};
+use crate::model::Gguf;
 
 impl Gguf<'_> {
-    /// candle's [`gguf_file::Content`] for this file, built from the index
+    /// candle's [`gguf_file::Content`] for this model, built from the index
     /// (no second parse): metadata converted to candle's values (strings
     /// copied as candle reads them: trailing NULs dropped, invalid UTF-8
     /// replaced), tensor infos with candle's conventions (shape outermost
-    /// first, offset relative to the data section). With
-    /// [`Gguf::reader`], code written for candle's GGUF loading runs
-    /// unchanged:
+    /// first, offset relative to the data section). The offsets are those
+    /// of [`Gguf::reader`]'s stream, which holds every part of a split
+    /// model one after another, so with it code written for candle's GGUF
+    /// loading runs unchanged on split and streamed models too:
     ///
     /// ```
     /// # use ggufmap::{GgmlType, Gguf, GgufWriter};
@@ -56,6 +56,8 @@ impl Gguf<'_> {
             .map(|(key, value)| (candle_string(key.as_bytes()), candle_value(&value)))
             .collect();
         let mut tensor_infos = HashMap::with_capacity(self.tensor_count());
+        let part_starts: Vec<u64> = self.part_starts().collect();
+        let data_start = self.data_offset() as u64;
         for view in self.tensors() {
             let ggml_dtype =
                 view.dtype()
@@ -66,7 +68,7 @@ impl Gguf<'_> {
                         target: "gguf_file tensor",
                         reason: ADVICE_DEQUANTIZE,
                     })?;
-            if self.byte_order() != ByteOrder::Little && view.dtype().bytes_per_block() > 1 {
+            if view.byte_order() != ByteOrder::Little && view.dtype().bytes_per_block() > 1 {
                 return Err(Error::ByteOrder {
                     tensor: view.name().to_owned(),
                 });
@@ -74,7 +76,12 @@ impl Gguf<'_> {
             let info = gguf_file::TensorInfo {
                 ggml_dtype,
                 shape: Shape::from(view.shape()),
-                offset: view.info().data_offset(),
+                // In the reader's stream: the part's start, then the
+                // tensor's place in its file; never before the first
+                // part's data section.
+                offset: part_starts
+                    .get(view.part())
+                    .map_or(0, |start| start + view.byte_range().start - data_start),
             };
             tensor_infos.insert(candle_string(view.name().as_bytes()), info);
         }
@@ -87,30 +94,14 @@ impl Gguf<'_> {
             magic,
             metadata,
             tensor_infos,
-            tensor_data_offset: self.data_offset() as u64,
+            tensor_data_offset: data_start,
         })
     }
 
-    /// A `Read + Seek` over the whole file's bytes (the mapping): what
-    /// [`gguf_file::Content::tensor`] reads tensors from.
-    ///
-    /// # Performance
-    /// candle copies every tensor it reads out of the reader, so the
-    /// mapping's pages it touches become resident (file-backed) until this
-    /// `Gguf` is dropped: loading Gemma 3 270M through it peaks about one
-    /// file size higher than through a `File`. Where that matters, pass
-    /// `std::fs::File::open(path)?` to `content.tensor` instead: the
-    /// content's offsets are the same.
-    pub fn reader(&self) -> Cursor<&[u8]> {
-        Cursor::new(self.bytes())
-    }
-}
-
-impl Gguf<'_> {
     /// Refuses metadata whose candle values would pass
     /// [`candle_metadata_limit`], before any is made.
     fn check_candle_metadata_size(&self) -> Result<()> {
-        let limit = candle_metadata_limit(self.bytes().len());
+        let limit = candle_metadata_limit(self.file_size());
         let mut needed = 0u64;
         // A map entry: the key's `String` and its bytes, the value, and
         // the hash table's own word or two.
@@ -140,8 +131,8 @@ impl Gguf<'_> {
 
 /// Bytes the metadata of a file of `file_len` bytes may take as candle
 /// values.
-fn candle_metadata_limit(file_len: usize) -> u64 {
-    (file_len as u64).saturating_mul(8).saturating_add(64 << 20)
+fn candle_metadata_limit(file_len: u64) -> u64 {
+    file_len.saturating_mul(8).saturating_add(64 << 20)
 }
 
 /// Bytes of candle values (and string contents) an array becomes; nested

@@ -3,29 +3,17 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::ops::Range;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use candle_core::quantized::{GgmlDType, QTensor};
-use candle_core::{DType, Device, Shape, Tensor, WithDType};
-use half::{bf16, f16};
+use candle_core::{DType, Device, Shape, Tensor};
 
-use super::{dense_tensor, in_tensor, qtensor_from_staging, staging, swap_elements, AlignedBytes};
 use crate::dtype::GgmlType;
 use crate::error::{Error, Result};
-use crate::file::Gguf;
+use crate::model::Gguf;
 use crate::parallel::Parallelism;
-use crate::quant::{self, Output};
-use crate::tensor::TensorView;
-
-/// Output bytes per work item when dequantizing from positioned reads: the
-/// input of one item is read into a pooled buffer of at most this size.
-const READ_CHUNK_OUTPUT_BYTES: usize = 256 * 1024;
-
-/// Bytes per positioned read when a whole tensor is read into a staging
-/// buffer; the reads of one tensor run in parallel.
-const READ_CHUNK_BYTES: usize = 4 * 1024 * 1024;
+use crate::tensor::{TensorSource, TensorView};
 
 /// Quantized tensors larger than this are loaded one at a time, largest
 /// first, so that at most one whole-tensor staging buffer of that size is
@@ -303,9 +291,9 @@ pub struct LoadReport {
     pub loaded_bytes: u64,
     /// Tensors not loaded as asked, and why, in file order.
     pub fallbacks: Vec<Fallback>,
-    /// True when tensor data was read with positioned reads from the file
-    /// rather than through the mapping or bytes in memory (see
-    /// [`LoadOptions::read_through_mapping`]).
+    /// True when tensor data was read (with positioned reads from a mapped
+    /// file, or from a stream) rather than through the mapping or bytes in
+    /// memory (see [`LoadOptions::read_through_mapping`]).
     pub read_from_file: bool,
     /// Threads the work was spread over.
     pub threads: usize,
@@ -365,64 +353,6 @@ impl LoadedModel {
     /// Takes the tensor named `name` out of the model.
     pub fn remove(&mut self, name: &str) -> Option<LoadedTensor> {
         self.tensors.remove(name)
-    }
-}
-
-/// Where tensor data is read from while loading.
-enum Source<'g> {
-    /// The file's bytes in memory (a mapping, a read file, borrowed bytes).
-    Bytes(&'g [u8]),
-    /// Positioned reads from a second handle on a mapped file.
-    #[cfg(unix)]
-    File {
-        file: std::fs::File,
-        path: &'g std::path::Path,
-    },
-}
-
-impl<'g> Source<'g> {
-    fn new(gguf: &'g Gguf<'_>, through_mapping: bool) -> Self {
-        #[cfg(unix)]
-        if !through_mapping {
-            // The handle the mapping was made from: the very file mapped,
-            // whatever its path names now; no comparison of contents.
-            let file = gguf.mapped_file().and_then(|f| f.try_clone().ok());
-            if let (Some(file), Some(path)) = (file, gguf.path()) {
-                return Source::File { file, path };
-            }
-        }
-        #[cfg(not(unix))]
-        let _ = through_mapping;
-        Source::Bytes(gguf.bytes())
-    }
-
-    fn is_file(&self) -> bool {
-        !matches!(self, Source::Bytes(_))
-    }
-
-    /// Reads the file bytes `range` into `out` (the same length).
-    fn read(&self, range: Range<usize>, out: &mut [u8]) -> Result<()> {
-        match self {
-            Source::Bytes(bytes) => {
-                let len = range.len();
-                let src = bytes.get(range).ok_or(Error::LengthMismatch {
-                    what: "tensor data",
-                    expected: len,
-                    found: 0,
-                })?;
-                out.copy_from_slice(src);
-                Ok(())
-            }
-            #[cfg(unix)]
-            Source::File { file, path } => {
-                use std::os::unix::fs::FileExt;
-                file.read_exact_at(out, range.start as u64)
-                    .map_err(|source| Error::Io {
-                        path: path.to_path_buf(),
-                        source,
-                    })
-            }
-        }
     }
 }
 
@@ -497,19 +427,21 @@ impl Gguf<'_> {
     /// As [`Gguf::load_candle`].
     pub fn load_candle_with(&self, device: &Device, options: &LoadOptions) -> Result<LoadedModel> {
         let start = Instant::now();
-        let source = Source::new(self, options.through_mapping);
         let par = &options.parallelism;
-        let mut work: Vec<(TensorView<'_>, Plan)> = self
+        let mut work: Vec<(TensorSource<'_>, Plan)> = self
             .tensors()
-            .map(|t| (t, plan(&t, options, device)))
+            .map(|t| {
+                let source = TensorSource::new(t, !options.through_mapping);
+                (source, plan(&t, options, device))
+            })
             .collect();
-        work.sort_by_key(|(t, _)| std::cmp::Reverse(t.info().n_bytes()));
+        work.sort_by_key(|(s, _)| std::cmp::Reverse(s.view().info().n_bytes()));
         // Whole-tensor staging buffers (quantized tensors read from the
         // file) are bounded: large ones one at a time, then the rest.
-        let one_at_a_time = |(t, p): &(TensorView<'_>, Plan)| {
-            source.is_file()
+        let one_at_a_time = |(s, p): &(TensorSource<'_>, Plan)| {
+            s.reads()
                 && matches!(p, Plan::Quantized(_))
-                && t.info().n_bytes() > SEQUENTIAL_STAGING_BYTES
+                && s.view().info().n_bytes() > SEQUENTIAL_STAGING_BYTES
         };
         let split = work
             .iter()
@@ -517,12 +449,10 @@ impl Gguf<'_> {
             .unwrap_or(work.len());
         let (large, rest) = work.split_at(split);
         let mut loaded = Vec::with_capacity(work.len());
-        for (view, plan) in large {
-            loaded.push(load_one(view, *plan, &source, device, par)?);
+        for (source, plan) in large {
+            loaded.push(load_one(source, *plan, device, par)?);
         }
-        loaded.extend(par.try_map(rest, |(view, plan)| {
-            load_one(view, *plan, &source, device, par)
-        })?);
+        loaded.extend(par.try_map(rest, |(source, plan)| load_one(source, *plan, device, par))?);
 
         let mut tensors = HashMap::with_capacity(loaded.len());
         let mut report = LoadReport {
@@ -534,11 +464,12 @@ impl Gguf<'_> {
             file_bytes: self.tensor_bytes(),
             loaded_bytes: 0,
             fallbacks: Vec::new(),
-            read_from_file: source.is_file(),
+            read_from_file: self.reads_tensors(!options.through_mapping),
             threads: par.current_num_threads(),
             elapsed: Duration::ZERO,
         };
-        for ((view, plan), tensor) in work.iter().zip(loaded) {
+        for ((source, plan), tensor) in work.iter().zip(loaded) {
+            let view = source.view();
             match tensor {
                 LoadedTensor::Quantized(_) => report.quantized += 1,
                 LoadedTensor::Dense(_) => report.dense += 1,
@@ -570,95 +501,25 @@ impl Gguf<'_> {
     }
 }
 
-/// Loads one tensor as `plan` says.
+/// Loads one tensor as `plan` says, reading through `source`.
 fn load_one(
-    view: &TensorView<'_>,
+    source: &TensorSource<'_>,
     plan: Plan,
-    source: &Source<'_>,
     device: &Device,
     par: &Parallelism,
 ) -> Result<LoadedTensor> {
-    let name = view.name();
+    let view = source.view();
     match plan {
         Plan::Mapped => view.to_qtensor(device).map(LoadedTensor::Quantized),
-        Plan::Quantized(qtype) if !source.is_file() => view
-            .require_qtype()
-            .and_then(|_| view.copied_qtensor(qtype, device))
-            .map(LoadedTensor::Quantized),
         Plan::Quantized(qtype) => {
             view.require_qtype()?;
-            let mut staging = AlignedBytes::zeroed(view.bytes().len());
-            read_parallel(source, view.byte_range(), staging.bytes_mut(), par)
-                .map_err(|e| in_tensor(name, e))?;
-            if !view.byte_order().is_native() {
-                swap_elements(staging.bytes_mut(), view.dtype().bytes_per_block());
-            }
-            qtensor_from_staging(name, qtype, staging, view.shape(), device)
+            view.copied_qtensor(source, qtype, device, par)
                 .map(LoadedTensor::Quantized)
         }
-        Plan::Dense(dtype, _)
-            if !source.is_file() || !matches!(dtype, DType::F32 | DType::F16 | DType::BF16) =>
-        {
-            view.to_candle_with(device, dtype, par)
-                .map(LoadedTensor::Dense)
-        }
-        Plan::Dense(DType::F16, _) => dense_from_file::<f16>(view, source, device, par),
-        Plan::Dense(DType::BF16, _) => dense_from_file::<bf16>(view, source, device, par),
-        Plan::Dense(_, _) => dense_from_file::<f32>(view, source, device, par),
+        Plan::Dense(dtype, _) => view
+            .candle_from(source, device, dtype, par)
+            .map(LoadedTensor::Dense),
     }
-}
-
-/// Dequantizes `view` into a dense tensor, reading its data from the file
-/// in chunks of whole blocks, each into a pooled buffer.
-fn dense_from_file<O: Output + WithDType>(
-    view: &TensorView<'_>,
-    source: &Source<'_>,
-    device: &Device,
-    par: &Parallelism,
-) -> Result<LoadedTensor> {
-    let dtype = view.dtype();
-    let order = view.byte_order();
-    let block_elems = dtype.elements_per_block();
-    let block_bytes = dtype.bytes_per_block();
-    let blocks_per_chunk =
-        (READ_CHUNK_OUTPUT_BYTES / std::mem::size_of::<O>() / block_elems).max(1);
-    let in_chunk = blocks_per_chunk * block_bytes;
-    let start = view.byte_range().start;
-    let n = view.len()?;
-    if view.bytes().len() / block_bytes * block_elems != n {
-        return Err(in_tensor(
-            view.name(),
-            Error::LengthMismatch {
-                what: "dequantization output",
-                expected: view.bytes().len() / block_bytes * block_elems,
-                found: n,
-            },
-        ));
-    }
-    let fill = |out: &mut [O]| {
-        par.try_for_each_chunk(out, blocks_per_chunk * block_elems, |i, out| {
-            let len = out.len() / block_elems * block_bytes;
-            let mut staging = staging::<u8>(len);
-            let offset = start + i * in_chunk;
-            source.read(offset..offset + len, &mut staging)?;
-            quant::dequantize_bytes(dtype, &staging, order, out)
-        })
-    };
-    dense_tensor::<O>(view.name(), n, view.shape(), device, fill).map(LoadedTensor::Dense)
-}
-
-/// Reads the file bytes `range` into `out`, in parallel chunks.
-fn read_parallel(
-    source: &Source<'_>,
-    range: Range<usize>,
-    out: &mut [u8],
-    par: &Parallelism,
-) -> Result<()> {
-    let start = range.start;
-    par.try_for_each_chunk(out, READ_CHUNK_BYTES, |i, out| {
-        let offset = start + i * READ_CHUNK_BYTES;
-        source.read(offset..offset + out.len(), out)
-    })
 }
 
 #[cfg(test)]

@@ -93,6 +93,18 @@ impl Index {
 /// # Errors
 /// The first problem found, as an [`Error`] naming its byte offset.
 pub fn parse(data: &[u8]) -> Result<Index> {
+    parse_header(data, data.len() as u64)
+}
+
+/// [`parse`] over the first bytes of a file of `file_len` bytes: `header`
+/// must hold at least the magic, the metadata and the tensor infos; the
+/// tensors' data is checked to lie inside `file_len`, not inside `header`.
+/// What a streamed file is parsed with, before any tensor data is read.
+///
+/// # Errors
+/// As [`parse`]; a `header` cut short is [`Error::UnexpectedEof`] or
+/// [`Error::CountTooLarge`], as a file cut there would be.
+pub fn parse_header(data: &[u8], file_len: u64) -> Result<Index> {
     let (version, order) = read_preamble(data)?;
     let mut r = Reader::new(data, 8, order);
     let n_tensors = r.count("tensor count", MIN_TENSOR_INFO_BYTES)?;
@@ -147,9 +159,9 @@ pub fn parse(data: &[u8]) -> Result<Index> {
     let data_start = if tensors.is_empty() {
         r.pos()
     } else {
-        data_section_start(&r, alignment)?
+        data_section_start(&r, alignment, file_len)?
     };
-    lay_out_tensors(&tensors, data, data_start, alignment)?;
+    lay_out_tensors(&tensors, data, file_len, data_start, alignment)?;
     Ok(Index {
         version,
         order,
@@ -252,26 +264,27 @@ fn sorted_unique<'data, T>(
 
 /// The data section starts at the first multiple of the alignment after the
 /// tensor infos.
-fn data_section_start(r: &Reader<'_>, alignment: u32) -> Result<usize> {
+fn data_section_start(r: &Reader<'_>, alignment: u32, file_len: u64) -> Result<usize> {
     let pos = r.pos();
     let aligned = align_up(pos as u64, alignment);
     match aligned.and_then(|s| usize::try_from(s).ok()) {
-        Some(start) if start <= r.data().len() => Ok(start),
+        Some(start) if start as u64 <= file_len => Ok(start),
         _ => Err(Error::UnexpectedEof {
             what: "padding before tensor data",
             offset: pos as u64,
             needed: aligned.map_or(u64::from(alignment), |s| s.saturating_sub(pos as u64)),
-            available: r.remaining() as u64,
+            available: file_len.saturating_sub(pos as u64),
         }),
     }
 }
 
 /// Checks the layout ggml requires (each tensor at the running padded size,
 /// which rules out overlaps) and that every tensor's bytes are inside
-/// `data`.
+/// the file's `file_len` bytes.
 fn lay_out_tensors(
     tensors: &[TensorInfo],
     data: &[u8],
+    file_len: u64,
     data_start: usize,
     alignment: u32,
 ) -> Result<()> {
@@ -299,12 +312,12 @@ fn lay_out_tensors(
         let n_bytes = t.n_bytes();
         let start = (data_start as u64).checked_add(t.data_offset);
         let end = start.and_then(|s| s.checked_add(n_bytes));
-        if !matches!(end, Some(end) if end <= data.len() as u64) {
+        if !matches!(end, Some(end) if end <= file_len) {
             return Err(Error::TensorOutOfBounds {
                 tensor: tensor(),
                 start: start.unwrap_or(u64::MAX),
                 end: end.unwrap_or(u64::MAX),
-                len: data.len() as u64,
+                len: file_len,
             });
         }
         expected = expected

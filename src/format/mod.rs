@@ -20,7 +20,7 @@ mod metadata;
 mod reader;
 mod tensor_info;
 
-pub use index::{parse, Index};
+pub use index::{parse, parse_header, Index};
 pub use kv::{Metadata, MetadataEntry};
 pub use metadata::{ArrayIter, ArrayView, GgufStr, Strings, Value, ValueType};
 pub use reader::ByteOrder;

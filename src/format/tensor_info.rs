@@ -1,7 +1,5 @@
 //! The tensor index: one validated entry per tensor.
 
-use std::ops::Range;
-
 use super::reader::Reader;
 use super::{MAX_DIMS, MAX_TENSOR_NAME_LEN};
 use crate::dtype::{GgmlType, REMOVED_TYPE_IDS};
@@ -62,14 +60,6 @@ impl TensorInfo {
     /// Absolute offset of this tensor's info record in the file.
     pub fn info_offset(&self) -> u64 {
         self.info_offset
-    }
-
-    /// Absolute byte range of the data, given the data section's start;
-    /// checked to lie inside the file when it was parsed.
-    pub(crate) fn data_range(&self, data_start: usize) -> Range<usize> {
-        let start = (data_start as u64).saturating_add(self.data_offset);
-        let end = start.saturating_add(self.n_bytes());
-        to_usize(start)..to_usize(end)
     }
 
     /// Absolute offset of the data-offset field: name length (8), name,

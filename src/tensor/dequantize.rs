@@ -1,18 +1,61 @@
-//! Dequantizing a tensor: whole into a pooled buffer, or streamed in
-//! chunks of whole blocks ([`DequantChunks`]), each decoded in parallel by
-//! the driver in [`crate::dequant`].
+//! Dequantizing a tensor: whole into caller memory or a pooled buffer,
+//! streamed in chunks of whole blocks ([`DequantChunks`]), or chunk by
+//! chunk in parallel into a callback; every path reads through
+//! [`TensorSource`], so each works on mapped, in-memory and streamed
+//! models alike.
 
 use std::marker::PhantomData;
 
-use crate::dequant::dequantize_parallel;
 use crate::error::Result;
-use crate::file::Gguf;
+use crate::model::Gguf;
 use crate::parallel::Parallelism;
 use crate::pool::{BufferPool, PooledBuf};
 use crate::quant::Output;
-use crate::tensor::TensorView;
+use crate::tensor::{TensorSource, TensorView};
 
 impl<'a> TensorView<'a> {
+    /// Dequantizes (or converts) the whole tensor into `out`, in parallel on
+    /// rayon's global pool (with the `parallel` feature). `out` must hold
+    /// exactly [`TensorView::n_elements`] values.
+    ///
+    /// # Errors
+    /// [`Error::LengthMismatch`](crate::Error::LengthMismatch) for a wrong
+    /// `out` length; [`Error::Unsupported`](crate::Error::Unsupported) for
+    /// quantized data in the other byte order;
+    /// [`Error::TensorRead`](crate::Error::TensorRead) if reading a stream
+    /// fails.
+    pub fn dequantize_into<O: Output>(&self, out: &mut [O]) -> Result<()> {
+        self.dequantize_into_with(out, &Parallelism::default())
+    }
+
+    /// [`TensorView::dequantize_into`] on the threads of `parallelism`
+    /// (`Parallelism::Sequential` for the calling thread alone).
+    ///
+    /// # Errors
+    /// As [`TensorView::dequantize_into`].
+    pub fn dequantize_into_with<O: Output>(
+        &self,
+        out: &mut [O],
+        parallelism: &Parallelism,
+    ) -> Result<()> {
+        TensorSource::new(*self, false).dequantize_into(out, parallelism)
+    }
+
+    /// Dequantizes (or converts) the whole tensor into a new `Vec`.
+    ///
+    /// # Performance
+    /// A fresh allocation's pages are faulted in as they are written, which
+    /// can cost more than the dequantization itself; to decode many tensors,
+    /// prefer pooled buffers or [`TensorView::dequantize_into`].
+    ///
+    /// # Errors
+    /// As [`TensorView::dequantize_into`].
+    pub fn to_vec<O: Output>(&self) -> Result<Vec<O>> {
+        let mut out = vec![O::default(); self.len()?];
+        self.dequantize_into(&mut out)?;
+        Ok(out)
+    }
+
     /// Dequantizes (or converts) the whole tensor to f32 into a buffer from
     /// the process-wide pool, in parallel; the buffer goes back to the pool
     /// when dropped.
@@ -43,6 +86,24 @@ impl<'a> TensorView<'a> {
         Ok(buf)
     }
 
+    /// Decodes the tensor in work items of whole blocks on the threads of
+    /// `parallelism`, handing each item's values to `f`, with the index of
+    /// their first element (file order), while they are still in cache;
+    /// items arrive in no set order. Memory stays at one small item per
+    /// thread whatever the tensor's size: what a pass over every value
+    /// (a checksum, a NaN count) wants.
+    ///
+    /// # Errors
+    /// The first error of a decode or of `f`; as
+    /// [`TensorView::dequantize_into`] otherwise.
+    pub fn dequantize_each_chunk<O: Output>(
+        &self,
+        parallelism: &Parallelism,
+        f: impl Fn(usize, &[O]) -> Result<()> + Sync + Send,
+    ) -> Result<()> {
+        TensorSource::new(*self, false).for_each_chunk(parallelism, f)
+    }
+
     /// Streams the tensor as chunks of whole blocks, each at most
     /// `max_bytes` of `O` (or one block, if a block is larger), decoded in
     /// parallel into pooled buffers: memory stays bounded by the chunks the
@@ -51,7 +112,8 @@ impl<'a> TensorView<'a> {
         let block_elems = self.dtype().elements_per_block();
         let blocks = (max_bytes / std::mem::size_of::<O>() / block_elems).max(1);
         DequantChunks {
-            view: *self,
+            source: TensorSource::new(*self, false),
+            block_elems,
             next_block: 0,
             blocks_per_chunk: blocks,
             pool: BufferPool::global(),
@@ -64,7 +126,8 @@ impl<'a> TensorView<'a> {
 /// Iterator of [`TensorView::dequantize_chunks`].
 #[derive(Debug)]
 pub struct DequantChunks<'a, O> {
-    view: TensorView<'a>,
+    source: TensorSource<'a>,
+    block_elems: usize,
     next_block: usize,
     blocks_per_chunk: usize,
     pool: &'static BufferPool,
@@ -81,7 +144,7 @@ pub struct DequantChunk<O: Output> {
     pub data: PooledBuf<O>,
 }
 
-impl<'a, O: Output> DequantChunks<'a, O> {
+impl<O: Output> DequantChunks<'_, O> {
     /// Decodes on the threads of `parallelism` instead of the default.
     pub fn with_parallelism(mut self, parallelism: Parallelism) -> Self {
         self.parallelism = parallelism;
@@ -89,24 +152,11 @@ impl<'a, O: Output> DequantChunks<'a, O> {
     }
 
     fn decode(&self, first_block: usize, blocks: usize) -> Result<DequantChunk<O>> {
-        let dtype = self.view.dtype();
-        let (block_bytes, block_elems) = (dtype.bytes_per_block(), dtype.elements_per_block());
-        let start = first_block * block_bytes;
-        let bytes = self
-            .view
-            .bytes()
-            .get(start..start + blocks * block_bytes)
-            .unwrap_or_default();
-        let mut data = self.pool.get::<O>(blocks * block_elems)?;
-        dequantize_parallel(
-            dtype,
-            bytes,
-            self.view.byte_order(),
-            &mut data,
-            &self.parallelism,
-        )?;
+        let mut data = self.pool.get::<O>(blocks * self.block_elems)?;
+        self.source
+            .decode_blocks(first_block, blocks, &mut data, &self.parallelism)?;
         Ok(DequantChunk {
-            first_element: first_block * block_elems,
+            first_element: first_block * self.block_elems,
             data,
         })
     }
@@ -116,7 +166,7 @@ impl<O: Output> Iterator for DequantChunks<'_, O> {
     type Item = Result<DequantChunk<O>>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let total = self.view.bytes().len() / self.view.dtype().bytes_per_block();
+        let total = self.source.total_blocks();
         let blocks = total
             .checked_sub(self.next_block)?
             .min(self.blocks_per_chunk);

@@ -8,9 +8,10 @@
 //!   at a time gets. Every tensor is a fork and a join, which costs tens of
 //!   microseconds where threads have to be woken: on small tensors that
 //!   fixed cost limits the speedup.
-//! - across tensors: every tensor of the type cut into jobs of whole blocks
-//!   (those of `verify`), all handed to the thread pool at once: what the
-//!   kernels and the memory system allow, with no join between tensors.
+//! - across tensors: every tensor of the type decoded in work items of
+//!   whole blocks ([`TensorView::dequantize_each_chunk`], as `verify`
+//!   does), tensors and items sharing the thread pool: what the kernels
+//!   and the memory system allow, with no join between tensors.
 //!
 //! Throughput is f32 output bytes per second of the fastest pass over all
 //! the tensors of the type (medians are in the JSON too), into pooled
@@ -22,14 +23,13 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use ggufmap::{GgmlType, Gguf, OpenOptions, Parallelism, TensorView};
 use rayon::prelude::*;
 use serde_json::{json, Value};
-
-use crate::verify::{decode_job, jobs, Job};
 
 /// Least time spent measuring each type (all four runs together), so short
 /// tensors are decoded many times.
@@ -47,6 +47,9 @@ const OPENS: usize = 7;
 pub(crate) struct Args {
     /// The GGUF file.
     file: PathBuf,
+    /// How to open it.
+    #[command(flatten)]
+    open: crate::OpenArgs,
     /// Threads for the parallel runs (0: one per core).
     #[arg(long, default_value_t = 0, value_parser = crate::parse_threads)]
     threads: usize,
@@ -59,8 +62,8 @@ pub(crate) struct Args {
 struct Threads {
     /// For the library's driver.
     parallelism: Parallelism,
-    /// For the jobs across tensors; `None` for the calling thread alone.
-    pool: Option<rayon::ThreadPool>,
+    /// For the tensors decoded at once; `None` for the calling thread alone.
+    pool: Option<Arc<rayon::ThreadPool>>,
 }
 
 /// Fastest and median pass of one run.
@@ -119,22 +122,23 @@ struct TypeResult {
 
 /// Runs `bench`.
 pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
-    let model = crate::open(&args.file)?;
-    let open = median_open(&args.file, &OpenOptions::new())?;
-    let open_populate = median_open(&args.file, &OpenOptions::new().populate(true))?;
+    let model = crate::open(&args.file, &args.open)?;
+    let open = median_open(&args.file, &args.open.options())?;
+    let open_populate = median_open(&args.file, &args.open.options().populate(true))?;
     let one = Threads {
         parallelism: Parallelism::Sequential,
         pool: None,
     };
+    let pool = Arc::new(
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(args.threads)
+            .thread_name(|i| format!("ggufmap-bench-{i}"))
+            .build()
+            .context("cannot start the decoding threads")?,
+    );
     let many = Threads {
-        parallelism: Parallelism::threads(args.threads)?,
-        pool: Some(
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(args.threads)
-                .thread_name(|i| format!("ggufmap-bench-{i}"))
-                .build()
-                .context("cannot start the decoding threads")?,
-        ),
+        parallelism: Parallelism::Pool(Arc::clone(&pool)),
+        pool: Some(pool),
     };
     let threads = many.parallelism.current_num_threads();
     let results = by_type(&model)
@@ -176,11 +180,10 @@ fn measure_type(
     one: &Threads,
     many: &Threads,
 ) -> anyhow::Result<TypeResult> {
-    let jobs = jobs(views);
     let runs: [(&Threads, bool); 4] = [(one, false), (many, false), (one, true), (many, true)];
     let run = |(threads, across): (&Threads, bool)| {
         if across {
-            pass_across(views, &jobs, threads)
+            pass_across(views, threads)
         } else {
             pass_per_tensor(views, threads)
         }
@@ -233,16 +236,14 @@ fn pass_per_tensor(views: &[TensorView<'_>], threads: &Threads) -> anyhow::Resul
 
 /// Time to decode every job once: on the calling thread, or all at once on
 /// the thread pool.
-fn pass_across(
-    views: &[TensorView<'_>],
-    jobs: &[Job],
-    threads: &Threads,
-) -> anyhow::Result<Duration> {
+fn pass_across(views: &[TensorView<'_>], threads: &Threads) -> anyhow::Result<Duration> {
     let start = Instant::now();
-    let decode = |job: &Job| decode_job(views, job).map(drop);
+    let decode = |view: &TensorView<'_>| {
+        view.dequantize_each_chunk::<f32>(&threads.parallelism, |_, _| Ok(()))
+    };
     match &threads.pool {
-        Some(pool) => pool.install(|| jobs.par_iter().try_for_each(decode))?,
-        None => jobs.iter().try_for_each(decode)?,
+        Some(pool) => pool.install(|| views.par_iter().try_for_each(decode))?,
+        None => views.iter().try_for_each(decode)?,
     }
     Ok(start.elapsed())
 }

@@ -32,6 +32,9 @@ const SUGGESTIONS: usize = 5;
 pub struct Args {
     /// The GGUF file.
     pub file: PathBuf,
+    /// How to open it.
+    #[command(flatten)]
+    open: crate::OpenArgs,
     /// The tensor's name, e.g. `blk.0.attn_q.weight`.
     pub tensor: String,
     /// Where to write; `-` or no -o is stdout (refused when it is a terminal
@@ -79,7 +82,7 @@ impl Dtype {
 
 /// Runs `ggufmap dequant`.
 pub fn run(args: &Args) -> anyhow::Result<()> {
-    let gguf = crate::open(&args.file)?;
+    let gguf = crate::open(&args.file, &args.open)?;
     let tensor = find(&gguf, &args.tensor)?;
     let mut sink = Sink::create(args.output.as_deref(), &args.file)?;
     let result = write_tensor(&tensor, args, sink.writer());

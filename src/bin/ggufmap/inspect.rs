@@ -17,6 +17,9 @@ use crate::values;
 pub struct Args {
     /// The GGUF file.
     pub file: PathBuf,
+    /// How to open it.
+    #[command(flatten)]
+    open: crate::OpenArgs,
     /// Print one JSON object instead of tables: version, alignment,
     /// tensor_count, metadata_count, metadata, tensors, byte_order,
     /// data_offset, file_size, type_histogram.
@@ -26,7 +29,7 @@ pub struct Args {
 
 /// Runs `ggufmap inspect`.
 pub fn run(args: &Args) -> anyhow::Result<()> {
-    let gguf = crate::open(&args.file)?;
+    let gguf = crate::open(&args.file, &args.open)?;
     let mut out = crate::output::stdout();
     if args.json {
         json::write(&gguf, &mut out)?;
@@ -82,7 +85,7 @@ fn write_human(gguf: &Gguf<'_>, path: &Path, out: &mut dyn Write) -> io::Result<
 }
 
 fn write_header(gguf: &Gguf<'_>, path: &Path, out: &mut dyn Write) -> io::Result<()> {
-    let file_size = gguf.bytes().len() as u64;
+    let file_size = gguf.file_size();
     writeln!(out, "{}", display_name(&path.display().to_string()))?;
     writeln!(out, "  GGUF version  {}", gguf.version())?;
     writeln!(
@@ -94,6 +97,13 @@ fn write_header(gguf: &Gguf<'_>, path: &Path, out: &mut dyn Write) -> io::Result
     writeln!(out, "  tensors       {}", gguf.tensor_count())?;
     writeln!(out, "  metadata      {} entries", gguf.metadata().len())?;
     writeln!(out, "  data offset   {}", gguf.data_offset())?;
+    if gguf.part_count() > 1 {
+        writeln!(out, "  parts         {}", gguf.part_count())?;
+        for (no, path) in gguf.part_paths().enumerate() {
+            let path = path.map(|p| p.display().to_string()).unwrap_or_default();
+            writeln!(out, "    {}  {}", no + 1, display_name(&path))?;
+        }
+    }
     writeln!(
         out,
         "  file size     {file_size} bytes ({})",
@@ -117,27 +127,37 @@ fn write_metadata(gguf: &Gguf<'_>, out: &mut dyn Write) -> io::Result<()> {
 }
 
 fn write_tensors(gguf: &Gguf<'_>, out: &mut dyn Write) -> io::Result<()> {
+    let split = gguf.part_count() > 1;
     writeln!(
         out,
-        "\ntensors ({}; shape outermost first, offset from the start of the file)",
-        gguf.tensor_count()
+        "\ntensors ({}; shape outermost first, offset from the start of the {})",
+        gguf.tensor_count(),
+        if split { "part's file" } else { "file" }
     )?;
-    let table = Table::new(&[
+    let mut columns = vec![
         ("NAME", false),
         ("TYPE", false),
         ("SHAPE", false),
         ("BYTES", true),
         ("OFFSET", true),
-    ]);
+    ];
+    if split {
+        columns.push(("PART", true));
+    }
+    let table = Table::new(&columns);
     table.write(out, || {
-        gguf.tensors().map(|t| {
-            vec![
+        gguf.tensors().map(move |t| {
+            let mut row = vec![
                 display_name(t.name()),
                 t.dtype().to_string(),
                 format!("{:?}", t.shape()),
                 t.info().n_bytes().to_string(),
                 t.byte_range().start.to_string(),
-            ]
+            ];
+            if split {
+                row.push((t.part() + 1).to_string());
+            }
+            row
         })
     })
 }

@@ -18,6 +18,9 @@ use crate::memory_json;
 pub(crate) struct Args {
     /// The GGUF file.
     file: PathBuf,
+    /// How to open it.
+    #[command(flatten)]
+    open: crate::OpenArgs,
     /// How to load: quantized, f16, bf16 or f32.
     #[arg(long = "as", value_name = "AS", default_value = "quantized")]
     load_as: LoadAs,
@@ -43,7 +46,7 @@ pub(crate) struct Args {
 pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     // The peak is reset after the file is mapped (mapping costs nothing
     // resident) so it measures the load alone where the OS allows it.
-    let model = crate::open(&args.file)?;
+    let model = crate::open(&args.file, &args.open)?;
     let peak_reset = ggufmap::memory::reset_peak();
     let options = LoadOptions::new(args.load_as)
         .parallelism(Parallelism::threads(args.threads)?)

@@ -24,7 +24,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use ggufmap::{Error, Gguf};
+use ggufmap::{Error, Gguf, OpenOptions};
 
 /// Inspect, validate and convert GGUF model files without copying them.
 #[derive(Debug, Parser)]
@@ -119,11 +119,34 @@ pub(crate) fn parse_threads(s: &str) -> Result<usize, String> {
     }
 }
 
-/// Opens (maps) a GGUF file, naming the file in parse errors.
+/// How a subcommand opens its file: mapped by default.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub(crate) struct OpenArgs {
+    /// Read the header into memory and tensor data when used, instead of
+    /// mapping the file: for storage that may change underneath (network
+    /// file systems, files other programs rewrite).
+    #[arg(long, conflicts_with = "in_memory")]
+    stream: bool,
+    /// Read the whole file into memory instead of mapping it.
+    #[arg(long)]
+    in_memory: bool,
+}
+
+impl OpenArgs {
+    /// The library's options for these flags.
+    pub(crate) fn options(&self) -> OpenOptions {
+        OpenOptions::new()
+            .streamed(self.stream)
+            .in_memory(self.in_memory)
+    }
+}
+
+/// Opens a GGUF model (every part of a split one) as `how` says, naming
+/// the file in parse errors.
 ///
 /// I/O errors already name the path, so only parse errors get the context.
-pub(crate) fn open(path: &Path) -> anyhow::Result<Gguf<'static>> {
-    match Gguf::open(path) {
+pub(crate) fn open(path: &Path, how: &OpenArgs) -> anyhow::Result<Gguf<'static>> {
+    match Gguf::open_with(path, &how.options()) {
         Ok(gguf) => Ok(gguf),
         Err(e @ (Error::Io { .. } | Error::NotAFile { .. })) => Err(e.into()),
         Err(e) => Err(e).with_context(|| format!("{} is not a valid GGUF file", path.display())),

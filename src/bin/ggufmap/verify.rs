@@ -1,22 +1,24 @@
 //! `ggufmap verify`: validate a file, dequantize every tensor, count NaN/Inf.
 //!
 //! Opening the file validates its header, metadata and tensor table. Then
-//! every tensor is cut into jobs of whole blocks, each small enough that
-//! its f32 output stays in a core's cache: a worker decodes a job into a
-//! pooled buffer and counts its NaN and infinite values while the values are
-//! still hot. The jobs of all tensors go to one thread pool at once, so the
-//! many small tensors of a model keep every core busy as well as the large
-//! ones, and memory beyond the mapped file stays at one small buffer per
-//! thread.
+//! every tensor is decoded by the library's engine in work items of whole
+//! blocks ([`TensorView::dequantize_each_chunk`]), each small enough that
+//! its f32 output stays in a core's cache: a worker counts an item's NaN
+//! and infinite values while they are still hot. Tensors and their items
+//! share one thread pool, so the many small tensors of a model keep every
+//! core busy as well as the large ones, and memory beyond the file stays at
+//! one small buffer per thread (two for a streamed file: the bytes read,
+//! and their values).
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
-use ggufmap::dequant::dequantize_parallel;
 use ggufmap::memory::MemoryUsage;
-use ggufmap::pool::{BufferPool, PooledBuf};
+use ggufmap::pool::BufferPool;
 use ggufmap::{Gguf, Parallelism, TensorView};
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
@@ -27,15 +29,14 @@ use serde_json::json;
 use crate::memory_json;
 use crate::output::display_name;
 
-/// Most f32 output bytes one job decodes: fits a core's L2 cache, and is
-/// enough work (tens of microseconds) that handing it out costs little.
-const JOB_OUTPUT_BYTES: usize = 256 << 10;
-
 /// Arguments of `verify`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     /// The GGUF file.
     file: PathBuf,
+    /// How to open it.
+    #[command(flatten)]
+    open: crate::OpenArgs,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -45,21 +46,6 @@ pub(crate) struct Args {
     /// Exit 1 when any value is NaN or infinite.
     #[arg(long)]
     strict: bool,
-}
-
-/// A run of whole blocks of one tensor.
-pub(crate) struct Job {
-    /// Index of the tensor in the slice of views the jobs were cut from.
-    tensor: usize,
-    /// Its bytes to decode.
-    bytes: std::ops::Range<usize>,
-}
-
-impl Job {
-    /// Bytes of tensor data the job decodes.
-    pub(crate) fn len(&self) -> usize {
-        self.bytes.len()
-    }
 }
 
 /// NaN and infinite values counted in some values.
@@ -128,22 +114,25 @@ impl Summary {
 /// Runs `verify`.
 pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     let start = Instant::now();
-    let model = crate::open(&args.file)?;
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(args.threads)
-        .thread_name(|i| format!("ggufmap-verify-{i}"))
-        .build()
-        .context("cannot start the decoding threads")?;
+    let model = crate::open(&args.file, &args.open)?;
+    let pool = Arc::new(
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(args.threads)
+            .thread_name(|i| format!("ggufmap-verify-{i}"))
+            .build()
+            .context("cannot start the decoding threads")?,
+    );
+    let par = Parallelism::Pool(Arc::clone(&pool));
     let bar = progress_bar(&model, args.json);
     // Tensors are handed out as the iterator yields them (no list of every
-    // tensor or job is built), and a large tensor's jobs spread over the
-    // threads.
+    // tensor is built), and a large tensor's work items spread over the
+    // same threads.
     let tally = pool.install(|| {
         model
             .tensors()
             .enumerate()
             .par_bridge()
-            .map(|(index, view)| check_tensor(index, &view, &bar))
+            .map(|(index, view)| check_tensor(index, &view, &par, &bar))
             .try_reduce(Tally::default, |a, b| Ok(a.merge(b)))
     });
     bar.finish_and_clear();
@@ -169,19 +158,33 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Decodes one tensor in jobs of whole blocks (in parallel when it has
-/// several) and counts its NaN and infinite values.
-fn check_tensor(index: usize, view: &TensorView<'_>, bar: &ProgressBar) -> anyhow::Result<Tally> {
-    let views = std::slice::from_ref(view);
-    let jobs = jobs(views);
-    let counts = jobs
-        .par_iter()
-        .map(|job| {
-            let counts = decode_job(views, job).map(|values| count(&values));
-            bar.inc(job.len() as u64);
-            counts
-        })
-        .try_reduce(Counts::default, |a, b| Ok(a.add(b)))?;
+/// Decodes one tensor in work items of whole blocks (in parallel when it
+/// has several) and counts its NaN and infinite values.
+fn check_tensor(
+    index: usize,
+    view: &TensorView<'_>,
+    par: &Parallelism,
+    bar: &ProgressBar,
+) -> anyhow::Result<Tally> {
+    let (nan, inf) = (AtomicU64::new(0), AtomicU64::new(0));
+    view.dequantize_each_chunk::<f32>(par, |_, values| {
+        let counts = count(values);
+        nan.fetch_add(counts.nan, Ordering::Relaxed);
+        inf.fetch_add(counts.inf, Ordering::Relaxed);
+        bar.inc(values.len() as u64);
+        Ok(())
+    })
+    .with_context(|| {
+        format!(
+            "tensor {:?} ({}) failed to decode",
+            view.name(),
+            view.dtype()
+        )
+    })?;
+    let counts = Counts {
+        nan: nan.into_inner(),
+        inf: inf.into_inner(),
+    };
     Ok(Tally {
         total: counts,
         elements: view.n_elements(),
@@ -190,60 +193,6 @@ fn check_tensor(index: usize, view: &TensorView<'_>, bar: &ProgressBar) -> anyho
         } else {
             Vec::new()
         },
-    })
-}
-
-/// Cuts every tensor into jobs of whole blocks of at most
-/// [`JOB_OUTPUT_BYTES`] of output (one block where a block is larger).
-pub(crate) fn jobs(views: &[TensorView<'_>]) -> Vec<Job> {
-    let mut jobs = Vec::new();
-    for (tensor, view) in views.iter().enumerate() {
-        let dtype = view.dtype();
-        let blocks_per_job = (JOB_OUTPUT_BYTES / 4 / dtype.elements_per_block()).max(1);
-        let step = blocks_per_job.saturating_mul(dtype.bytes_per_block());
-        let len = view.bytes().len();
-        let mut start = 0;
-        while start < len {
-            let end = start.saturating_add(step).min(len);
-            jobs.push(Job {
-                tensor,
-                bytes: start..end,
-            });
-            start = end;
-        }
-    }
-    jobs
-}
-
-/// Decodes one job, on the calling thread, into a buffer from the
-/// process-wide pool.
-///
-/// # Errors
-/// The decoding error, with the tensor's name and type.
-pub(crate) fn decode_job(views: &[TensorView<'_>], job: &Job) -> anyhow::Result<PooledBuf<f32>> {
-    let view = views
-        .get(job.tensor)
-        .context("internal error: a job names no tensor")?;
-    let decode = || -> ggufmap::Result<PooledBuf<f32>> {
-        let dtype = view.dtype();
-        let bytes = view.bytes().get(job.bytes.clone()).unwrap_or_default();
-        let elements = bytes.len() / dtype.bytes_per_block() * dtype.elements_per_block();
-        let mut out = BufferPool::global().get::<f32>(elements)?;
-        dequantize_parallel(
-            dtype,
-            bytes,
-            view.byte_order(),
-            &mut out,
-            &Parallelism::Sequential,
-        )?;
-        Ok(out)
-    };
-    decode().with_context(|| {
-        format!(
-            "tensor {:?} ({}) failed to decode",
-            view.name(),
-            view.dtype()
-        )
     })
 }
 
@@ -272,9 +221,10 @@ fn progress_bar(model: &Gguf<'_>, json: bool) -> ProgressBar {
     if json || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
-    let bar = ProgressBar::new(model.tensor_bytes());
+    let elements = model.tensors().map(|t| t.n_elements()).sum();
+    let bar = ProgressBar::new(elements);
     let style = ProgressStyle::with_template(
-        "verifying {bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        "verifying {bar:40} {human_pos}/{human_len} values {per_sec} eta {eta}",
     )
     .unwrap_or_else(|_| ProgressStyle::default_bar());
     bar.set_style(style);

@@ -31,12 +31,30 @@ impl Serialize for Document<'_, '_> {
         map.serialize_entry("tensor_count", &gguf.tensor_count())?;
         map.serialize_entry("metadata_count", &gguf.metadata().len())?;
         map.serialize_entry("data_offset", &gguf.data_offset())?;
-        map.serialize_entry("file_size", &gguf.bytes().len())?;
+        map.serialize_entry("file_size", &gguf.file_size())?;
+        if gguf.part_count() > 1 {
+            map.serialize_entry("parts", &Parts(gguf))?;
+        }
         map.serialize_entry("tensor_bytes", &gguf.tensor_bytes())?;
         map.serialize_entry("metadata", &Metadata(gguf))?;
         map.serialize_entry("tensors", &Tensors(gguf))?;
         map.serialize_entry("type_histogram", &Histogram(gguf))?;
         map.end()
+    }
+}
+
+/// The files of a split model, in order: path and size.
+struct Parts<'a, 'data>(&'a Gguf<'data>);
+
+impl Serialize for Parts<'_, '_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let gguf = self.0;
+        let mut seq = s.serialize_seq(Some(gguf.part_count()))?;
+        for (path, size) in gguf.part_paths().zip(gguf.part_sizes()) {
+            let path = path.map(|p| p.display().to_string());
+            seq.serialize_element(&serde_json::json!({ "path": path, "file_size": size }))?;
+        }
+        seq.end()
     }
 }
 
@@ -67,14 +85,15 @@ impl Serialize for Tensors<'_, '_> {
     }
 }
 
-/// One tensor: `offset` is absolute in the file (like gguf-dump's),
-/// `relative_offset` the value stored in the file (from the data section).
+/// One tensor: `offset` is absolute in the file of its part (like
+/// gguf-dump's), `relative_offset` the value stored in the file (from the
+/// data section), `part` the 0-based part holding it (`split.no`).
 struct Tensor<'a>(TensorView<'a>);
 
 impl Serialize for Tensor<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let t = &self.0;
-        let mut map = s.serialize_map(Some(8))?;
+        let mut map = s.serialize_map(Some(9))?;
         map.serialize_entry("name", t.name())?;
         map.serialize_entry("dtype", t.dtype().name())?;
         map.serialize_entry("dims", t.dims())?;
@@ -83,6 +102,7 @@ impl Serialize for Tensor<'_> {
         map.serialize_entry("offset", &t.byte_range().start)?;
         map.serialize_entry("relative_offset", &t.info().data_offset())?;
         map.serialize_entry("bytes", &t.info().n_bytes())?;
+        map.serialize_entry("part", &t.part())?;
         map.end()
     }
 }
