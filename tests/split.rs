@@ -611,3 +611,115 @@ fn the_reader_concatenates_the_parts() {
     assert_eq!(reader.seek(SeekFrom::End(0)).unwrap(), all.len() as u64);
     assert_eq!(reader.read(&mut [0; 8]).unwrap(), 0);
 }
+
+/// Values of tensor `t{i}` in the gguf-py fixtures.
+fn fixture_values(i: usize, n: usize) -> Vec<f32> {
+    (0..n).map(|k| (i * 1000 + k) as f32).collect()
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/split")
+        .join(name)
+}
+
+#[test]
+fn split_models_written_by_gguf_py_open_as_one() {
+    for (first, parts) in [
+        ("gguf-py-00001-of-00003.gguf", 3),
+        ("gguf-py-small-first-00001-of-00004.gguf", 4),
+    ] {
+        for options in [
+            OpenOptions::new(),
+            OpenOptions::new().in_memory(true),
+            OpenOptions::new().streamed(true),
+        ] {
+            let model = Gguf::open_with(fixture(first), &options).unwrap();
+            assert_eq!(model.part_count(), parts, "{first}");
+            assert_eq!(model.tensor_count(), 5);
+            assert_eq!(model.metadata().get_u32("fixture.answer").unwrap(), 42);
+            assert_eq!(
+                model.metadata().get_str("general.architecture").unwrap(),
+                "llama"
+            );
+            for (i, t) in model.tensors().enumerate() {
+                assert_eq!(t.name(), format!("t{i}"));
+                let n = t.n_elements() as usize;
+                assert_eq!(t.to_vec::<f32>().unwrap(), fixture_values(i, n), "{first}");
+                // At most two tensors a part, the first part empty with
+                // small_first_shard.
+                assert_eq!(t.part(), i / 2 + parts - 3, "{first}");
+            }
+        }
+    }
+}
+
+#[test]
+fn write_split_lays_parts_out_as_gguf_py_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let theirs = Gguf::open(fixture("gguf-py-00001-of-00003.gguf")).unwrap();
+    let written = ggufmap::split::write_split(&theirs, dir.path().join("ours"), 2).unwrap();
+    let names: Vec<_> = written
+        .iter()
+        .map(|p| p.file_name().unwrap().to_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "ours-00001-of-00003.gguf",
+            "ours-00002-of-00003.gguf",
+            "ours-00003-of-00003.gguf"
+        ]
+    );
+    for (options, streamed) in [
+        (OpenOptions::new(), false),
+        (OpenOptions::new().streamed(true), true),
+    ] {
+        let ours = Gguf::open_with(&written[0], &options).unwrap();
+        assert_eq!(ours.is_streamed(), streamed);
+        assert_eq!(ours.part_count(), 3);
+        let keys = |g: &Gguf<'_>| -> Vec<(String, MetaValue)> {
+            g.metadata()
+                .iter()
+                .map(|(k, v)| (k.to_owned(), MetaValue::from_value(&v)))
+                .collect()
+        };
+        assert_eq!(keys(&ours), keys(&theirs));
+        for (a, b) in theirs.tensors().zip(ours.tensors()) {
+            assert_eq!(
+                (a.name(), a.dtype(), a.dims()),
+                (b.name(), b.dtype(), b.dims())
+            );
+            assert_eq!(a.part(), b.part());
+            assert_eq!(a.read_bytes().unwrap(), b.read_bytes().unwrap());
+        }
+    }
+    // Later parts carry the split keys alone.
+    let second = Gguf::open_with(&written[1], &OpenOptions::new().single_file(true)).unwrap();
+    let keys: Vec<&str> = second.metadata().iter().map(|(k, _)| k).collect();
+    assert_eq!(
+        keys,
+        [SPLIT_NO_KEY, SPLIT_COUNT_KEY, SPLIT_TENSORS_COUNT_KEY]
+    );
+}
+
+#[test]
+fn write_split_of_a_split_model_and_its_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = write_parts(dir.path(), &three_parts());
+    let model = Gguf::open(&paths[0]).unwrap();
+    // Re-split into one part: a whole model again, with split.count 1.
+    let whole = ggufmap::split::write_split(&model, dir.path().join("whole"), 100).unwrap();
+    assert_eq!(whole.len(), 1);
+    let reopened = Gguf::open(&whole[0]).unwrap();
+    assert_eq!(reopened.part_count(), 1);
+    assert_eq!(reopened.metadata().get_u16(SPLIT_COUNT_KEY).unwrap(), 1);
+    for name in ALL {
+        assert_eq!(
+            reopened.tensor(name).unwrap().to_vec::<f32>().unwrap(),
+            values_of(name)
+        );
+    }
+    let err = ggufmap::split::write_split(&model, dir.path().join("none"), 0).unwrap_err();
+    assert!(matches!(err, Error::Write { .. }), "{err:?}");
+}

@@ -509,7 +509,7 @@ fn split_inner(u: &mut Unstructured<'_>) -> ArbResult<()> {
     let options = OpenOptions::new()
         .in_memory(storage == 1)
         .streamed(storage == 2);
-    let result = SplitGguf::open_with(&first, &options);
+    let result = Gguf::open_with(&first, &options);
     match (&mutation, &result) {
         (Mutation::None, Ok(model)) => check_valid_split(model, &parts),
         (Mutation::None, Err(e)) => {
