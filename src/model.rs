@@ -308,7 +308,7 @@ fn open_part(path: &Path, options: &OpenOptions) -> Result<Part<'static>> {
     // Again on the handle: the path may have been swapped in between.
     check_regular(path, &file.metadata().map_err(io)?)?;
     if options.streamed {
-        let mut part = streamed(Box::new(file)).map_err(|e| at_path(e, path))?;
+        let mut part = streamed_file(file).map_err(|e| at_path(e, path))?;
         part.path = Some(path.to_owned());
         return Ok(part);
     }
@@ -350,10 +350,37 @@ fn stream_error(e: ReadError) -> Error {
     }
 }
 
-/// A stream's storage: its length, and its header read in doubling
-/// prefixes until it parses (or fails for a reason more bytes cannot
-/// mend, or the prefix is the whole stream or the limit).
+/// A file streamed: read by position where the platform allows, so that
+/// threads read at once.
+fn streamed_file(file: std::fs::File) -> Result<Part<'static>> {
+    #[cfg(unix)]
+    {
+        let (header, len, index) = read_header(&mut &file)?;
+        Ok(Part {
+            storage: Storage::Streamed(Stream::of_file(header, len, file)),
+            index,
+            path: None,
+        })
+    }
+    #[cfg(not(unix))]
+    streamed(Box::new(file))
+}
+
+/// A stream's part: its header read into memory, its tensor data read
+/// from `reader` when used.
 fn streamed(mut reader: Box<dyn ReadSeek>) -> Result<Part<'static>> {
+    let (header, len, index) = read_header(&mut reader)?;
+    Ok(Part {
+        storage: Storage::Streamed(Stream::new(header, len, reader)),
+        index,
+        path: None,
+    })
+}
+
+/// A stream's length, and its header read in doubling prefixes until it
+/// parses (or fails for a reason more bytes cannot mend, or the prefix is
+/// the whole stream or the limit), with its index.
+fn read_header(mut reader: impl Read + Seek) -> Result<(AlignedBytes, u64, Index)> {
     let len = reader.seek(SeekFrom::End(0)).map_err(Error::Stream)?;
     reader.seek(SeekFrom::Start(0)).map_err(Error::Stream)?;
     let most = len.min(MAX_STREAMED_HEADER_BYTES);
@@ -367,13 +394,7 @@ fn streamed(mut reader: Box<dyn ReadSeek>) -> Result<Part<'static>> {
         // The stream ended before `want`: more bytes will not come.
         let ended = held + (added as u64) < want;
         match format::parse_header(header.as_slice(), len) {
-            Ok(index) => {
-                return Ok(Part {
-                    storage: Storage::Streamed(Stream::new(header, len, reader)),
-                    index,
-                    path: None,
-                })
-            }
+            Ok(index) => return Ok((header, len, index)),
             Err(e) if ended || want >= most || !more_bytes_may_help(&e) => return Err(e),
             Err(_) => want = want.saturating_mul(2).min(most),
         }

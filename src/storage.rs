@@ -50,13 +50,22 @@ impl SharedBytes {
 pub(crate) trait ReadSeek: Read + Seek + Send {}
 impl<T: Read + Seek + Send> ReadSeek for T {}
 
-/// A `Read + Seek` source: the header read into memory at open, tensor data
-/// read on demand under a lock (reads are short; decoding, which is not,
-/// runs outside it).
+/// A streamed source: the header read into memory at open, tensor data
+/// read on demand.
 pub(crate) struct Stream {
     header: AlignedBytes,
     len: u64,
-    reader: Mutex<Box<dyn ReadSeek>>,
+    source: StreamSource,
+}
+
+/// Where a stream's tensor data is read from.
+enum StreamSource {
+    /// A file, read by position: threads read at once, with no lock.
+    #[cfg(unix)]
+    File(File),
+    /// Any `Read + Seek`, under a lock (reads are short; decoding, which
+    /// is not, runs outside it).
+    Reader(Mutex<Box<dyn ReadSeek>>),
 }
 
 impl std::fmt::Debug for Stream {
@@ -69,20 +78,40 @@ impl std::fmt::Debug for Stream {
 }
 
 impl Stream {
+    /// A stream over `reader`, whose first bytes are `header`.
     pub(crate) fn new(header: AlignedBytes, len: u64, reader: Box<dyn ReadSeek>) -> Self {
         Stream {
             header,
             len,
-            reader: Mutex::new(reader),
+            source: StreamSource::Reader(Mutex::new(reader)),
+        }
+    }
+
+    /// A stream over a file, read by position.
+    #[cfg(unix)]
+    pub(crate) fn of_file(header: AlignedBytes, len: u64, file: File) -> Self {
+        Stream {
+            header,
+            len,
+            source: StreamSource::File(file),
         }
     }
 
     fn read_at(&self, offset: u64, out: &mut [u8]) -> std::io::Result<()> {
-        // A reader that panicked mid-read left no invariant of ours broken:
-        // the next read seeks first.
-        let mut reader = self.reader.lock().unwrap_or_else(PoisonError::into_inner);
-        reader.seek(SeekFrom::Start(offset))?;
-        reader.read_exact(out)
+        match &self.source {
+            #[cfg(unix)]
+            StreamSource::File(file) => {
+                use std::os::unix::fs::FileExt;
+                file.read_exact_at(out, offset)
+            }
+            StreamSource::Reader(reader) => {
+                // A reader that panicked mid-read left no invariant of ours
+                // broken: the next read seeks first.
+                let mut reader = reader.lock().unwrap_or_else(PoisonError::into_inner);
+                reader.seek(SeekFrom::Start(offset))?;
+                reader.read_exact(out)
+            }
+        }
     }
 }
 
