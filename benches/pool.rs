@@ -123,8 +123,7 @@ fn get_drop(c: &mut Criterion) {
     let owned = BufferPool::new(PoolConfig::default());
     for threads in THREADS {
         group.throughput(Throughput::Elements(threads as u64));
-        // The global pool's guards skip the reference count that an owned
-        // pool's guards keep; both are measured.
+        // The process-wide pool and one built with `BufferPool::new`.
         for (name, pool) in [("global", BufferPool::global()), ("owned", &owned)] {
             let id = format!("{name}/{threads}");
             group.bench_function(BenchmarkId::new(name, threads), |b| {

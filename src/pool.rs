@@ -15,13 +15,9 @@
 //!   that holds it, so a buffer returned after a request of 5,000 bytes serves
 //!   a later request of 8,000: buffers are keyed by what they can hold, not by
 //!   what was asked for.
-//! - Each class is up to 8 bounded [`crossbeam_queue::ArrayQueue`]s sharing
-//!   its slots: [`BufferPool::get`] takes no lock and never blocks: it pops a
-//!   retained buffer (a *hit*) or allocates a fresh one (a *miss*). Each
-//!   thread starts at a home queue, so threads that take and return buffers
-//!   at the same time do not contend for one queue (crossbeam's queue makes
-//!   a thread wait for a slot another has claimed but not yet filled, which
-//!   is slow when that other thread is descheduled).
+//! - Each class is one bounded [`crossbeam_queue::ArrayQueue`]:
+//!   [`BufferPool::get`] takes no lock and never blocks: it pops a retained
+//!   buffer (a *hit*) or allocates a fresh one (a *miss*).
 //! - Every buffer starts on a 64-byte boundary ([`BUFFER_ALIGN`]), so one
 //!   buffer can be viewed as `f32`, `half::f16`, `half::bf16`, `u8` or any
 //!   other [`bytemuck::Pod`] type with an alignment of at most 64.
@@ -39,16 +35,17 @@
 //! - The pool caps the bytes it retains ([`PoolConfig::max_retained_bytes`])
 //!   and the buffers per class ([`PoolConfig::max_buffers_per_class`]); a
 //!   buffer that would exceed either is freed instead of kept. A buffer's
-//!   bytes are reserved against the cap with an atomic read-modify-write
-//!   before it is queued, so the cap holds under any interleaving of
-//!   threads. A buffer taken from the pool leaves its reservation with the
-//!   taking thread's home shard as *credit*, which the same thread spends
-//!   when it gives a buffer back: a thread that takes and returns buffers
-//!   writes only its own shard's cache lines. Credit over 1/16 of the cap
-//!   per shard goes back to the shared reservation, so at least half the
-//!   cap is always open to any thread.
-//! - Hit, miss, return and drop counters are atomics, one set per home
-//!   shard; see [`BufferPool::stats`].
+//!   bytes are reserved against the cap with one atomic read-modify-write
+//!   of one byte count before it is queued, so the cap holds under any
+//!   interleaving of threads.
+//! - Hit, miss, return and drop counters are atomics; see
+//!   [`BufferPool::stats`].
+//!
+//! The pool sits off the hot path (one get per tensor or per work item of
+//! a few hundred KiB, each followed by tens of microseconds of decoding),
+//! so nothing beyond one queue per class and one byte count is paid for:
+//! the README gives the workload figures that decided it, and a test holds
+//! get and drop to microseconds when threads outnumber cores.
 //!
 //! Retained bytes are counted by capacity (the class size), which is an upper
 //! bound on what the retained buffers keep resident: a fresh buffer's pages
@@ -237,10 +234,8 @@ pub struct PoolStats {
     /// Bytes (by capacity) the pool retains now; never above
     /// [`PoolConfig::max_retained_bytes`].
     pub retained_bytes: usize,
-    /// Highest reservation against the cap seen: retained bytes plus the
-    /// credit threads set aside for buffers they hold (see the [module
-    /// documentation](self)); never above
-    /// [`PoolConfig::max_retained_bytes`].
+    /// Highest [`PoolStats::retained_bytes`] seen (counting buffers about
+    /// to be queued); never above [`PoolConfig::max_retained_bytes`].
     pub peak_retained_bytes: usize,
     /// Buffers the pool retains now.
     pub retained_buffers: usize,
@@ -267,116 +262,29 @@ pub struct Cleared {
 /// The state every handle and guard of one pool shares.
 struct Shared {
     config: PoolConfig,
-    /// The queues of each size class, made on the first return to that
+    /// The queue of each size class, made on the first return to that
     /// class so an unused class costs no slots.
-    classes: [OnceLock<Shards>; CLASS_COUNT],
+    classes: [OnceLock<ArrayQueue<Buffer>>; CLASS_COUNT],
     /// Queue slots per class, worked out once (it takes a division).
     slots: [usize; CLASS_COUNT],
-    /// Counters, one set per home shard, so that threads do not write the
-    /// same cache line for every buffer.
-    counters: [Padded<Counters>; SHARDS],
-    /// Bytes reserved against the cap, and their peak.
-    bytes: Padded<RetainedBytes>,
-    /// Most credit a home shard keeps (see [`Counters::credit`]).
-    credit_limit: usize,
+    counters: Counters,
 }
 
-/// One home shard's counters.
 #[derive(Default)]
 struct Counters {
-    /// Buffers popped by `get`. Pushes are not counted, to save an atomic
-    /// operation per buffer: every buffer pushed was later popped by `get`
-    /// or `clear`, or is still queued, so `stats` derives them.
     hits: AtomicUsize,
     misses: AtomicUsize,
+    returns: AtomicUsize,
     dropped: AtomicUsize,
-    /// Buffers popped by `clear`.
-    cleared: AtomicUsize,
-    /// Bytes reserved against the cap that no queued buffer holds, for this
-    /// shard's threads to queue buffers with. A `get` that pops a buffer
-    /// turns its bytes into credit, and the `drop` that gives it back
-    /// spends them: a thread that takes and returns buffers touches only
-    /// its own shard's cache lines, not the shared reservation. Credit
-    /// above the shard's limit goes back to the shared reservation.
-    credit: AtomicUsize,
-}
-
-#[derive(Default)]
-struct RetainedBytes {
-    /// Bytes reserved against the cap: those of queued buffers, plus every
-    /// shard's credit. A buffer's bytes are reserved before it is pushed,
-    /// so queued bytes never exceed this, and this never exceeds the cap.
-    reserved: AtomicUsize,
+    /// Bytes (by capacity) of the buffers queued, or about to be: a
+    /// buffer's bytes are reserved before it is pushed and released after
+    /// it is popped, so this never exceeds the cap.
+    retained: AtomicUsize,
     peak: AtomicUsize,
 }
 
-/// Aligned to two cache lines (what adjacent-line prefetching pairs), so
-/// that no two of these share one.
-#[derive(Default)]
-#[repr(align(128))]
-struct Padded<T>(T);
-
-impl<T> Deref for Padded<T> {
-    type Target = T;
-
-    fn deref(&self) -> &T {
-        &self.0
-    }
-}
-
-/// Queues per size class (at most). Each thread has a home queue: threads
-/// are numbered as they first use a pool, modulo this. crossbeam's queue
-/// makes a thread wait for a slot another thread has claimed but not yet
-/// filled; with one queue shared by every thread, a thread preempted in the
-/// middle of a push stalls the others (measured: 5x slower than a mutex
-/// with 8 threads on 2 cores). With home queues, threads meet only when
-/// they outnumber the shards or when their own queue is empty or full.
-const SHARDS: usize = 8;
-
-/// The queues of one size class: its slots dealt out among them.
-struct Shards {
-    queues: Vec<ArrayQueue<Buffer>>,
-}
-
-impl Shards {
-    /// `slots` slots in all, in at most [`SHARDS`] queues (none empty).
-    fn new(slots: usize) -> Self {
-        let n = slots.clamp(1, SHARDS);
-        let (each, rest) = (slots.checked_div(n), slots.checked_rem(n));
-        let (each, rest) = (each.unwrap_or(0), rest.unwrap_or(0));
-        let queues = (0..n)
-            .map(|i| ArrayQueue::new(each.saturating_add(usize::from(i < rest)).max(1)))
-            .collect();
-        Shards { queues }
-    }
-
-    /// The queues starting from `home`'s, each once.
-    fn starting_at(&self, home: usize) -> impl Iterator<Item = &ArrayQueue<Buffer>> {
-        let start = home.checked_rem(self.queues.len()).unwrap_or(0);
-        let (before, after) = self.queues.split_at(start);
-        after.iter().chain(before)
-    }
-
-    fn len(&self) -> usize {
-        self.queues
-            .iter()
-            .map(ArrayQueue::len)
-            .fold(0, usize::saturating_add)
-    }
-}
-
-/// This thread's home shard number (any number; shard it modulo the count).
-fn home() -> usize {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local! {
-        static HOME: usize = NEXT.fetch_add(1, ORDER);
-    }
-    // While the thread's locals are torn down, any shard will do.
-    HOME.try_with(|home| *home).unwrap_or(0)
-}
-
 // Relaxed ordering throughout: the counters are statistics, and the cap only
-// needs each read-modify-write of `reserved` and `credit` to be atomic, which every
+// needs each read-modify-write of `retained` to be atomic, which every
 // ordering guarantees. The buffers themselves are handed between threads by
 // the queues, which synchronize their contents.
 const ORDER: Ordering = Ordering::Relaxed;
@@ -393,118 +301,75 @@ fn slots(config: &PoolConfig, class: usize) -> usize {
 }
 
 impl Shared {
+    fn new(config: PoolConfig) -> Self {
+        Shared {
+            config,
+            classes: std::array::from_fn(|_| OnceLock::new()),
+            slots: std::array::from_fn(|class| slots(&config, class)),
+            counters: Counters::default(),
+        }
+    }
+
     /// Keeps `buf` for reuse if the class and the byte cap have room, frees
     /// it otherwise.
     fn give_back(&self, class: usize, buf: Buffer) {
-        let home = home();
+        let counters = &self.counters;
         let bytes = capacity_of(&buf);
         let slots = self.slots.get(class).copied().unwrap_or(0);
-        let Some(shards) = self.classes.get(class).filter(|_| slots > 0) else {
-            self.counters(home).dropped.fetch_add(1, ORDER);
+        let Some(queue) = self.classes.get(class).filter(|_| slots > 0) else {
+            counters.dropped.fetch_add(1, ORDER);
             return;
         };
-        let counters = self.counters(home);
         // Reserve first, push second: a racing thread sees the reservation
         // and cannot take the same headroom.
-        if !self.reserve(counters, bytes) {
+        if !self.reserve(bytes) {
             counters.dropped.fetch_add(1, ORDER);
             return;
         }
-        let mut rejected = Some(buf);
-        for queue in shards.get_or_init(|| Shards::new(slots)).starting_at(home) {
-            let Some(buf) = rejected.take() else { break };
-            rejected = queue.push(buf).err();
-        }
-        if rejected.is_some() {
-            self.release(counters, bytes);
+        if queue
+            .get_or_init(|| ArrayQueue::new(slots))
+            .push(buf)
+            .is_err()
+        {
+            counters.retained.fetch_sub(bytes, ORDER);
             counters.dropped.fetch_add(1, ORDER);
+        } else {
+            counters.returns.fetch_add(1, ORDER);
         }
     }
 
-    /// Reserves `bytes` against the cap for a buffer about to be queued:
-    /// from the shard's credit, or else from the shared reservation if the
-    /// cap has room.
-    fn reserve(&self, counters: &Counters, bytes: usize) -> bool {
-        let from_credit = |credit: usize| credit.checked_sub(bytes);
-        if counters
-            .credit
-            .fetch_update(ORDER, ORDER, from_credit)
-            .is_ok()
-        {
-            return true;
-        }
+    /// Reserves `bytes` against the cap for a buffer about to be queued.
+    fn reserve(&self, bytes: usize) -> bool {
         let cap = self.config.max_retained_bytes;
-        let reserved = self.bytes.reserved.fetch_update(ORDER, ORDER, |held| {
+        let counters = &self.counters;
+        let reserved = counters.retained.fetch_update(ORDER, ORDER, |held| {
             held.checked_add(bytes).filter(|&total| total <= cap)
         });
         let Ok(before) = reserved else { return false };
-        // A plain load first: a new peak is rare, and a read is much
-        // cheaper than a read-modify-write on a contended line.
-        let now = before.saturating_add(bytes);
-        if now > self.bytes.peak.load(ORDER) {
-            self.bytes.peak.fetch_max(now, ORDER);
-        }
+        counters.peak.fetch_max(before.saturating_add(bytes), ORDER);
         true
     }
 
-    /// Releases the reservation of `bytes` no longer queued: into the
-    /// shard's credit, which goes back to the shared reservation whole once
-    /// it passes the shard's limit.
-    fn release(&self, counters: &Counters, bytes: usize) {
-        let credit = counters
-            .credit
-            .fetch_add(bytes, ORDER)
-            .saturating_add(bytes);
-        if credit > self.credit_limit {
-            let surplus = counters.credit.swap(0, ORDER);
-            self.bytes.reserved.fetch_sub(surplus, ORDER);
-        }
-    }
-
-    /// A retained buffer of class `class`, if any: from this thread's home
-    /// queue first.
-    fn pop(&self, class: usize, home: usize) -> Option<Buffer> {
-        let shards = self.classes.get(class)?.get()?;
-        let buf = shards.starting_at(home).find_map(ArrayQueue::pop)?;
-        self.release(self.counters(home), capacity_of(&buf));
+    /// A retained buffer of class `class`, if any.
+    fn pop(&self, class: usize) -> Option<Buffer> {
+        let buf = self.classes.get(class)?.get()?.pop()?;
+        self.counters.retained.fetch_sub(capacity_of(&buf), ORDER);
         Some(buf)
-    }
-
-    /// Bytes of the buffers queued now: the reservation less the credit.
-    fn queued_bytes(&self) -> usize {
-        let credit = self.counters.iter().map(|c| c.credit.load(ORDER));
-        let credit = credit.fold(0, usize::saturating_add);
-        self.bytes.reserved.load(ORDER).saturating_sub(credit)
-    }
-
-    /// The counters of home shard `home`.
-    #[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
-    fn counters(&self, home: usize) -> &Counters {
-        // In bounds: the remainder of a division by SHARDS, a non-zero
-        // constant.
-        &self.counters[home % SHARDS]
     }
 
     fn clear(&self) -> Cleared {
         let mut cleared = Cleared::default();
-        let counters = self.counters(home());
-        let queues = self.classes.iter().filter_map(OnceLock::get);
-        for queue in queues.flat_map(|shards| shards.queues.iter()) {
+        for queue in self.classes.iter().filter_map(OnceLock::get) {
             // At most one queue's worth, so that threads returning buffers as
             // fast as we free them cannot keep us here.
             for _ in 0..queue.capacity() {
                 let Some(buf) = queue.pop() else { break };
                 let bytes = capacity_of(&buf);
                 drop(buf);
-                self.bytes.reserved.fetch_sub(bytes, ORDER);
-                counters.cleared.fetch_add(1, ORDER);
+                self.counters.retained.fetch_sub(bytes, ORDER);
                 cleared.buffers = cleared.buffers.saturating_add(1);
                 cleared.bytes = cleared.bytes.saturating_add(bytes);
             }
-        }
-        for counters in &self.counters {
-            let credit = counters.credit.swap(0, ORDER);
-            self.bytes.reserved.fetch_sub(credit, ORDER);
         }
         cleared
     }
@@ -518,93 +383,15 @@ impl Shared {
 /// design.
 #[derive(Clone)]
 pub struct BufferPool {
-    shared: Handle,
-}
-
-impl Shared {
-    fn new(config: PoolConfig) -> Self {
-        Shared {
-            config,
-            classes: std::array::from_fn(|_| OnceLock::new()),
-            slots: std::array::from_fn(|class| slots(&config, class)),
-            counters: Default::default(),
-            bytes: Padded::default(),
-            // Half the cap in credit at most, over all shards: the rest is
-            // always there for any thread.
-            credit_limit: config.max_retained_bytes / (2 * SHARDS),
-        }
-    }
-}
-
-/// How a [`BufferPool`] handle holds the pool's state.
-#[derive(Clone)]
-enum Handle {
-    /// The global pool lives for the whole process: its guards borrow it
-    /// and skip the two atomic reference-count updates per buffer that an
-    /// `Arc` costs.
-    Global(&'static Shared),
-    /// An owned pool's state, reached through [`SHARDS`] stripes, each a
-    /// reference-counted allocation on cache lines of its own: a guard
-    /// holds its thread's home stripe, so threads making and dropping
-    /// guards at once update different reference counts.
-    Owned(Arc<[Stripe; SHARDS]>),
-}
-
-type Stripe = Arc<Padded<Arc<Shared>>>;
-
-/// How a [`PooledBuf`] holds its pool's state.
-enum SharedRef {
-    Global(&'static Shared),
-    Owned(Stripe),
-}
-
-impl Deref for Handle {
-    type Target = Shared;
-
-    fn deref(&self) -> &Shared {
-        match self {
-            Handle::Global(shared) => shared,
-            Handle::Owned(stripes) => {
-                let [first, ..] = &**stripes;
-                first
-            }
-        }
-    }
-}
-
-impl Deref for SharedRef {
-    type Target = Shared;
-
-    fn deref(&self) -> &Shared {
-        match self {
-            SharedRef::Global(shared) => shared,
-            SharedRef::Owned(stripe) => stripe,
-        }
-    }
-}
-
-impl Handle {
-    /// What a guard made on a thread of home `home` holds.
-    fn for_guard(&self, home: usize) -> SharedRef {
-        match self {
-            Handle::Global(shared) => SharedRef::Global(shared),
-            Handle::Owned(stripes) => {
-                let [first, ..] = &**stripes;
-                let stripe = home.checked_rem(SHARDS).and_then(|i| stripes.get(i));
-                SharedRef::Owned(Arc::clone(stripe.unwrap_or(first)))
-            }
-        }
-    }
+    shared: Arc<Shared>,
 }
 
 impl BufferPool {
     /// A new, empty pool with the given limits.
     #[must_use]
     pub fn new(config: PoolConfig) -> Self {
-        let shared = Arc::new(Shared::new(config));
-        let stripes = std::array::from_fn(|_| Arc::new(Padded(Arc::clone(&shared))));
         BufferPool {
-            shared: Handle::Owned(Arc::new(stripes)),
+            shared: Arc::new(Shared::new(config)),
         }
     }
 
@@ -612,11 +399,8 @@ impl BufferPool {
     /// first use.
     #[must_use]
     pub fn global() -> &'static BufferPool {
-        static SHARED: OnceLock<Shared> = OnceLock::new();
         static GLOBAL: OnceLock<BufferPool> = OnceLock::new();
-        GLOBAL.get_or_init(|| BufferPool {
-            shared: Handle::Global(SHARED.get_or_init(|| Shared::new(PoolConfig::default()))),
-        })
+        GLOBAL.get_or_init(BufferPool::default)
     }
 
     /// This pool's limits.
@@ -694,14 +478,13 @@ impl BufferPool {
         };
         let bytes = len.checked_mul(size_of::<T>()).ok_or_else(too_large)?;
         if bytes == 0 {
-            return Ok(self.guard(Buffer::default(), 0, 0, 0, false, 0));
+            return Ok(self.guard(Buffer::default(), 0, 0, 0, false));
         }
         let (class, capacity) = class_of(bytes).ok_or_else(too_large)?;
-        let shared = &self.shared;
-        let home = home();
-        if let Some(buf) = shared.pop(class, home) {
-            shared.counters(home).hits.fetch_add(1, ORDER);
-            return Ok(self.guard(buf, class, len, bytes, true, home));
+        let counters = &self.shared.counters;
+        if let Some(buf) = self.shared.pop(class) {
+            counters.hits.fetch_add(1, ORDER);
+            return Ok(self.guard(buf, class, len, bytes, true));
         }
         // Zeroed allocation rather than writing zeros: the allocator maps
         // large buffers fresh from the kernel, already zero and not yet
@@ -714,8 +497,8 @@ impl BufferPool {
                 allocate(capacity).ok_or(PoolError::AllocFailed { bytes: capacity })?
             }
         };
-        shared.counters(home).misses.fetch_add(1, ORDER);
-        Ok(self.guard(buf, class, len, bytes, false, home))
+        counters.misses.fetch_add(1, ORDER);
+        Ok(self.guard(buf, class, len, bytes, false))
     }
 
     fn guard<T: Pod>(
@@ -725,7 +508,6 @@ impl BufferPool {
         len: usize,
         bytes: usize,
         recycled: bool,
-        home: usize,
     ) -> PooledBuf<T> {
         PooledBuf {
             start: aligned_start(&buf),
@@ -734,7 +516,7 @@ impl BufferPool {
             len,
             bytes,
             recycled,
-            shared: self.shared.for_guard(home),
+            shared: Arc::clone(&self.shared),
             _elem: PhantomData,
         }
     }
@@ -742,31 +524,22 @@ impl BufferPool {
     /// The pool's counters now.
     #[must_use]
     pub fn stats(&self) -> PoolStats {
-        let s = &self.shared;
-        let count = |counter: fn(&Counters) -> &AtomicUsize| {
-            s.counters
-                .iter()
-                .map(|c| counter(c).load(ORDER) as u64)
-                .fold(0, u64::wrapping_add)
-        };
-        let retained_buffers = s
+        let c = &self.shared.counters;
+        let count = |counter: &AtomicUsize| counter.load(ORDER) as u64;
+        let retained_buffers = self
+            .shared
             .classes
             .iter()
             .filter_map(OnceLock::get)
-            .map(Shards::len)
+            .map(ArrayQueue::len)
             .fold(0, usize::saturating_add);
-        let hits = count(|c| &c.hits);
         PoolStats {
-            hits,
-            misses: count(|c| &c.misses),
-            // Every buffer pushed was popped since (by `get` or `clear`) or is
-            // queued now.
-            returns: hits
-                .wrapping_add(count(|c| &c.cleared))
-                .wrapping_add(retained_buffers as u64),
-            dropped: count(|c| &c.dropped),
-            retained_bytes: s.queued_bytes(),
-            peak_retained_bytes: s.bytes.peak.load(ORDER),
+            hits: count(&c.hits),
+            misses: count(&c.misses),
+            returns: count(&c.returns),
+            dropped: count(&c.dropped),
+            retained_bytes: c.retained.load(ORDER),
+            peak_retained_bytes: c.peak.load(ORDER),
             retained_buffers,
         }
     }
@@ -811,7 +584,7 @@ pub struct PooledBuf<T: Pod> {
     /// `len * size_of::<T>()`, checked when the guard was made.
     bytes: usize,
     recycled: bool,
-    shared: SharedRef,
+    shared: Arc<Shared>,
     _elem: PhantomData<T>,
 }
 
@@ -1018,37 +791,32 @@ mod tests {
     }
 
     #[test]
-    fn taking_a_buffer_leaves_credit_and_clear_returns_it() {
-        let pool = BufferPool::new(PoolConfig::default().with_max_retained_bytes(64 * 1024));
-        drop(pool.get::<u8>(10).unwrap());
-        let reserved = |pool: &BufferPool| pool.shared.bytes.reserved.load(ORDER);
-        assert_eq!(reserved(&pool), 4_096);
-        // The hit keeps its 4 KiB reserved, as this shard's credit (the
-        // limit is 64 KiB / 16), and giving the buffer back spends it.
-        let again = pool.get::<u8>(10).unwrap();
-        assert_eq!((reserved(&pool), pool.stats().retained_bytes), (4_096, 0));
-        let credit = pool.shared.counters(home()).credit.load(ORDER);
-        assert_eq!(credit, 4_096);
-        drop(again);
-        assert_eq!(pool.shared.counters(home()).credit.load(ORDER), 0);
+    fn retained_bytes_count_queued_buffers_and_their_peak() {
+        let pool = BufferPool::new(PoolConfig::default().with_max_retained_bytes(16 * 1024));
+        let (a, b) = (pool.get::<u8>(10).unwrap(), pool.get::<u8>(5_000).unwrap());
+        assert_eq!(pool.stats().retained_bytes, 0);
+        drop(a);
+        drop(b);
+        let stats = pool.stats();
         assert_eq!(
-            (reserved(&pool), pool.stats().retained_bytes),
-            (4_096, 4_096)
+            (stats.retained_bytes, stats.peak_retained_bytes),
+            (12_288, 12_288)
         );
-        // Credit above the limit goes back to the shared reservation.
-        let big = pool.get::<u8>(10).unwrap();
-        drop(pool.get::<u8>(8_000).unwrap());
-        let big_again = pool.get::<u8>(8_000).unwrap();
-        assert_eq!(pool.shared.counters(home()).credit.load(ORDER), 0);
-        assert_eq!(reserved(&pool), 0);
-        drop(big_again);
-        // `clear` frees the buffers and returns the credit.
+        // A hit releases its bytes; the peak stays.
+        let again = pool.get::<u8>(5_000).unwrap();
+        let stats = pool.stats();
+        assert_eq!(
+            (stats.retained_bytes, stats.peak_retained_bytes),
+            (4_096, 12_288)
+        );
+        // Past the cap a buffer is freed, not kept.
+        let big = pool.get::<u8>(16_000).unwrap();
+        drop(again);
         drop(big);
-        let held = pool.get::<u8>(10).unwrap();
-        assert_eq!(pool.shared.counters(home()).credit.load(ORDER), 4_096);
-        pool.clear();
-        assert_eq!(reserved(&pool), 0);
-        drop(held);
+        let stats = pool.stats();
+        assert_eq!((stats.retained_bytes, stats.dropped), (12_288, 1));
+        assert_eq!(pool.clear().bytes, 12_288);
+        assert_eq!(pool.stats().retained_bytes, 0);
     }
 
     #[test]
