@@ -26,7 +26,7 @@ pub use atomic::AtomicFile;
 pub use dtype::GgmlType;
 pub use error::{Error, Result};
 pub use memmap2::Advice;
-pub use model::{Gguf, OpenOptions, MAX_STREAMED_HEADER_BYTES};
+pub use model::{Gguf, OpenOptions, Tensors, MAX_STREAMED_HEADER_BYTES};
 pub use parallel::Parallelism;
 pub use reader::ModelReader;
 pub use tensor::{DequantChunk, DequantChunks, Element, TensorView};

@@ -520,13 +520,13 @@ impl<'data> Gguf<'data> {
     }
 
     /// Every tensor: the parts in order, each part's in file order.
-    pub fn tensors(&self) -> impl Iterator<Item = TensorView<'_>> + Clone + '_ {
-        self.parts.iter().enumerate().flat_map(|(no, part)| {
-            part.index
-                .tensors()
-                .iter()
-                .map(move |info| TensorView::new(part, no, info))
-        })
+    pub fn tensors(&self) -> Tensors<'_> {
+        Tensors {
+            parts: &self.parts,
+            part: 0,
+            next: 0,
+            remaining: self.tensor_count(),
+        }
     }
 
     /// The tensor named `name`, from whichever part holds it.
@@ -563,3 +563,38 @@ impl<'data> Gguf<'data> {
         self.tensors().map(|t| t.info().n_bytes()).sum()
     }
 }
+
+/// Iterator of [`Gguf::tensors`]: every tensor, the parts in order.
+#[derive(Clone, Debug)]
+pub struct Tensors<'a> {
+    parts: &'a [Part<'a>],
+    part: usize,
+    /// Position in the current part.
+    next: usize,
+    remaining: usize,
+}
+
+impl<'a> Iterator for Tensors<'a> {
+    type Item = TensorView<'a>;
+
+    fn next(&mut self) -> Option<TensorView<'a>> {
+        loop {
+            let part = self.parts.get(self.part)?;
+            if let Some(info) = part.index.tensors().get(self.next) {
+                self.next += 1;
+                self.remaining = self.remaining.saturating_sub(1);
+                return Some(TensorView::new(part, self.part, info));
+            }
+            self.part += 1;
+            self.next = 0;
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.remaining, Some(self.remaining))
+    }
+}
+
+impl ExactSizeIterator for Tensors<'_> {}
+
+impl std::iter::FusedIterator for Tensors<'_> {}

@@ -12,7 +12,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use memmap2::Mmap;
 
 /// A part's bytes.
-#[derive(Debug)]
 pub(crate) enum Storage<'data> {
     /// Bytes the model owns: a mapping or the file read into memory.
     Shared(SharedBytes),
@@ -115,6 +114,19 @@ impl Stream {
     }
 }
 
+impl std::fmt::Debug for Storage<'_> {
+    /// The kind and the length: printing a model's bytes helps no one.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self {
+            Storage::Shared(SharedBytes::Mapped { .. }) => "Mapped",
+            Storage::Shared(SharedBytes::Owned(_)) => "InMemory",
+            Storage::Borrowed(_) => "Borrowed",
+            Storage::Streamed(_) => "Streamed",
+        };
+        f.debug_struct(kind).field("len", &self.len()).finish()
+    }
+}
+
 impl Storage<'_> {
     /// Bytes read into memory, owned.
     pub(crate) fn owned(bytes: AlignedBytes) -> Self {
@@ -213,15 +225,23 @@ impl Storage<'_> {
 
 /// Bytes in a 64-byte-aligned buffer, so that tensor data at aligned file
 /// offsets is aligned in memory too.
-#[derive(Debug)]
 pub(crate) struct AlignedBytes {
     chunks: Vec<Align64>,
     len: usize,
 }
 
-#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 #[repr(C, align(64))]
 struct Align64([u8; 64]);
+
+impl std::fmt::Debug for AlignedBytes {
+    /// The length only: printing a model's bytes helps no one.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AlignedBytes")
+            .field("len", &self.len)
+            .finish()
+    }
+}
 
 /// Why reading a stream into memory stopped.
 #[derive(Debug)]

@@ -52,6 +52,12 @@ fn a_streamed_model_gives_the_same_tensors_as_in_memory() {
     let stream = Gguf::from_reader(Cursor::new(bytes.clone())).unwrap();
     assert!(stream.is_streamed() && !stream.is_mapped());
     assert_eq!(stream.as_bytes(), None);
+    // Debug output describes the storage and the index; it never prints
+    // the file's bytes (more than 2 MiB here).
+    for debug in [format!("{memory:?}"), format!("{stream:?}")] {
+        assert!(debug.len() < 20_000, "{} bytes of Debug", debug.len());
+    }
+    assert_eq!(stream.tensors().len(), memory.tensor_count());
     assert_eq!(stream.file_size(), bytes.len() as u64);
     assert_eq!(stream.tensor_count(), memory.tensor_count());
     assert_eq!(
