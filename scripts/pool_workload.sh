@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The pool's workload figure: `verify` of a real model with builds of the
 # pool side by side, runs interleaved so that whatever else the machine does
-# slows them alike; prints the median wall time of each build at each
-# thread count and its ratio to the first build.
+# slows them alike (in a new random order each round); prints the median
+# wall time of each build at each thread count and its ratio to the first
+# build.
 #
 #   bash scripts/pool_workload.sh MODEL ROUNDS BIN_A BIN_B [BIN_C...]
 #
@@ -20,7 +21,7 @@ trap 'rm -f "$OUT"' EXIT
 cat "$MODEL" >/dev/null
 for _ in $(seq "$ROUNDS"); do
     for t in "${THREADS[@]}"; do
-        for b in "${BINS[@]}"; do
+        for b in $(printf '%s\n' "${BINS[@]}" | shuf); do
             wall=$("$b" verify --json --threads "$t" "$MODEL" | python3 -c 'import json,sys; print(json.load(sys.stdin)["wall_seconds"])')
             echo "$b $t $wall" >>"$OUT"
         done

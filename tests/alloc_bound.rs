@@ -1,6 +1,6 @@
 //! Opening n bytes of anything allocates at most `A * n + B` bytes at peak.
 //!
-//! A counting global allocator (this test binary only) tracks current and
+//! A counting global allocator (`tests/common/alloc.rs`) tracks current and
 //! peak heap bytes with atomics. Only allocations made by the thread that is
 //! measuring are counted, so the test harness's own threads cannot disturb a
 //! measurement; a static mutex still runs the tests one at a time.
@@ -10,87 +10,21 @@
 //! PRNG), and adversarial files built to make the index as large as the
 //! bytes allow.
 
+mod common;
 mod gguf_cases;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::sync::atomic::{AtomicIsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use ggufmap::format::parse;
 use ggufmap::{GgmlType, Gguf, GgufWriter, MetaValue};
 
+use common::alloc::peak_during;
 use gguf_cases::{cases, sample_file, Enc, F32, T_U8};
 
 const I8: u32 = 24;
 
-struct Counting;
-
-static CURRENT: AtomicIsize = AtomicIsize::new(0);
-static PEAK: AtomicIsize = AtomicIsize::new(0);
-
-thread_local! {
-    // Const-initialized and without a destructor: safe to read from inside
-    // the allocator, even while the thread is being torn down.
-    static TRACKED: Cell<bool> = const { Cell::new(false) };
-}
-
-fn tracked() -> bool {
-    TRACKED.try_with(Cell::get).unwrap_or(false)
-}
-
-fn grew(bytes: usize) {
-    let now = CURRENT.fetch_add(bytes as isize, Ordering::SeqCst) + bytes as isize;
-    PEAK.fetch_max(now, Ordering::SeqCst);
-}
-
-fn shrank(bytes: usize) {
-    CURRENT.fetch_sub(bytes as isize, Ordering::SeqCst);
-}
-
-// SAFETY: every call is forwarded unchanged to `System`; the counters only
-// observe sizes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: same contract as ours.
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() && tracked() {
-            grew(layout.size());
-        }
-        p
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: same contract as ours.
-        let p = unsafe { System.alloc_zeroed(layout) };
-        if !p.is_null() && tracked() {
-            grew(layout.size());
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as ours.
-        unsafe { System.dealloc(ptr, layout) };
-        if tracked() {
-            shrank(layout.size());
-        }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: same contract as ours.
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
-        if !p.is_null() && tracked() {
-            // Counted as if old and new coexist for a moment (they may).
-            grew(new_size);
-            shrank(layout.size());
-        }
-        p
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: common::alloc::Counting = common::alloc::Counting;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -98,18 +32,6 @@ fn serial() -> MutexGuard<'static, ()> {
     SERIAL
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// Peak heap bytes allocated by this thread while `f` runs, above what was
-/// allocated when it started.
-fn peak_during<R>(f: impl FnOnce() -> R) -> (R, usize) {
-    TRACKED.with(|t| t.set(true));
-    let base = CURRENT.load(Ordering::SeqCst);
-    PEAK.store(base, Ordering::SeqCst);
-    let result = f();
-    let peak = PEAK.load(Ordering::SeqCst) - base;
-    TRACKED.with(|t| t.set(false));
-    (result, peak.max(0) as usize)
 }
 
 /// Peak bytes allocated while opening `bytes` (both `parse` and

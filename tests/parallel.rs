@@ -1,23 +1,14 @@
 //! The parallel driver gives the same bits as the single-threaded kernels,
 //! for every type, and streaming a model keeps memory bounded.
 
+mod common;
+
+use common::pseudo_random_bytes;
 use ggufmap::dequant::{dequantize_parallel, CHUNK_OUTPUT_BYTES};
 use ggufmap::format::ByteOrder;
 use ggufmap::quant::{dequantize_bytes, Output};
 use ggufmap::{GgmlType, Gguf, GgufWriter, Parallelism};
 use half::{bf16, f16};
-
-/// Deterministic bytes (xorshift), so failures reproduce.
-fn pseudo_random_bytes(len: usize, mut seed: u64) -> Vec<u8> {
-    (0..len)
-        .map(|_| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed >> 24) as u8
-        })
-        .collect()
-}
 
 /// Block count that is not a multiple of the driver's chunk size.
 fn awkward_block_count(dtype: GgmlType, out_elem_bytes: usize) -> usize {

@@ -3,26 +3,12 @@
 //! memory bounded by the chunks in flight, and a reader that fails or ends
 //! early is a typed error naming the tensor and the byte offset.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+mod common;
+
 use std::io::{Cursor, Read, Seek, SeekFrom};
-use std::sync::atomic::{AtomicIsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use ggufmap::{Error, GgmlType, Gguf, GgufWriter, MetaValue, OpenOptions, Parallelism};
-
-/// Deterministic bytes (xorshift), so that every type gets arbitrary
-/// blocks, NaN scales included.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
 
 /// One tensor of every type, two blocks' worth of rows, after 2 MiB of
 /// F32 (so that most tensor data lies past what opening reads).
@@ -30,13 +16,23 @@ fn every_type_file() -> Vec<u8> {
     let mut w = GgufWriter::new();
     w.add_metadata("general.architecture", MetaValue::string("test"))
         .unwrap();
-    w.add_tensor("lead", GgmlType::F32, &[512 * 1024], noise(2 << 20, 99))
-        .unwrap();
+    w.add_tensor(
+        "lead",
+        GgmlType::F32,
+        &[512 * 1024],
+        common::pseudo_random_bytes(2 << 20, 99),
+    )
+    .unwrap();
     for (i, &dtype) in GgmlType::ALL.iter().enumerate() {
         let dims = [dtype.elements_per_block() as u64 * 2, 3];
         let len = dtype.tensor_bytes(&dims).unwrap() as usize;
-        w.add_tensor(format!("t{i}.{dtype}"), dtype, &dims, noise(len, i as u64))
-            .unwrap();
+        w.add_tensor(
+            format!("t{i}.{dtype}"),
+            dtype,
+            &dims,
+            common::pseudo_random_bytes(len, i as u64),
+        )
+        .unwrap();
     }
     w.to_bytes().unwrap()
 }
@@ -237,55 +233,8 @@ fn a_stream_cut_short_fails_as_the_file_would() {
     }
 }
 
-// A counting allocator for this test binary: peak heap bytes of the
-// measuring thread.
-struct Counting;
-
-static CURRENT: AtomicIsize = AtomicIsize::new(0);
-static PEAK: AtomicIsize = AtomicIsize::new(0);
-
-thread_local! {
-    static TRACKED: Cell<bool> = const { Cell::new(false) };
-}
-
-fn tracked() -> bool {
-    TRACKED.try_with(Cell::get).unwrap_or(false)
-}
-
-// SAFETY: every call is forwarded unchanged to `System`; the counters only
-// observe sizes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: same contract as ours.
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() && tracked() {
-            let now = CURRENT.fetch_add(layout.size() as isize, Ordering::SeqCst);
-            PEAK.fetch_max(now + layout.size() as isize, Ordering::SeqCst);
-        }
-        p
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: same contract as ours.
-        let p = unsafe { System.alloc_zeroed(layout) };
-        if !p.is_null() && tracked() {
-            let now = CURRENT.fetch_add(layout.size() as isize, Ordering::SeqCst);
-            PEAK.fetch_max(now + layout.size() as isize, Ordering::SeqCst);
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as ours.
-        unsafe { System.dealloc(ptr, layout) };
-        if tracked() {
-            CURRENT.fetch_sub(layout.size() as isize, Ordering::SeqCst);
-        }
-    }
-}
-
 #[global_allocator]
-static ALLOC: Counting = Counting;
+static GLOBAL: common::alloc::Counting = common::alloc::Counting;
 
 #[test]
 fn streaming_a_large_tensor_keeps_memory_to_its_chunks() {
@@ -293,28 +242,29 @@ fn streaming_a_large_tensor_keeps_memory_to_its_chunks() {
     let dims = [4096u64, 16384];
     let len = GgmlType::Q8_0.tensor_bytes(&dims).unwrap() as usize;
     let mut w = GgufWriter::new();
-    w.add_tensor("big", GgmlType::Q8_0, &dims, noise(len, 7))
-        .unwrap();
+    w.add_tensor(
+        "big",
+        GgmlType::Q8_0,
+        &dims,
+        common::pseudo_random_bytes(len, 7),
+    )
+    .unwrap();
     let bytes = w.to_bytes().unwrap();
     drop(w);
     let stream = Gguf::from_reader(Cursor::new(bytes)).unwrap();
     let t = stream.tensor("big").unwrap();
 
-    TRACKED.with(|t| t.set(true));
-    PEAK.store(CURRENT.load(Ordering::SeqCst), Ordering::SeqCst);
-    let start = CURRENT.load(Ordering::SeqCst);
-    let mut values = 0u64;
-    let counted = std::sync::atomic::AtomicU64::new(0);
-    t.dequantize_each_chunk::<f32>(&Parallelism::Sequential, |_, v| {
-        counted.fetch_add(v.len() as u64, Ordering::Relaxed);
-        Ok(())
-    })
-    .unwrap();
-    for chunk in t.dequantize_chunks::<f32>(1 << 20) {
-        values += chunk.unwrap().data.len() as u64;
-    }
-    TRACKED.with(|t| t.set(false));
-    let peak = (PEAK.load(Ordering::SeqCst) - start) as usize;
+    let counted = AtomicU64::new(0);
+    let (values, peak) = common::alloc::peak_during(|| {
+        t.dequantize_each_chunk::<f32>(&Parallelism::Sequential, |_, v| {
+            counted.fetch_add(v.len() as u64, Ordering::Relaxed);
+            Ok(())
+        })
+        .unwrap();
+        t.dequantize_chunks::<f32>(1 << 20)
+            .map(|chunk| chunk.unwrap().data.len() as u64)
+            .sum::<u64>()
+    });
 
     assert_eq!(counted.into_inner(), t.n_elements());
     assert_eq!(values, t.n_elements());

@@ -26,7 +26,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use ggufmap::{GgmlType, Gguf, OpenOptions, Parallelism, TensorView};
 use rayon::prelude::*;
 use serde_json::{json, Value};
@@ -129,13 +128,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
         parallelism: Parallelism::Sequential,
         pool: None,
     };
-    let pool = Arc::new(
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(args.threads)
-            .thread_name(|i| format!("ggufmap-bench-{i}"))
-            .build()
-            .context("cannot start the decoding threads")?,
-    );
+    let pool = crate::thread_pool(args.threads, "bench")?;
     let many = Threads {
         parallelism: Parallelism::Pool(Arc::clone(&pool)),
         pool: Some(pool),

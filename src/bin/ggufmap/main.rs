@@ -21,6 +21,7 @@ mod verify;
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -117,6 +118,20 @@ pub(crate) fn parse_threads(s: &str) -> Result<usize, String> {
             "expected 0 (one per core) to {MAX_THREADS}, found {s:?}"
         )),
     }
+}
+
+/// A pool of `threads` threads (0: one per core) named `ggufmap-{what}-N`,
+/// for the work a subcommand spreads over tensors and their chunks.
+pub(crate) fn thread_pool(threads: usize, what: &str) -> anyhow::Result<Arc<rayon::ThreadPool>> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name({
+            let what = what.to_owned();
+            move |i| format!("ggufmap-{what}-{i}")
+        })
+        .build()
+        .context("cannot start the decoding threads")?;
+    Ok(Arc::new(pool))
 }
 
 /// How a subcommand opens its file: mapped by default.

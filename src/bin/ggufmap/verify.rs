@@ -115,13 +115,7 @@ impl Summary {
 pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     let start = Instant::now();
     let model = crate::open(&args.file, &args.open)?;
-    let pool = Arc::new(
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(args.threads)
-            .thread_name(|i| format!("ggufmap-verify-{i}"))
-            .build()
-            .context("cannot start the decoding threads")?,
-    );
+    let pool = crate::thread_pool(args.threads, "verify")?;
     let par = Parallelism::Pool(Arc::clone(&pool));
     let bar = progress_bar(&model, args.json);
     // Tensors are handed out as the iterator yields them (no list of every
