@@ -26,7 +26,7 @@ fn main() -> Result<()> {
         None => model.tensor_count().div_ceil(3).max(1),
     };
 
-    let parts = ggufmap::split::write_split(&model, &prefix, max_tensors)?;
+    let parts = model.write_split(&prefix, max_tensors)?;
     for path in &parts {
         println!("{}", path.display());
     }

@@ -3,7 +3,7 @@
 #
 #   bash scripts/model_figures.sh
 #
-# - a split copy (3 parts, written by `split::write_split` through
+# - a split copy (3 parts, written by `Gguf::write_split` through
 #   examples/split_model.rs) gives the single file's `inspect --json`
 #   tensor table, `verify` counts, `dequant` bytes of every tensor and
 #   `load --matmul` checksums;

@@ -14,6 +14,7 @@ pub mod format;
 pub mod memory;
 mod model;
 mod parallel;
+mod part;
 pub mod pool;
 pub mod quant;
 mod reader;
@@ -21,6 +22,7 @@ pub mod split;
 mod storage;
 mod tensor;
 mod write;
+mod write_split;
 
 pub use atomic::AtomicFile;
 pub use dtype::GgmlType;

@@ -11,6 +11,8 @@ use memmap2::Advice;
 use crate::error::{Error, Result};
 use crate::file::{check_regular, map_error, map_read_only, open_no_block};
 use crate::format::{self, ByteOrder, Index, Metadata};
+use crate::part::Part;
+use crate::pool::PooledBuf;
 use crate::split::{self, SplitKeys};
 use crate::storage::{AlignedBytes, ReadError, ReadSeek, SharedBytes, Storage, Stream};
 use crate::tensor::TensorView;
@@ -54,43 +56,6 @@ pub struct Gguf<'data> {
     /// (part, position in the part) of every tensor sorted by name, for a
     /// model of several parts; empty for one part, whose index has its own.
     by_name: Vec<(u32, u32)>,
-}
-
-/// One file of a model: its bytes and their index.
-#[derive(Debug)]
-pub(crate) struct Part<'data> {
-    pub(crate) storage: Storage<'data>,
-    pub(crate) index: Index,
-    pub(crate) path: Option<PathBuf>,
-}
-
-impl<'data> Part<'data> {
-    fn parse(storage: Storage<'data>) -> Result<Self> {
-        let index = format::parse_header(storage.header(), storage.len())?;
-        Ok(Part {
-            storage,
-            index,
-            path: None,
-        })
-    }
-
-    pub(crate) fn metadata(&self) -> Metadata<'_> {
-        self.index.metadata(self.storage.header())
-    }
-
-    pub(crate) fn tensor_name(&self, i: usize) -> &str {
-        self.index
-            .tensors()
-            .get(i)
-            .map_or("", |t| t.name(self.storage.header()))
-    }
-
-    fn view(&self, part: usize, i: usize) -> Option<TensorView<'_>> {
-        self.index
-            .tensors()
-            .get(i)
-            .map(|info| TensorView::new(self, part, info))
-    }
 }
 
 /// How [`Gguf::open_with`] brings a file into memory.
@@ -562,6 +527,15 @@ impl<'data> Gguf<'data> {
     pub fn tensor_bytes(&self) -> u64 {
         self.tensors().map(|t| t.info().n_bytes()).sum()
     }
+
+    /// Every tensor with its values dequantized to f32, one tensor at a
+    /// time, into buffers from the process-wide pool: dropping each buffer
+    /// before taking the next keeps memory to the largest tensor.
+    pub fn dequantize_all(
+        &self,
+    ) -> impl Iterator<Item = (TensorView<'_>, Result<PooledBuf<f32>>)> + '_ {
+        self.tensors().map(|t| (t, t.dequantize()))
+    }
 }
 
 /// Iterator of [`Gguf::tensors`]: every tensor, the parts in order.
@@ -583,7 +557,7 @@ impl<'a> Iterator for Tensors<'a> {
             if let Some(info) = part.index.tensors().get(self.next) {
                 self.next += 1;
                 self.remaining = self.remaining.saturating_sub(1);
-                return Some(TensorView::new(part, self.part, info));
+                return Some(part.view_of(self.part, info));
             }
             self.part += 1;
             self.next = 0;

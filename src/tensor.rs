@@ -13,8 +13,7 @@ use half::{bf16, f16};
 
 use crate::dtype::GgmlType;
 use crate::error::{Error, Result};
-use crate::format::{ByteOrder, TensorInfo};
-use crate::model::Part;
+use crate::format::{ByteOrder, Index, TensorInfo};
 use crate::quant::Block;
 use crate::storage::Storage;
 
@@ -73,17 +72,24 @@ macro_rules! elements {
 elements!(f32 => F32, f16 => F16, bf16 => BF16, f64 => F64, i8 => I8, i16 => I16, i32 => I32, i64 => I64);
 
 impl<'a> TensorView<'a> {
-    pub(crate) fn new(part: &'a Part<'_>, part_no: usize, info: &'a TensorInfo) -> Self {
-        let header = part.storage.header();
+    /// The view of tensor `info` of `index`, the index of part `part` of
+    /// a model, whose bytes are `storage`.
+    pub(crate) fn new(
+        storage: &'a Storage<'a>,
+        path: Option<&'a Path>,
+        part: usize,
+        index: &'a Index,
+        info: &'a TensorInfo,
+    ) -> Self {
         TensorView {
-            name: info.name(header),
+            name: info.name(storage.header()),
             info,
-            storage: &part.storage,
-            path: part.path.as_deref(),
-            part: part_no,
+            storage,
+            path,
+            part,
             // The data start is inside the header held in memory.
-            start: part.index.data_start() as u64 + info.data_offset(),
-            order: part.index.byte_order(),
+            start: index.data_start() as u64 + info.data_offset(),
+            order: index.byte_order(),
         }
     }
 

@@ -1,5 +1,5 @@
 //! Every subcommand on a split model (the sample split into three parts by
-//! `split::write_split`) and on streamed and in-memory files gives what it
+//! `Gguf::write_split`) and on streamed and in-memory files gives what it
 //! gives on the mapped single file: the same tensor table, the same values,
 //! the same counts and checksums.
 #![cfg(feature = "cli")]
@@ -40,7 +40,7 @@ fn json(args: &[&str]) -> Json {
 fn split_sample() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let model = Gguf::open(sample()).unwrap();
-    let parts = ggufmap::split::write_split(&model, dir.path().join("sample"), 5).unwrap();
+    let parts = model.write_split(dir.path().join("sample"), 5).unwrap();
     assert_eq!(parts.len(), 3);
     let first = parts[0].clone();
     (dir, first)

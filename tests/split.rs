@@ -658,7 +658,7 @@ fn split_models_written_by_gguf_py_open_as_one() {
 fn write_split_lays_parts_out_as_gguf_py_does() {
     let dir = tempfile::tempdir().unwrap();
     let theirs = Gguf::open(fixture("gguf-py-00001-of-00003.gguf")).unwrap();
-    let written = ggufmap::split::write_split(&theirs, dir.path().join("ours"), 2).unwrap();
+    let written = theirs.write_split(dir.path().join("ours"), 2).unwrap();
     let names: Vec<_> = written
         .iter()
         .map(|p| p.file_name().unwrap().to_str().unwrap().to_owned())
@@ -709,7 +709,7 @@ fn write_split_of_a_split_model_and_its_limits() {
     let paths = write_parts(dir.path(), &three_parts());
     let model = Gguf::open(&paths[0]).unwrap();
     // Re-split into one part: a whole model again, with split.count 1.
-    let whole = ggufmap::split::write_split(&model, dir.path().join("whole"), 100).unwrap();
+    let whole = model.write_split(dir.path().join("whole"), 100).unwrap();
     assert_eq!(whole.len(), 1);
     let reopened = Gguf::open(&whole[0]).unwrap();
     assert_eq!(reopened.part_count(), 1);
@@ -720,6 +720,6 @@ fn write_split_of_a_split_model_and_its_limits() {
             values_of(name)
         );
     }
-    let err = ggufmap::split::write_split(&model, dir.path().join("none"), 0).unwrap_err();
+    let err = model.write_split(dir.path().join("none"), 0).unwrap_err();
     assert!(matches!(err, Error::Write { .. }), "{err:?}");
 }

@@ -7,7 +7,6 @@
 use std::marker::PhantomData;
 
 use crate::error::Result;
-use crate::model::Gguf;
 use crate::parallel::Parallelism;
 use crate::pool::{BufferPool, PooledBuf};
 use crate::quant::Output;
@@ -180,16 +179,5 @@ impl<O: Output> Iterator for DequantChunks<'_, O> {
             self.next_block = total;
         }
         Some(chunk)
-    }
-}
-
-impl Gguf<'_> {
-    /// Every tensor with its values dequantized to f32, one tensor at a
-    /// time, into buffers from the process-wide pool: dropping each buffer
-    /// before taking the next keeps memory to the largest tensor.
-    pub fn dequantize_all(
-        &self,
-    ) -> impl Iterator<Item = (TensorView<'_>, Result<PooledBuf<f32>>)> + '_ {
-        self.tensors().map(|t| (t, t.dequantize()))
     }
 }
