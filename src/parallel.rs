@@ -19,8 +19,7 @@ pub const CHUNK_OUTPUT_BYTES: usize = 64 * 1024;
 /// next to the decoding.
 pub(crate) const READ_CHUNK_OUTPUT_BYTES: usize = 256 * 1024;
 
-/// Bytes per work item when raw bytes are copied (read) whole.
-#[cfg_attr(not(feature = "candle"), allow(dead_code))]
+/// Bytes per work item (or per read) when raw bytes are copied whole.
 pub(crate) const COPY_CHUNK_BYTES: usize = 4 * 1024 * 1024;
 
 /// Whole blocks of `dtype` per work item, for output elements of

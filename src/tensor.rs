@@ -192,6 +192,17 @@ impl<'a> TensorView<'a> {
         Ok(Cow::Owned(out))
     }
 
+    /// Writes the raw bytes, as stored, to `out`: straight from memory where
+    /// they are there, in bounded chunks through a pooled buffer from a
+    /// stream (memory stays a few MiB whatever the tensor's size).
+    ///
+    /// # Errors
+    /// [`Error::TensorRead`] if reading a stream fails; [`Error::Stream`]
+    /// if writing fails.
+    pub fn write_bytes_to(&self, out: &mut dyn std::io::Write) -> Result<()> {
+        TensorSource::new(*self, false).write_to(out)
+    }
+
     /// Reads the tensor's bytes from `offset` (relative to its data) into
     /// `out`, from wherever they are; a mapped file is read by position,
     /// not through the mapping.

@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashSet;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::Path;
 
 use crate::atomic::AtomicFile;
@@ -179,11 +179,27 @@ struct PendingTensor<'a> {
     name: String,
     dtype: GgmlType,
     dims: Vec<u64>,
-    data: Cow<'a, [u8]>,
+    /// Bytes of data: what dims and type make.
+    len: u64,
+    data: TensorData<'a>,
+}
+
+/// Where a tensor's bytes come from when the file is written.
+enum TensorData<'a> {
+    Bytes(Cow<'a, [u8]>),
+    /// From the callback given to [`GgufWriter::write_to_with`].
+    Later,
 }
 
 /// Writes GGUF version 3 files: metadata of every type, tensors of every
-/// type from their raw bytes, a chosen alignment and byte order.
+/// type from their raw bytes (given, or written by a callback when the file
+/// is), a chosen alignment and byte order.
+///
+/// Writing streams: the header is encoded in memory (its size, not the
+/// file's), then each tensor's bytes go straight to the output, so a model
+/// larger than memory can be written from tensors supplied by callbacks
+/// ([`GgufWriter::declare_tensor`], [`GgufWriter::write_to_with`]).
+/// [`GgufWriter::write_file`] replaces its target atomically.
 ///
 /// ```
 /// use ggufmap::{GgmlType, Gguf, GgufWriter};
@@ -299,74 +315,180 @@ impl<'a> GgufWriter<'a> {
         dims: &[u64],
         data: impl Into<Cow<'a, [u8]>>,
     ) -> Result<&mut Self> {
-        let name = name.into();
         let data = data.into();
-        let fail = |reason| {
-            Err(Error::Write {
+        let name = name.into();
+        let len = checked_tensor_bytes(&name, dtype, dims)?;
+        if len != data.len() as u64 {
+            return Err(Error::Write {
                 what: format!("tensor {name:?}"),
-                reason,
-            })
-        };
-        if name.len() >= MAX_TENSOR_NAME_LEN {
-            return fail("name must be shorter than 64 bytes");
+                reason: "data length does not match dims and type",
+            });
         }
+        self.push_tensor(name, dtype, dims, len, TensorData::Bytes(data))
+    }
+
+    /// Adds a tensor with dims `dims` (ne0 first) whose encoded bytes the
+    /// caller writes when the file is written: the callback given to
+    /// [`GgufWriter::write_to_with`] or [`GgufWriter::write_file_with`]
+    /// writes exactly the bytes dims and type make, in the file's byte
+    /// order. Memory then holds none of the tensor's data: the callback can
+    /// copy it from a file, a stream or another model.
+    ///
+    /// # Errors
+    /// [`Error::Write`] as [`GgufWriter::add_tensor`].
+    pub fn declare_tensor(
+        &mut self,
+        name: impl Into<String>,
+        dtype: GgmlType,
+        dims: &[u64],
+    ) -> Result<&mut Self> {
+        let name = name.into();
+        let len = checked_tensor_bytes(&name, dtype, dims)?;
+        self.push_tensor(name, dtype, dims, len, TensorData::Later)
+    }
+
+    fn push_tensor(
+        &mut self,
+        name: String,
+        dtype: GgmlType,
+        dims: &[u64],
+        len: u64,
+        data: TensorData<'a>,
+    ) -> Result<&mut Self> {
         if self.names.contains(&name) {
-            return fail("name already added");
-        }
-        let dims_ok = dims.iter().all(|&d| i64::try_from(d).is_ok());
-        if dims.len() > MAX_DIMS || !dims_ok || GgmlType::element_count(dims).is_none() {
-            return fail("at most 4 dims, each and their product at most i64::MAX");
-        }
-        match dtype.tensor_bytes(dims) {
-            Some(n) if n == data.len() as u64 => {}
-            Some(_) => return fail("data length does not match dims and type"),
-            None => return fail("ne0 must be a multiple of the block size"),
+            return Err(Error::Write {
+                what: format!("tensor {name:?}"),
+                reason: "name already added",
+            });
         }
         self.names.insert(name.clone());
         self.tensors.push(PendingTensor {
             name,
             dtype,
             dims: dims.to_vec(),
+            len,
             data,
         });
         Ok(self)
     }
 
-    /// Writes the file to `out`.
+    /// Writes the file to `out`, streaming: memory holds the header, not
+    /// the file (wrap an unbuffered `out` in a `BufWriter`).
     ///
     /// # Errors
-    /// [`Error::Stream`] if writing fails.
-    pub fn write_to(&self, mut out: impl Write) -> Result<()> {
-        let bytes = self.to_bytes()?;
-        out.write_all(&bytes).map_err(Error::Stream)
+    /// [`Error::Write`] if sizes overflow or a tensor was declared without
+    /// its bytes ([`GgufWriter::declare_tensor`]: write the file with
+    /// [`GgufWriter::write_to_with`]); [`Error::Stream`] if writing fails.
+    pub fn write_to(&self, out: impl Write) -> Result<()> {
+        self.write_to_with(out, |name, _| {
+            Err(std::io::Error::other(format!(
+                "tensor {name:?} was declared without its bytes; write the file with write_to_with"
+            )))
+        })
     }
 
-    /// Writes the file at `path`, atomically: to a temporary file beside
-    /// it, renamed over `path` once complete ([`AtomicFile`]). A failed
-    /// write leaves whatever was at `path` untouched, and a [`Gguf`] that
-    /// has the old file mapped keeps reading the old contents.
+    /// [`GgufWriter::write_to`], calling `fill(name, out)` for each tensor
+    /// added by [`GgufWriter::declare_tensor`], in order, to write its
+    /// bytes. `fill` may write them in as many pieces as it likes.
+    ///
+    /// # Errors
+    /// As [`GgufWriter::write_to`]; an error `fill` returns ends the
+    /// writing ([`Error::Stream`]); a `fill` that writes another number of
+    /// bytes than its tensor's dims and type make is an [`Error::Write`]
+    /// naming the tensor.
+    pub fn write_to_with(
+        &self,
+        mut out: impl Write,
+        mut fill: impl FnMut(&str, &mut dyn Write) -> std::io::Result<()>,
+    ) -> Result<()> {
+        out.write_all(&self.header()?).map_err(Error::Stream)?;
+        for (i, t) in self.tensors.iter().enumerate() {
+            match &t.data {
+                TensorData::Bytes(bytes) => out.write_all(bytes).map_err(Error::Stream)?,
+                TensorData::Later => {
+                    let mut counted = Counted {
+                        out: &mut out,
+                        written: 0,
+                        limit: t.len,
+                        overflowed: false,
+                    };
+                    let result = fill(&t.name, &mut counted);
+                    if !counted.overflowed {
+                        result.map_err(Error::Stream)?;
+                    }
+                    if counted.overflowed || counted.written != t.len {
+                        return Err(Error::Write {
+                            what: format!("tensor {:?}", t.name),
+                            reason: "its bytes were not as many as dims and type make",
+                        });
+                    }
+                }
+            }
+            if i + 1 < self.tensors.len() {
+                let padding = align_up(t.len, self.alignment).map_or(0, |end| end - t.len);
+                write_zeros(&mut out, padding).map_err(Error::Stream)?;
+            }
+        }
+        out.flush().map_err(Error::Stream)
+    }
+
+    /// Writes the file at `path`, atomically and streaming: to a temporary
+    /// file beside it, renamed over `path` once complete ([`AtomicFile`]).
+    /// A failed write leaves whatever was at `path` untouched, and a
+    /// [`Gguf`] that has the old file mapped keeps reading the old
+    /// contents.
     ///
     /// [`Gguf`]: crate::Gguf
     ///
     /// # Errors
-    /// [`Error::Io`] if the file cannot be written.
+    /// [`Error::Io`] if the file cannot be written; [`Error::Write`] as
+    /// [`GgufWriter::write_to`].
     pub fn write_file(&self, path: impl AsRef<Path>) -> Result<()> {
+        self.write_file_with(path, |name, _| {
+            Err(std::io::Error::other(format!(
+                "tensor {name:?} was declared without its bytes; write the file with write_file_with"
+            )))
+        })
+    }
+
+    /// [`GgufWriter::write_file`], with the bytes of declared tensors
+    /// written by `fill` as in [`GgufWriter::write_to_with`].
+    ///
+    /// # Errors
+    /// As [`GgufWriter::write_file`] and [`GgufWriter::write_to_with`].
+    pub fn write_file_with(
+        &self,
+        path: impl AsRef<Path>,
+        fill: impl FnMut(&str, &mut dyn Write) -> std::io::Result<()>,
+    ) -> Result<()> {
         let path = path.as_ref();
-        let bytes = self.to_bytes()?;
         let io = |source| Error::Io {
             path: path.to_owned(),
             source,
         };
-        let mut out = AtomicFile::create(path).map_err(io)?;
-        out.write_all(&bytes).map_err(io)?;
-        out.commit().map_err(io)
+        let file = AtomicFile::create(path).map_err(io)?;
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+        self.write_to_with(&mut out, fill).map_err(|e| match e {
+            Error::Stream(source) => io(source),
+            other => other,
+        })?;
+        let file = out.into_inner().map_err(|e| io(e.into_error()))?;
+        file.commit().map_err(io)
     }
 
     /// The whole file as bytes.
     ///
     /// # Errors
-    /// [`Error::Write`] if sizes overflow.
+    /// As [`GgufWriter::write_to`].
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.write_to(&mut out)?;
+        Ok(out)
+    }
+
+    /// The header: everything before the first tensor's data, padding
+    /// included.
+    fn header(&self) -> Result<Vec<u8>> {
         let mut w = Encoder {
             out: Vec::new(),
             order: self.order,
@@ -396,18 +518,72 @@ impl<'a> GgufWriter<'a> {
             }
             w.num(t.dtype.id());
             w.num(offset);
-            offset = align_up(offset + t.data.len() as u64, self.alignment).ok_or_else(overflow)?;
+            offset = t
+                .len
+                .checked_add(offset)
+                .and_then(|end| align_up(end, self.alignment))
+                .ok_or_else(overflow)?;
         }
         if !self.tensors.is_empty() {
             w.pad(self.alignment);
         }
-        for (i, t) in self.tensors.iter().enumerate() {
-            w.out.extend_from_slice(&t.data);
-            if i + 1 < self.tensors.len() {
-                w.pad(self.alignment);
-            }
-        }
         Ok(w.out)
+    }
+}
+
+/// The bytes of a tensor of `dims` and `dtype`, or why it cannot be one.
+fn checked_tensor_bytes(name: &str, dtype: GgmlType, dims: &[u64]) -> Result<u64> {
+    let fail = |reason| {
+        Err(Error::Write {
+            what: format!("tensor {name:?}"),
+            reason,
+        })
+    };
+    if name.len() >= MAX_TENSOR_NAME_LEN {
+        return fail("name must be shorter than 64 bytes");
+    }
+    let dims_ok = dims.iter().all(|&d| i64::try_from(d).is_ok());
+    if dims.len() > MAX_DIMS || !dims_ok || GgmlType::element_count(dims).is_none() {
+        return fail("at most 4 dims, each and their product at most i64::MAX");
+    }
+    match dtype.tensor_bytes(dims) {
+        Some(n) => Ok(n),
+        None => fail("ne0 must be a multiple of the block size"),
+    }
+}
+
+/// Writes `n` zero bytes.
+fn write_zeros(out: &mut impl Write, n: u64) -> std::io::Result<()> {
+    std::io::copy(&mut std::io::repeat(0).take(n), out).map(drop)
+}
+
+/// A writer that counts what passes through and refuses more than `limit`
+/// bytes: a tensor callback cannot write past its tensor.
+struct Counted<'w, W: Write> {
+    out: &'w mut W,
+    written: u64,
+    limit: u64,
+    /// Set when a write would have passed `limit`.
+    overflowed: bool,
+}
+
+impl<W: Write> Write for Counted<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let room = self.limit - self.written;
+        if buf.len() as u64 > room {
+            self.overflowed = true;
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "a tensor callback wrote more bytes than its tensor holds",
+            ));
+        }
+        let n = self.out.write(buf)?;
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
     }
 }
 

@@ -18,8 +18,9 @@ impl Gguf<'_> {
     /// three split keys, tensors in the model's order. Each part is written
     /// atomically ([`GgufWriter::write_file`]); returns their paths.
     ///
-    /// The tensor data of a part is borrowed from the model where it is in
-    /// memory and read otherwise: memory holds at most one part's data.
+    /// Tensor data streams from the model to the parts (from memory, or
+    /// read in bounded chunks from a stream): memory holds each part's
+    /// header, not its data.
     ///
     /// # Errors
     /// [`Error::Write`] for `max_tensors` of 0 or more than `u16::MAX` parts;

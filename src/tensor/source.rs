@@ -188,6 +188,28 @@ impl<'a> TensorSource<'a> {
     }
 }
 
+impl TensorSource<'_> {
+    /// Writes the raw bytes to `out`, reading them in chunks of
+    /// [`COPY_CHUNK_BYTES`] where they are read.
+    pub(crate) fn write_to(&self, out: &mut dyn std::io::Write) -> Result<()> {
+        if let Some(bytes) = self.borrowed {
+            return out.write_all(bytes).map_err(Error::Stream);
+        }
+        let len = self.view.info().n_bytes();
+        let mut buf =
+            Staging::<u8>::new(COPY_CHUNK_BYTES.min(usize::try_from(len).unwrap_or(usize::MAX)));
+        let mut offset = 0u64;
+        while offset < len {
+            let n = usize::try_from(len - offset).map_or(buf.len(), |left| left.min(buf.len()));
+            let chunk = &mut buf[..n];
+            self.view.read_at(offset, chunk)?;
+            out.write_all(chunk).map_err(Error::Stream)?;
+            offset += n as u64;
+        }
+        Ok(())
+    }
+}
+
 /// A buffer of `len` elements from [`BufferPool::global`]; a plain `Vec`
 /// where the pool cannot serve the request (it is an optimisation, never a
 /// reason to fail).
