@@ -45,7 +45,7 @@ use candle_core::quantized::{GgmlDType, QStorage, QTensor, QuantizedType};
 use candle_core::{DType, Device, Tensor, WithDType};
 use half::{bf16, f16};
 
-use crate::dtype::GgmlType;
+use crate::dtype::{ggml_type_table, GgmlType};
 use crate::error::{Error, Result};
 use crate::parallel::Parallelism;
 use crate::quant::Output;
@@ -60,33 +60,37 @@ pub use load::{
     Fallback, FallbackReason, LoadAs, LoadOptions, LoadReport, LoadedModel, LoadedTensor,
 };
 
+/// From the rows of the type table: [`GgmlType::candle_qtype`].
+macro_rules! candle_qtypes {
+    ($( $(#[$doc:meta])* $variant:ident = $id:literal, $name:literal, $elems:literal, $bytes:literal, $kind:ident($($block:tt)+), [$($qtype:ident, $cblock:ty)?]; )*) => {
+        impl GgmlType {
+            /// candle's quantized type for this type, or `None` where candle
+            /// has none (the IQ, TQ and FP4 families, Q1_0, Q2_0, F64 and the
+            /// integers).
+            pub const fn candle_qtype(self) -> Option<GgmlDType> {
+                match self {
+                    $( GgmlType::$variant => candle_qtype_of!($($qtype)?), )*
+                }
+            }
+        }
+    };
+}
+
+macro_rules! candle_qtype_of {
+    () => {
+        None
+    };
+    ($qtype:ident) => {
+        Some(GgmlDType::$qtype)
+    };
+}
+
+ggml_type_table!(candle_qtypes);
+
 const ADVICE_DEQUANTIZE: &str =
     "candle has no quantized type for it; dequantize it instead (TensorView::to_candle, or load_candle with LoadAs::F16, BF16 or F32)";
 
 impl GgmlType {
-    /// candle's quantized type for this type, or `None` where candle has
-    /// none (the IQ, TQ and FP4 families, Q1_0, Q2_0, F64 and the integers).
-    pub const fn candle_qtype(self) -> Option<GgmlDType> {
-        Some(match self {
-            GgmlType::F32 => GgmlDType::F32,
-            GgmlType::F16 => GgmlDType::F16,
-            GgmlType::BF16 => GgmlDType::BF16,
-            GgmlType::Q4_0 => GgmlDType::Q4_0,
-            GgmlType::Q4_1 => GgmlDType::Q4_1,
-            GgmlType::Q5_0 => GgmlDType::Q5_0,
-            GgmlType::Q5_1 => GgmlDType::Q5_1,
-            GgmlType::Q8_0 => GgmlDType::Q8_0,
-            GgmlType::Q8_1 => GgmlDType::Q8_1,
-            GgmlType::Q2_K => GgmlDType::Q2K,
-            GgmlType::Q3_K => GgmlDType::Q3K,
-            GgmlType::Q4_K => GgmlDType::Q4K,
-            GgmlType::Q5_K => GgmlDType::Q5K,
-            GgmlType::Q6_K => GgmlDType::Q6K,
-            GgmlType::Q8_K => GgmlDType::Q8K,
-            _ => return None,
-        })
-    }
-
     /// The candle element type that holds a plain tensor of this type
     /// exactly: F32, F16, BF16 and F64 as themselves, I16, I32 and I64 as
     /// themselves, I8 widened to I16 (candle has no `i8`). `None` for block
@@ -248,13 +252,13 @@ impl TensorView<'_> {
         let name = self.name();
         let n = self.len()?;
         match dtype {
-            DType::F32 => dense_tensor::<f32>(name, n, self.shape(), device, |out| {
+            DType::F32 => dense_tensor::<f32>(name, n, self.candle_shape()?, device, |out| {
                 source.dequantize_into(out, parallelism)
             }),
-            DType::F16 => dense_tensor::<f16>(name, n, self.shape(), device, |out| {
+            DType::F16 => dense_tensor::<f16>(name, n, self.candle_shape()?, device, |out| {
                 source.dequantize_into(out, parallelism)
             }),
-            DType::BF16 => dense_tensor::<bf16>(name, n, self.shape(), device, |out| {
+            DType::BF16 => dense_tensor::<bf16>(name, n, self.candle_shape()?, device, |out| {
                 source.dequantize_into(out, parallelism)
             }),
             _ => self.exact_candle(device, dtype),
@@ -287,7 +291,7 @@ impl TensorView<'_> {
         let name = self.name();
         let src = self.to_cow::<S>()?;
         let values: Vec<D> = src.iter().map(|&v| D::from(v)).collect();
-        Tensor::from_vec(values, self.shape(), device).map_err(candle_err(name))
+        Tensor::from_vec(values, self.candle_shape()?, device).map_err(candle_err(name))
     }
 
     /// The tensor as a candle [`QTensor`] that stays quantized, for every
@@ -312,9 +316,8 @@ impl TensorView<'_> {
     pub fn to_qtensor(&self, device: &Device) -> Result<QTensor> {
         let qtype = self.require_qtype()?;
         match self.mapped_storage(qtype, device) {
-            Some(storage) => {
-                QTensor::new(QStorage::Cpu(storage), self.shape()).map_err(candle_err(self.name()))
-            }
+            Some(storage) => QTensor::new(QStorage::Cpu(storage), self.candle_shape()?)
+                .map_err(candle_err(self.name())),
             None => self.copied_qtensor(
                 &TensorSource::new(*self, false),
                 qtype,
@@ -341,7 +344,7 @@ impl TensorView<'_> {
                 // Straight from the file's bytes to the device.
                 let storage = QStorage::from_data(Cow::Borrowed(bytes), device, qtype)
                     .map_err(candle_err(name))?;
-                return QTensor::new(storage, self.shape()).map_err(candle_err(name));
+                return QTensor::new(storage, self.candle_shape()?).map_err(candle_err(name));
             }
         }
         let len = usize::try_from(self.info().n_bytes()).unwrap_or(usize::MAX);
@@ -352,7 +355,7 @@ impl TensorView<'_> {
         if !native {
             swap_elements(staging.bytes_mut(), self.dtype().bytes_per_block());
         }
-        qtensor_from_staging(name, qtype, staging, self.shape(), device)
+        qtensor_from_staging(name, qtype, staging, self.candle_shape()?, device)
     }
 
     /// CPU storage reading this tensor's blocks in place, where they can
@@ -370,6 +373,26 @@ impl TensorView<'_> {
                 range: usize::try_from(range.start).ok()?..usize::try_from(range.end).ok()?,
             },
         )
+    }
+
+    /// The shape for candle ([`TensorView::shape`]), where candle can count
+    /// its elements: candle multiplies the dims outermost first, unchecked,
+    /// so dims that ggml accepts (every running product from ne0 within
+    /// `i64`, as `[64, 0, 2^20, 2^46]`, which holds no element) can
+    /// overflow candle's product the other way round; such a tensor would
+    /// panic inside candle or count wrong.
+    fn candle_shape(&self) -> Result<Vec<usize>> {
+        let shape = self.shape();
+        match shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)) {
+            Some(_) => Ok(shape),
+            None => Err(Error::CandleUnsupported {
+                tensor: self.name().to_owned(),
+                dtype: self.dtype(),
+                target: "candle shape",
+                reason:
+                    "the product of its dims, taken outermost first as candle takes it, overflows",
+            }),
+        }
     }
 
     /// candle's type for this tensor, or the error saying why it has none.

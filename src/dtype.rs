@@ -15,7 +15,7 @@
 use crate::error::{Error, Result};
 
 macro_rules! ggml_types {
-    ($( $(#[$doc:meta])* $variant:ident = $id:literal, $name:literal, $elems:literal, $bytes:literal; )*) => {
+    ($( $(#[$doc:meta])* $variant:ident = $id:literal, $name:literal, $elems:literal, $bytes:literal, $kind:ident($($block:tt)+), [$($candle:tt)*]; )*) => {
         /// A ggml tensor element type, as stored in a GGUF tensor info.
         ///
         /// Variants keep ggml's spelling so that `Display` and `FromStr`
@@ -59,78 +59,98 @@ macro_rules! ggml_types {
     };
 }
 
-ggml_types! {
-    /// 32-bit IEEE float.
-    F32 = 0, "F32", 1, 4;
-    /// 16-bit IEEE float.
-    F16 = 1, "F16", 1, 2;
-    /// 4-bit, one f16 scale per 32.
-    Q4_0 = 2, "Q4_0", 32, 18;
-    /// 4-bit, f16 scale and minimum per 32.
-    Q4_1 = 3, "Q4_1", 32, 20;
-    /// 5-bit, one f16 scale per 32.
-    Q5_0 = 6, "Q5_0", 32, 22;
-    /// 5-bit, f16 scale and minimum per 32.
-    Q5_1 = 7, "Q5_1", 32, 24;
-    /// 8-bit, one f16 scale per 32.
-    Q8_0 = 8, "Q8_0", 32, 34;
-    /// 8-bit, f16 scale and scaled sum per 32.
-    Q8_1 = 9, "Q8_1", 32, 36;
-    /// 2-bit k-quant, super-blocks of 256.
-    Q2_K = 10, "Q2_K", 256, 84;
-    /// 3-bit k-quant, super-blocks of 256.
-    Q3_K = 11, "Q3_K", 256, 110;
-    /// 4-bit k-quant, super-blocks of 256.
-    Q4_K = 12, "Q4_K", 256, 144;
-    /// 5-bit k-quant, super-blocks of 256.
-    Q5_K = 13, "Q5_K", 256, 176;
-    /// 6-bit k-quant, super-blocks of 256.
-    Q6_K = 14, "Q6_K", 256, 210;
-    /// 8-bit k-quant (f32 scale, block sums), super-blocks of 256.
-    Q8_K = 15, "Q8_K", 256, 292;
-    /// 2.06-bit importance quant.
-    IQ2_XXS = 16, "IQ2_XXS", 256, 66;
-    /// 2.31-bit importance quant.
-    IQ2_XS = 17, "IQ2_XS", 256, 74;
-    /// 3.06-bit importance quant.
-    IQ3_XXS = 18, "IQ3_XXS", 256, 98;
-    /// 1.56-bit importance quant.
-    IQ1_S = 19, "IQ1_S", 256, 50;
-    /// 4-bit non-linear quant, blocks of 32.
-    IQ4_NL = 20, "IQ4_NL", 32, 18;
-    /// 3.44-bit importance quant.
-    IQ3_S = 21, "IQ3_S", 256, 110;
-    /// 2.5-bit importance quant.
-    IQ2_S = 22, "IQ2_S", 256, 82;
-    /// 4.25-bit non-linear quant, super-blocks of 256.
-    IQ4_XS = 23, "IQ4_XS", 256, 136;
-    /// 8-bit signed integer.
-    I8 = 24, "I8", 1, 1;
-    /// 16-bit signed integer.
-    I16 = 25, "I16", 1, 2;
-    /// 32-bit signed integer.
-    I32 = 26, "I32", 1, 4;
-    /// 64-bit signed integer.
-    I64 = 27, "I64", 1, 8;
-    /// 64-bit IEEE float.
-    F64 = 28, "F64", 1, 8;
-    /// 1.75-bit importance quant.
-    IQ1_M = 29, "IQ1_M", 256, 56;
-    /// bfloat16.
-    BF16 = 30, "BF16", 1, 2;
-    /// 1.69-bit ternary quant.
-    TQ1_0 = 34, "TQ1_0", 256, 54;
-    /// 2.06-bit ternary quant.
-    TQ2_0 = 35, "TQ2_0", 256, 66;
-    /// Microscaling FP4 (E2M1 values, E8M0 scale per 32).
-    MXFP4 = 39, "MXFP4", 32, 17;
-    /// NVIDIA FP4 (E2M1 values, UE4M3 scale per 16, blocks of 64).
-    NVFP4 = 40, "NVFP4", 64, 36;
-    /// 1-bit, one f16 scale per 128.
-    Q1_0 = 41, "Q1_0", 128, 18;
-    /// 2-bit, one f16 scale per 64.
-    Q2_0 = 42, "Q2_0", 64, 18;
+/// The one table of ggml types. A row per type: its id, name and block
+/// geometry; the Rust type of one block (`plain(T)` for a type stored one
+/// value per element, `quant(module::Block)` for a block format, the path
+/// relative to `crate::quant`); and candle's quantized type with its block
+/// struct, where candle has one (`[]` where not).
+///
+/// Every per-type table of the crate is generated from these rows, handed
+/// to a macro with `ggml_type_table!(callback)`: [`GgmlType`] here, the
+/// dequantizer dispatch, block re-exports and size assertions in
+/// `quant`, the typed views' element types, and candle's two tables. A type
+/// added here is added everywhere; a block or candle type the row forgets
+/// cannot be reached elsewhere.
+macro_rules! ggml_type_table {
+    ($callback:ident) => {
+        $callback! {
+            /// 32-bit IEEE float.
+            F32 = 0, "F32", 1, 4, plain(f32), [F32, f32];
+            /// 16-bit IEEE float.
+            F16 = 1, "F16", 1, 2, plain(half::f16), [F16, f16];
+            /// 4-bit, one f16 scale per 32.
+            Q4_0 = 2, "Q4_0", 32, 18, quant(legacy::BlockQ4_0), [Q4_0, BlockQ4_0];
+            /// 4-bit, f16 scale and minimum per 32.
+            Q4_1 = 3, "Q4_1", 32, 20, quant(legacy::BlockQ4_1), [Q4_1, BlockQ4_1];
+            /// 5-bit, one f16 scale per 32.
+            Q5_0 = 6, "Q5_0", 32, 22, quant(legacy::BlockQ5_0), [Q5_0, BlockQ5_0];
+            /// 5-bit, f16 scale and minimum per 32.
+            Q5_1 = 7, "Q5_1", 32, 24, quant(legacy::BlockQ5_1), [Q5_1, BlockQ5_1];
+            /// 8-bit, one f16 scale per 32.
+            Q8_0 = 8, "Q8_0", 32, 34, quant(legacy::BlockQ8_0), [Q8_0, BlockQ8_0];
+            /// 8-bit, f16 scale and scaled sum per 32.
+            Q8_1 = 9, "Q8_1", 32, 36, quant(legacy::BlockQ8_1), [Q8_1, BlockQ8_1];
+            /// 2-bit k-quant, super-blocks of 256.
+            Q2_K = 10, "Q2_K", 256, 84, quant(kquants::BlockQ2_K), [Q2K, BlockQ2K];
+            /// 3-bit k-quant, super-blocks of 256.
+            Q3_K = 11, "Q3_K", 256, 110, quant(kquants::BlockQ3_K), [Q3K, BlockQ3K];
+            /// 4-bit k-quant, super-blocks of 256.
+            Q4_K = 12, "Q4_K", 256, 144, quant(kquants::BlockQ4_K), [Q4K, BlockQ4K];
+            /// 5-bit k-quant, super-blocks of 256.
+            Q5_K = 13, "Q5_K", 256, 176, quant(kquants::BlockQ5_K), [Q5K, BlockQ5K];
+            /// 6-bit k-quant, super-blocks of 256.
+            Q6_K = 14, "Q6_K", 256, 210, quant(kquants::BlockQ6_K), [Q6K, BlockQ6K];
+            /// 8-bit k-quant (f32 scale, block sums), super-blocks of 256.
+            Q8_K = 15, "Q8_K", 256, 292, quant(kquants::BlockQ8_K), [Q8K, BlockQ8K];
+            /// 2.06-bit importance quant.
+            IQ2_XXS = 16, "IQ2_XXS", 256, 66, quant(iq2::BlockIQ2_XXS), [];
+            /// 2.31-bit importance quant.
+            IQ2_XS = 17, "IQ2_XS", 256, 74, quant(iq2::BlockIQ2_XS), [];
+            /// 3.06-bit importance quant.
+            IQ3_XXS = 18, "IQ3_XXS", 256, 98, quant(iq3::BlockIQ3_XXS), [];
+            /// 1.56-bit importance quant.
+            IQ1_S = 19, "IQ1_S", 256, 50, quant(iq1::BlockIQ1_S), [];
+            /// 4-bit non-linear quant, blocks of 32.
+            IQ4_NL = 20, "IQ4_NL", 32, 18, quant(iq4::BlockIQ4_NL), [];
+            /// 3.44-bit importance quant.
+            IQ3_S = 21, "IQ3_S", 256, 110, quant(iq3::BlockIQ3_S), [];
+            /// 2.5-bit importance quant.
+            IQ2_S = 22, "IQ2_S", 256, 82, quant(iq2::BlockIQ2_S), [];
+            /// 4.25-bit non-linear quant, super-blocks of 256.
+            IQ4_XS = 23, "IQ4_XS", 256, 136, quant(iq4::BlockIQ4_XS), [];
+            /// 8-bit signed integer.
+            I8 = 24, "I8", 1, 1, plain(i8), [];
+            /// 16-bit signed integer.
+            I16 = 25, "I16", 1, 2, plain(i16), [];
+            /// 32-bit signed integer.
+            I32 = 26, "I32", 1, 4, plain(i32), [];
+            /// 64-bit signed integer.
+            I64 = 27, "I64", 1, 8, plain(i64), [];
+            /// 64-bit IEEE float.
+            F64 = 28, "F64", 1, 8, plain(f64), [];
+            /// 1.75-bit importance quant.
+            IQ1_M = 29, "IQ1_M", 256, 56, quant(iq1::BlockIQ1_M), [];
+            /// bfloat16.
+            BF16 = 30, "BF16", 1, 2, plain(half::bf16), [BF16, bf16];
+            /// 1.69-bit ternary quant.
+            TQ1_0 = 34, "TQ1_0", 256, 54, quant(ternary::BlockTQ1_0), [];
+            /// 2.06-bit ternary quant.
+            TQ2_0 = 35, "TQ2_0", 256, 66, quant(ternary::BlockTQ2_0), [];
+            /// Microscaling FP4 (E2M1 values, E8M0 scale per 32).
+            MXFP4 = 39, "MXFP4", 32, 17, quant(fp4::BlockMXFP4), [];
+            /// NVIDIA FP4 (E2M1 values, UE4M3 scale per 16, blocks of 64).
+            NVFP4 = 40, "NVFP4", 64, 36, quant(fp4::BlockNVFP4), [];
+            /// 1-bit, one f16 scale per 128.
+            Q1_0 = 41, "Q1_0", 128, 18, quant(low_bit::BlockQ1_0), [];
+            /// 2-bit, one f16 scale per 64.
+            Q2_0 = 42, "Q2_0", 64, 18, quant(low_bit::BlockQ2_0), [];
+
+        }
+    };
 }
+pub(crate) use ggml_type_table;
+
+ggml_type_table!(ggml_types);
 
 /// Ids ggml once used and has since removed (Q4_2, Q4_3, the Q4_0/IQ4_NL
 /// repacked layouts): a file carrying one is rejected with

@@ -9,9 +9,7 @@ use std::fmt;
 use std::ops::Range;
 use std::path::Path;
 
-use half::{bf16, f16};
-
-use crate::dtype::GgmlType;
+use crate::dtype::{ggml_type_table, GgmlType};
 use crate::error::{Error, Result};
 use crate::format::{ByteOrder, Index, TensorInfo};
 use crate::quant::Block;
@@ -62,14 +60,23 @@ pub trait Element: bytemuck::Pod {
     const DTYPE: GgmlType;
 }
 
+/// From the rows of the type table: every plain type's element.
 macro_rules! elements {
-    ($($t:ty => $dtype:ident),*) => {$(
-        impl Element for $t {
-            const DTYPE: GgmlType = GgmlType::$dtype;
-        }
-    )*};
+    ($( $(#[$doc:meta])* $variant:ident = $id:literal, $name:literal, $elems:literal, $bytes:literal, $kind:ident($($block:tt)+), [$($candle:tt)*]; )*) => {
+        $( element_row!($kind, $variant, $($block)+); )*
+    };
 }
-elements!(f32 => F32, f16 => F16, bf16 => BF16, f64 => F64, i8 => I8, i16 => I16, i32 => I32, i64 => I64);
+
+macro_rules! element_row {
+    (plain, $variant:ident, $t:ty) => {
+        impl Element for $t {
+            const DTYPE: GgmlType = GgmlType::$variant;
+        }
+    };
+    (quant, $($rest:tt)*) => {};
+}
+
+ggml_type_table!(elements);
 
 impl<'a> TensorView<'a> {
     /// The view of tensor `info` of `index`, the index of part `part` of

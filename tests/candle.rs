@@ -1182,3 +1182,26 @@ fn files_read_into_memory_lend_their_blocks_to_qtensors() {
         }
     }
 }
+
+#[test]
+fn a_shape_candle_cannot_count_is_an_error_not_a_panic() {
+    // ggml counts from ne0 (64, 0, 0, 0: no element); candle multiplies the
+    // other way round, 2^46 * 2^20 first, and would overflow.
+    let mut writer = GgufWriter::new();
+    writer
+        .add_tensor("t", GgmlType::Q8_0, &[64, 0, 1 << 20, 1 << 46], Vec::new())
+        .unwrap();
+    let bytes = writer.to_bytes().unwrap();
+    let file = Gguf::from_bytes(&bytes).unwrap();
+    let t = file.tensor("t").unwrap();
+    assert_eq!(t.n_elements(), 0);
+    let shape_refused =
+        |e: &Error| matches!(e, Error::CandleUnsupported { target: "candle shape", .. });
+    assert!(shape_refused(&t.to_qtensor(&Device::Cpu).unwrap_err()));
+    assert!(shape_refused(&t.to_candle(&Device::Cpu, DType::F32).unwrap_err()));
+    assert!(shape_refused(&file.to_candle_content().unwrap_err()));
+    for load_as in LoadAs::ALL {
+        let err = file.load_candle(&Device::Cpu, load_as).unwrap_err();
+        assert!(shape_refused(&err), "{load_as}: {err:?}");
+    }
+}

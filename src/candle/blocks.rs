@@ -24,7 +24,7 @@ use candle_core::quantized::{GgmlDType, QuantizedType};
 use candle_core::CpuStorage;
 use half::{bf16, f16};
 
-use crate::dtype::GgmlType;
+use crate::dtype::ggml_type_table;
 
 /// candle block types (and plain floats) of which every bit pattern is a
 /// valid value: structs of integers, integer arrays, `f16` and `f32`
@@ -36,24 +36,24 @@ use crate::dtype::GgmlType;
 /// candle's own storage of the same bytes.
 trait AnyBits: CandleBlock + Send + Sync + 'static {}
 
+/// From the rows of the type table, for every type candle has: its block
+/// struct's checks, and the two tables over them.
 macro_rules! candle_blocks {
-    ($($qtype:ident => $block:ty = $ours:ident),* $(,)?) => {
-        $(
-            impl AnyBits for $block {}
+    ($( $(#[$doc:meta])* $variant:ident = $id:literal, $name:literal, $elems:literal, $bytes:literal, $kind:ident($($block:tt)+), [$($qtype:ident, $cblock:ty)?]; )*) => {
+        $($(
+            impl AnyBits for $cblock {}
             // The block struct is exactly the ggml block: the file's bytes
             // are its fields, in order (candle itself reads file bytes as
             // these structs).
-            const _: () = assert!(
-                std::mem::size_of::<$block>() == GgmlType::$ours.bytes_per_block()
-            );
-        )*
+            const _: () = assert!(std::mem::size_of::<$cblock>() == $bytes);
+        )?)*
 
         /// Alignment of candle's type for `qtype`: candle reinterprets the
         /// bytes it is given in place and asserts (panics) when they are
         /// misaligned.
         pub(super) fn candle_align(qtype: GgmlDType) -> usize {
             match qtype {
-                $(GgmlDType::$qtype => std::mem::align_of::<$block>(),)*
+                $($(GgmlDType::$qtype => std::mem::align_of::<$cblock>(),)?)*
             }
         }
 
@@ -65,30 +65,14 @@ macro_rules! candle_blocks {
             bytes: BlockBytes,
         ) -> Option<Box<dyn QuantizedType>> {
             match qtype {
-                $(GgmlDType::$qtype => BlockStorage::<$block>::new(bytes)
-                    .map(|b| Box::new(b) as Box<dyn QuantizedType>),)*
+                $($(GgmlDType::$qtype => BlockStorage::<$cblock>::new(bytes)
+                    .map(|b| Box::new(b) as Box<dyn QuantizedType>),)?)*
             }
         }
     };
 }
 
-candle_blocks!(
-    F32 => f32 = F32,
-    F16 => f16 = F16,
-    BF16 => bf16 = BF16,
-    Q4_0 => BlockQ4_0 = Q4_0,
-    Q4_1 => BlockQ4_1 = Q4_1,
-    Q5_0 => BlockQ5_0 = Q5_0,
-    Q5_1 => BlockQ5_1 = Q5_1,
-    Q8_0 => BlockQ8_0 = Q8_0,
-    Q8_1 => BlockQ8_1 = Q8_1,
-    Q2K => BlockQ2K = Q2_K,
-    Q3K => BlockQ3K = Q3_K,
-    Q4K => BlockQ4K = Q4_K,
-    Q5K => BlockQ5K = Q5_K,
-    Q6K => BlockQ6K = Q6_K,
-    Q8K => BlockQ8K = Q8_K,
-);
+ggml_type_table!(candle_blocks);
 
 /// `bytes` as a slice of `T`, if they are aligned for `T` and whole `T`s.
 #[allow(unsafe_code)]

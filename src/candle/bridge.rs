@@ -75,7 +75,7 @@ impl Gguf<'_> {
             }
             let info = gguf_file::TensorInfo {
                 ggml_dtype,
-                shape: Shape::from(view.shape()),
+                shape: Shape::from(view.candle_shape()?),
                 // In the reader's stream: the part's start, then the
                 // tensor's place in its file; never before the first
                 // part's data section.

@@ -45,7 +45,6 @@ pub struct BlockMXFP4 {
     /// E2M1 codes: low nibbles are elements 0..16, high nibbles 16..32.
     pub qs: [u8; 16],
 }
-const _: () = assert!(std::mem::size_of::<BlockMXFP4>() == GgmlType::MXFP4.bytes_per_block());
 
 impl Block for BlockMXFP4 {
     const TYPE: GgmlType = GgmlType::MXFP4;
@@ -68,7 +67,6 @@ pub struct BlockNVFP4 {
     /// 0..8, high nibbles 8..16.
     pub qs: [u8; 32],
 }
-const _: () = assert!(std::mem::size_of::<BlockNVFP4>() == GgmlType::NVFP4.bytes_per_block());
 
 impl Block for BlockNVFP4 {
     const TYPE: GgmlType = GgmlType::NVFP4;

@@ -47,7 +47,6 @@ pub struct BlockIQ1_S {
     /// 12..15 and the delta's sign in bit 15.
     pub qh: [u16; 8],
 }
-const _: () = assert!(std::mem::size_of::<BlockIQ1_S>() == GgmlType::IQ1_S.bytes_per_block());
 
 impl Block for BlockIQ1_S {
     const TYPE: GgmlType = GgmlType::IQ1_S;
@@ -83,7 +82,6 @@ pub struct BlockIQ1_M {
     /// the low 12 bits, a nibble of the f16 super-block scale in the top 4.
     pub scales: [u8; 8],
 }
-const _: () = assert!(std::mem::size_of::<BlockIQ1_M>() == GgmlType::IQ1_M.bytes_per_block());
 
 impl BlockIQ1_M {
     /// The four scale words.

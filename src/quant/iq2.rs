@@ -26,7 +26,6 @@ pub struct BlockIQ2_XXS {
     /// sign indices and the 4-bit scale in the top bits.
     pub qs: [u16; 32],
 }
-const _: () = assert!(std::mem::size_of::<BlockIQ2_XXS>() == GgmlType::IQ2_XXS.bytes_per_block());
 
 impl Block for BlockIQ2_XXS {
     const TYPE: GgmlType = GgmlType::IQ2_XXS;
@@ -58,7 +57,6 @@ pub struct BlockIQ2_XS {
     /// Two 4-bit scales per sub-block of 32 (low nibble: first 16 elements).
     pub scales: [u8; 8],
 }
-const _: () = assert!(std::mem::size_of::<BlockIQ2_XS>() == GgmlType::IQ2_XS.bytes_per_block());
 
 impl Block for BlockIQ2_XS {
     const TYPE: GgmlType = GgmlType::IQ2_XS;
@@ -91,7 +89,6 @@ pub struct BlockIQ2_S {
     /// Two 4-bit scales per sub-block of 32 (low nibble: first 16 elements).
     pub scales: [u8; 8],
 }
-const _: () = assert!(std::mem::size_of::<BlockIQ2_S>() == GgmlType::IQ2_S.bytes_per_block());
 
 impl Block for BlockIQ2_S {
     const TYPE: GgmlType = GgmlType::IQ2_S;

@@ -28,7 +28,6 @@ pub struct BlockIQ3_XXS {
     /// `u32` of four 7-bit sign indices and the 4-bit scale in the top bits.
     pub qs: [u8; 96],
 }
-const _: () = assert!(std::mem::size_of::<BlockIQ3_XXS>() == GgmlType::IQ3_XXS.bytes_per_block());
 
 impl Block for BlockIQ3_XXS {
     const TYPE: GgmlType = GgmlType::IQ3_XXS;
@@ -70,7 +69,6 @@ pub struct BlockIQ3_S {
     /// Two 4-bit scales per byte, one per sub-block of 32.
     pub scales: [u8; 4],
 }
-const _: () = assert!(std::mem::size_of::<BlockIQ3_S>() == GgmlType::IQ3_S.bytes_per_block());
 
 impl Block for BlockIQ3_S {
     const TYPE: GgmlType = GgmlType::IQ3_S;

@@ -19,7 +19,6 @@ pub struct BlockIQ4_NL {
     /// 4-bit codes: low nibbles are elements 0..16, high nibbles 16..32.
     pub qs: [u8; 16],
 }
-const _: () = assert!(std::mem::size_of::<BlockIQ4_NL>() == GgmlType::IQ4_NL.bytes_per_block());
 
 impl Block for BlockIQ4_NL {
     const TYPE: GgmlType = GgmlType::IQ4_NL;
@@ -44,7 +43,6 @@ pub struct BlockIQ4_XS {
     /// 4-bit codes; per sub-block of 32, 16 bytes laid out as in IQ4_NL.
     pub qs: [u8; 128],
 }
-const _: () = assert!(std::mem::size_of::<BlockIQ4_XS>() == GgmlType::IQ4_XS.bytes_per_block());
 
 impl Block for BlockIQ4_XS {
     const TYPE: GgmlType = GgmlType::IQ4_XS;

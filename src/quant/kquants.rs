@@ -32,7 +32,6 @@ pub struct BlockQ2_K {
     /// Super-block scale of the minimums.
     pub dmin: f16,
 }
-const _: () = assert!(std::mem::size_of::<BlockQ2_K>() == GgmlType::Q2_K.bytes_per_block());
 
 /// Q3_K: 3-bit values in 16 sub-blocks of 16 with 6-bit signed scales;
 /// `x = (d * (sc - 32)) * (q - 4 * !hbit)`.
@@ -49,7 +48,6 @@ pub struct BlockQ3_K {
     /// Super-block scale.
     pub d: f16,
 }
-const _: () = assert!(std::mem::size_of::<BlockQ3_K>() == GgmlType::Q3_K.bytes_per_block());
 
 /// Q4_K: 4-bit values in 8 sub-blocks of 32, each with a 6-bit scale and a
 /// 6-bit minimum; `x = (d * sc) * q - (dmin * m)`.
@@ -65,7 +63,6 @@ pub struct BlockQ4_K {
     /// Values: 32-byte groups, low nibbles one sub-block, high nibbles the next.
     pub qs: [u8; QK_K / 2],
 }
-const _: () = assert!(std::mem::size_of::<BlockQ4_K>() == GgmlType::Q4_K.bytes_per_block());
 
 /// Q5_K: 5-bit values in 8 sub-blocks of 32, scaled as in [`BlockQ4_K`].
 #[repr(C)]
@@ -82,7 +79,6 @@ pub struct BlockQ5_K {
     /// Low four bits, packed as in [`BlockQ4_K`].
     pub qs: [u8; QK_K / 2],
 }
-const _: () = assert!(std::mem::size_of::<BlockQ5_K>() == GgmlType::Q5_K.bytes_per_block());
 
 /// Q6_K: 6-bit values in 16 sub-blocks of 16 with 8-bit signed scales;
 /// `x = (d * sc) * (q - 32)`.
@@ -98,7 +94,6 @@ pub struct BlockQ6_K {
     /// Super-block scale.
     pub d: f16,
 }
-const _: () = assert!(std::mem::size_of::<BlockQ6_K>() == GgmlType::Q6_K.bytes_per_block());
 
 /// Q8_K: 256 signed bytes and an f32 scale; `x = d * q`. The block sums
 /// serve matrix products only.
@@ -112,7 +107,6 @@ pub struct BlockQ8_K {
     /// Sums of each run of 16 values (ignored by dequantization).
     pub bsums: [i16; QK_K / 16],
 }
-const _: () = assert!(std::mem::size_of::<BlockQ8_K>() == GgmlType::Q8_K.bytes_per_block());
 
 impl Block for BlockQ2_K {
     const TYPE: GgmlType = GgmlType::Q2_K;

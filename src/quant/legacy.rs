@@ -20,7 +20,6 @@ pub struct BlockQ4_0 {
     /// Values: byte `j` holds element `j` in its low nibble and `j + 16` in its high nibble.
     pub qs: [u8; 16],
 }
-const _: () = assert!(std::mem::size_of::<BlockQ4_0>() == GgmlType::Q4_0.bytes_per_block());
 
 /// Q4_1: 32 four-bit values `q`, a scale `d` and a minimum `m`; `x = d * q + m`.
 #[repr(C)]
@@ -33,7 +32,6 @@ pub struct BlockQ4_1 {
     /// Values, packed as in [`BlockQ4_0`].
     pub qs: [u8; 16],
 }
-const _: () = assert!(std::mem::size_of::<BlockQ4_1>() == GgmlType::Q4_1.bytes_per_block());
 
 /// Q5_0: 32 five-bit values `q` and a scale `d`; `x = d * (q - 16)`.
 #[repr(C)]
@@ -46,7 +44,6 @@ pub struct BlockQ5_0 {
     /// Low four bits, packed as in [`BlockQ4_0`].
     pub qs: [u8; 16],
 }
-const _: () = assert!(std::mem::size_of::<BlockQ5_0>() == GgmlType::Q5_0.bytes_per_block());
 
 /// Q5_1: 32 five-bit values `q`, a scale `d` and a minimum `m`; `x = d * q + m`.
 #[repr(C)]
@@ -61,7 +58,6 @@ pub struct BlockQ5_1 {
     /// Low four bits, packed as in [`BlockQ4_0`].
     pub qs: [u8; 16],
 }
-const _: () = assert!(std::mem::size_of::<BlockQ5_1>() == GgmlType::Q5_1.bytes_per_block());
 
 /// Q8_0: 32 signed bytes `q` and a scale `d`; `x = d * q`.
 #[repr(C)]
@@ -72,7 +68,6 @@ pub struct BlockQ8_0 {
     /// Values.
     pub qs: [i8; 32],
 }
-const _: () = assert!(std::mem::size_of::<BlockQ8_0>() == GgmlType::Q8_0.bytes_per_block());
 
 /// Q8_1: as [`BlockQ8_0`] plus `s = d * sum(q)`, which only matrix
 /// products use; `x = d * q`.
@@ -86,7 +81,6 @@ pub struct BlockQ8_1 {
     /// Values.
     pub qs: [i8; 32],
 }
-const _: () = assert!(std::mem::size_of::<BlockQ8_1>() == GgmlType::Q8_1.bytes_per_block());
 
 /// Exact f16 to f32 conversion, inline for normal numbers (the common case,
 /// a few integer operations) and through `half` for zeros, subnormals,

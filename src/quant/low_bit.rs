@@ -19,7 +19,6 @@ pub struct BlockQ1_0 {
     /// set means `+d`, clear means `-d`.
     pub qs: [u8; 16],
 }
-const _: () = assert!(std::mem::size_of::<BlockQ1_0>() == GgmlType::Q1_0.bytes_per_block());
 
 impl Block for BlockQ1_0 {
     const TYPE: GgmlType = GgmlType::Q1_0;
@@ -46,7 +45,6 @@ pub struct BlockQ2_0 {
     /// `j / 4`.
     pub qs: [u8; 16],
 }
-const _: () = assert!(std::mem::size_of::<BlockQ2_0>() == GgmlType::Q2_0.bytes_per_block());
 
 impl Block for BlockQ2_0 {
     const TYPE: GgmlType = GgmlType::Q2_0;

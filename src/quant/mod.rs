@@ -20,18 +20,9 @@ mod output;
 mod plain;
 mod ternary;
 
-pub use fp4::{BlockMXFP4, BlockNVFP4};
-pub use iq1::{BlockIQ1_M, BlockIQ1_S};
-pub use iq2::{BlockIQ2_S, BlockIQ2_XS, BlockIQ2_XXS};
-pub use iq3::{BlockIQ3_S, BlockIQ3_XXS};
-pub use iq4::{BlockIQ4_NL, BlockIQ4_XS};
-pub use kquants::{BlockQ2_K, BlockQ3_K, BlockQ4_K, BlockQ5_K, BlockQ6_K, BlockQ8_K};
-pub use legacy::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0, BlockQ8_1};
-pub use low_bit::{BlockQ1_0, BlockQ2_0};
 pub use output::Output;
-pub use ternary::{BlockTQ1_0, BlockTQ2_0};
 
-use crate::dtype::GgmlType;
+use crate::dtype::{ggml_type_table, GgmlType};
 use crate::error::{Error, Result};
 use crate::format::ByteOrder;
 
@@ -112,56 +103,57 @@ pub fn dequantize_bytes<O: Output>(
     order: ByteOrder,
     out: &mut [O],
 ) -> Result<()> {
-    if dtype.is_plain() {
-        return plain::dequantize(dtype, bytes, order, out);
-    }
-    if !order.is_native() {
+    if !dtype.is_plain() && !order.is_native() {
         return Err(Error::Unsupported {
             operation: "dequantization",
             dtype,
             reason: "quantized blocks stored in the other byte order",
         });
     }
-    macro_rules! by_block_type {
-        ($($variant:ident => $block:ty),* $(,)?) => {
-            match dtype {
-                $(GgmlType::$variant => dequantize_block_bytes::<$block, O>(bytes, out),)*
-                _ => Err(Error::Unsupported {
-                    operation: "dequantization",
-                    dtype,
-                    reason: "no dequantizer for this type",
-                }),
-            }
-        };
-    }
-    by_block_type! {
-        Q4_0 => legacy::BlockQ4_0,
-        Q4_1 => legacy::BlockQ4_1,
-        Q5_0 => legacy::BlockQ5_0,
-        Q5_1 => legacy::BlockQ5_1,
-        Q8_0 => legacy::BlockQ8_0,
-        Q8_1 => legacy::BlockQ8_1,
-        Q2_K => kquants::BlockQ2_K,
-        Q3_K => kquants::BlockQ3_K,
-        Q4_K => kquants::BlockQ4_K,
-        Q5_K => kquants::BlockQ5_K,
-        Q6_K => kquants::BlockQ6_K,
-        Q8_K => kquants::BlockQ8_K,
-        IQ2_XXS => iq2::BlockIQ2_XXS,
-        IQ2_XS => iq2::BlockIQ2_XS,
-        IQ2_S => iq2::BlockIQ2_S,
-        IQ3_XXS => iq3::BlockIQ3_XXS,
-        IQ3_S => iq3::BlockIQ3_S,
-        IQ1_S => iq1::BlockIQ1_S,
-        IQ1_M => iq1::BlockIQ1_M,
-        IQ4_NL => iq4::BlockIQ4_NL,
-        IQ4_XS => iq4::BlockIQ4_XS,
-        TQ1_0 => ternary::BlockTQ1_0,
-        TQ2_0 => ternary::BlockTQ2_0,
-        MXFP4 => fp4::BlockMXFP4,
-        NVFP4 => fp4::BlockNVFP4,
-        Q1_0 => low_bit::BlockQ1_0,
-        Q2_0 => low_bit::BlockQ2_0,
-        // ROWS
-    }
+    dispatch(dtype, bytes, order, out)
 }
+
+/// From the rows of [`ggml_type_table!`]: the block structs re-exported,
+/// each checked against its row at compile time (size, and the type its
+/// [`Block`] impl names), and [`dispatch`], one arm per type.
+macro_rules! blocks {
+    ($( $(#[$doc:meta])* $variant:ident = $id:literal, $name:literal, $elems:literal, $bytes:literal, $kind:ident($($block:tt)+), [$($candle:tt)*]; )*) => {
+        $( block_row!($kind, $variant, $bytes, $($block)+); )*
+
+        /// Decodes `bytes` of `dtype` with the kernel of its type.
+        fn dispatch<O: Output>(
+            dtype: GgmlType,
+            bytes: &[u8],
+            order: ByteOrder,
+            out: &mut [O],
+        ) -> Result<()> {
+            match dtype {
+                $( GgmlType::$variant => block_arm!($kind, dtype, bytes, order, out, $($block)+), )*
+            }
+        }
+    };
+}
+
+/// What one row adds: for a block format, its re-export and checks.
+macro_rules! block_row {
+    (plain, $variant:ident, $bytes:literal, $t:ty) => {
+        const _: () = assert!(std::mem::size_of::<$t>() == $bytes);
+    };
+    (quant, $variant:ident, $bytes:literal, $($block:tt)+) => {
+        pub use $($block)+;
+        const _: () = assert!(std::mem::size_of::<$($block)+>() == $bytes);
+        const _: () = assert!(<$($block)+ as Block>::TYPE.id() == GgmlType::$variant.id());
+    };
+}
+
+/// One arm of [`dispatch`].
+macro_rules! block_arm {
+    (plain, $dtype:ident, $bytes:ident, $order:ident, $out:ident, $t:ty) => {
+        plain::dequantize($dtype, $bytes, $order, $out)
+    };
+    (quant, $dtype:ident, $bytes:ident, $order:ident, $out:ident, $($block:tt)+) => {
+        dequantize_block_bytes::<$($block)+, O>($bytes, $out)
+    };
+}
+
+ggml_type_table!(blocks);

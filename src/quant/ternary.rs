@@ -63,7 +63,6 @@ pub struct BlockTQ1_0 {
     /// Super-block scale.
     pub d: f16,
 }
-const _: () = assert!(std::mem::size_of::<BlockTQ1_0>() == GgmlType::TQ1_0.bytes_per_block());
 
 impl Block for BlockTQ1_0 {
     const TYPE: GgmlType = GgmlType::TQ1_0;
@@ -90,7 +89,6 @@ pub struct BlockTQ2_0 {
     /// Super-block scale.
     pub d: f16,
 }
-const _: () = assert!(std::mem::size_of::<BlockTQ2_0>() == GgmlType::TQ2_0.bytes_per_block());
 
 impl Block for BlockTQ2_0 {
     const TYPE: GgmlType = GgmlType::TQ2_0;
