@@ -1195,10 +1195,19 @@ fn a_shape_candle_cannot_count_is_an_error_not_a_panic() {
     let file = Gguf::from_bytes(&bytes).unwrap();
     let t = file.tensor("t").unwrap();
     assert_eq!(t.n_elements(), 0);
-    let shape_refused =
-        |e: &Error| matches!(e, Error::CandleUnsupported { target: "candle shape", .. });
+    let shape_refused = |e: &Error| {
+        matches!(
+            e,
+            Error::CandleUnsupported {
+                target: "candle shape",
+                ..
+            }
+        )
+    };
     assert!(shape_refused(&t.to_qtensor(&Device::Cpu).unwrap_err()));
-    assert!(shape_refused(&t.to_candle(&Device::Cpu, DType::F32).unwrap_err()));
+    assert!(shape_refused(
+        &t.to_candle(&Device::Cpu, DType::F32).unwrap_err()
+    ));
     assert!(shape_refused(&file.to_candle_content().unwrap_err()));
     for load_as in LoadAs::ALL {
         let err = file.load_candle(&Device::Cpu, load_as).unwrap_err();
