@@ -109,26 +109,6 @@ impl GgmlType {
     }
 }
 
-/// Gives `err` the name of the tensor it happened to, unless it names one
-/// already.
-fn in_tensor(tensor: &str, err: Error) -> Error {
-    match err {
-        Error::Candle { .. }
-        | Error::CandleUnsupported { .. }
-        | Error::ByteOrder { .. }
-        | Error::DtypeMismatch { .. }
-        | Error::Misaligned { .. }
-        | Error::SizeOverflow { .. }
-        | Error::NotInMemory { .. }
-        | Error::TensorRead { .. }
-        | Error::InTensor { .. } => err,
-        other => Error::InTensor {
-            tensor: tensor.to_owned(),
-            source: Box::new(other),
-        },
-    }
-}
-
 fn candle_err(tensor: &str) -> impl FnOnce(candle_core::Error) -> Error + '_ {
     move |source| Error::Candle {
         tensor: tensor.to_owned(),
@@ -156,13 +136,11 @@ fn qtensor_from_staging(
 ) -> Result<QTensor> {
     let len = staging.bytes().len();
     let block_bytes = qtype.type_size();
-    let whole_blocks = || Error::InTensor {
-        tensor: tensor.to_owned(),
-        source: Box::new(Error::LengthMismatch {
-            what: "candle quantized data (whole blocks)",
-            expected: len / block_bytes.max(1) * block_bytes,
-            found: len,
-        }),
+    let whole_blocks = || Error::LengthMismatch {
+        tensor: Some(tensor.to_owned()),
+        what: "candle quantized data (whole blocks)",
+        expected: len / block_bytes.max(1) * block_bytes,
+        found: len,
     };
     // Whole blocks cannot be missing from a validated file (the block sizes
     // are checked against candle's in the tests); candle would panic.
@@ -192,11 +170,11 @@ fn dense_tensor<O: Output + WithDType>(
 ) -> Result<Tensor> {
     if device.is_cpu() {
         let mut out = vec![O::default(); n];
-        fill(&mut out).map_err(|e| in_tensor(tensor, e))?;
+        fill(&mut out).map_err(|e| e.in_tensor(tensor))?;
         Tensor::from_vec(out, shape, device).map_err(candle_err(tensor))
     } else {
         let mut staging = Staging::<O>::new(n);
-        fill(&mut staging).map_err(|e| in_tensor(tensor, e))?;
+        fill(&mut staging).map_err(|e| e.in_tensor(tensor))?;
         Tensor::from_slice(&staging, shape, device).map_err(candle_err(tensor))
     }
 }
@@ -216,8 +194,7 @@ impl TensorView<'_> {
     /// # Errors
     /// [`Error::CandleUnsupported`] for any other pairing,
     /// [`Error::Candle`] if candle rejects the tensor (a device error), and
-    /// the errors of [`TensorView::dequantize_into`] wrapped in
-    /// [`Error::InTensor`].
+    /// the errors of [`TensorView::dequantize_into`].
     ///
     /// # Performance
     /// On the CPU the values are written once, into the allocation the
@@ -351,7 +328,7 @@ impl TensorView<'_> {
         let mut staging = AlignedBytes::zeroed(len);
         source
             .copy_into(staging.bytes_mut(), parallelism)
-            .map_err(|e| in_tensor(name, e))?;
+            .map_err(|e| e.in_tensor(name))?;
         if !native {
             swap_elements(staging.bytes_mut(), self.dtype().bytes_per_block());
         }

@@ -29,6 +29,7 @@ pub fn dequantize_parallel<O: Output>(
     let expected = blocks.saturating_mul(block_elems);
     if bytes.len() % block_bytes != 0 || out.len() != expected {
         return Err(Error::LengthMismatch {
+            tensor: None,
             what: "dequantization output",
             expected,
             found: out.len(),

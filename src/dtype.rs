@@ -154,7 +154,7 @@ ggml_type_table!(ggml_types);
 
 /// Ids ggml once used and has since removed (Q4_2, Q4_3, the Q4_0/IQ4_NL
 /// repacked layouts): a file carrying one is rejected with
-/// [`Error::RemovedType`].
+/// [`Error::UnknownType`] with `removed` set.
 pub const REMOVED_TYPE_IDS: &[u32] = &[4, 5, 31, 32, 33, 36, 37, 38];
 
 impl GgmlType {
@@ -230,9 +230,11 @@ impl TryFrom<u32> for GgmlType {
     fn try_from(id: u32) -> Result<Self> {
         match GgmlType::from_id(id) {
             Some(t) => Ok(t),
-            None => Err(Error::InvalidTypeId {
+            None => Err(Error::UnknownType {
                 id,
                 removed: REMOVED_TYPE_IDS.contains(&id),
+                tensor: None,
+                offset: None,
             }),
         }
     }

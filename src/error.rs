@@ -8,6 +8,41 @@ use std::path::PathBuf;
 use crate::dtype::GgmlType;
 use crate::format::ValueType;
 
+impl Error {
+    /// An I/O error on a stream the caller gave.
+    pub(crate) fn stream(source: std::io::Error) -> Self {
+        Error::Io { path: None, source }
+    }
+
+    /// This error, naming `name` as its tensor where it is one that can
+    /// name a tensor and does not yet.
+    pub(crate) fn in_tensor(mut self, name: &str) -> Self {
+        if let Error::Unsupported { tensor, .. }
+        | Error::LengthMismatch { tensor, .. }
+        | Error::Pool { tensor, .. } = &mut self
+        {
+            tensor.get_or_insert_with(|| name.to_owned());
+        }
+        self
+    }
+}
+
+impl From<crate::pool::PoolError> for Error {
+    fn from(source: crate::pool::PoolError) -> Self {
+        Error::Pool {
+            tensor: None,
+            source,
+        }
+    }
+}
+
+/// `tensor "name": ` where there is a tensor, to start a message with.
+fn in_tensor(tensor: &Option<String>) -> String {
+    tensor
+        .as_ref()
+        .map_or_else(String::new, |t| format!("tensor {t:?}: "))
+}
+
 /// Result with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -15,18 +50,16 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// Reading, mapping or writing a file failed.
-    #[error("cannot access {}", path.display())]
+    /// Reading, mapping or writing a file or a stream failed.
+    #[error("{}", match path { Some(path) => format!("cannot access {}", path.display()), None => "i/o error on stream".to_owned() })]
     Io {
-        /// The file.
-        path: PathBuf,
+        /// The file; `None` for a stream (a reader or writer the caller
+        /// gave).
+        path: Option<PathBuf>,
         /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
-    /// Reading from or writing to a stream failed.
-    #[error("i/o error on stream")]
-    Stream(#[source] std::io::Error),
     /// The path names something other than a regular file (a directory, a
     /// FIFO, a socket, a device): refused before it is opened for reading,
     /// which could block forever on a FIFO.
@@ -90,12 +123,14 @@ pub enum Error {
         /// The largest count the remaining bytes allow.
         max: u64,
     },
-    /// A metadata key or tensor name that is not UTF-8.
+    /// A string that is not UTF-8 where UTF-8 is required: a metadata key
+    /// or tensor name while parsing, or a metadata string value asked for as
+    /// `&str`.
     #[error("{what} at byte {offset} is not valid UTF-8")]
     InvalidUtf8 {
-        /// `"metadata key"` or `"tensor name"`.
+        /// `"metadata key"`, `"tensor name"` or `"metadata string"`.
         what: &'static str,
-        /// Where the string starts.
+        /// Where the string's bytes start.
         offset: u64,
     },
     /// A metadata value type id outside 0..=12.
@@ -199,25 +234,20 @@ pub enum Error {
         /// Where its tensor info starts.
         offset: u64,
     },
-    /// A tensor type id that ggml does not define.
-    #[error("tensor {tensor:?} has unknown type id {id} at byte {offset}")]
+    /// A ggml type id this crate does not know: one ggml has removed
+    /// (`removed`), or one it never had. Read from a file, it names the
+    /// tensor and the byte offset of its type field; from
+    /// [`GgmlType::try_from`], neither.
+    #[error("{}", unknown_type_message(*id, *removed, tensor.as_deref(), *offset))]
     UnknownType {
-        /// The tensor.
-        tensor: String,
         /// The id.
         id: u32,
-        /// Where it starts.
-        offset: u64,
-    },
-    /// A tensor type id that ggml has removed.
-    #[error("tensor {tensor:?} has type id {id} at byte {offset}, which ggml has removed")]
-    RemovedType {
-        /// The tensor.
-        tensor: String,
-        /// The id.
-        id: u32,
-        /// Where it starts.
-        offset: u64,
+        /// True for an id ggml once used and has removed.
+        removed: bool,
+        /// The tensor whose type it is, for an id read from a file.
+        tensor: Option<String>,
+        /// Where the id starts in the file, for an id read from a file.
+        offset: Option<u64>,
     },
     /// A row length that is not a whole number of blocks.
     #[error("tensor {tensor:?} at byte {offset}: ne0 = {ne0} is not a multiple of the {dtype} block size {block}")]
@@ -233,9 +263,10 @@ pub enum Error {
         /// Where its tensor info starts.
         offset: u64,
     },
-    /// A tensor data offset that is not a multiple of the alignment.
+    /// A tensor data offset in the file that is not a multiple of the
+    /// file's alignment.
     #[error("tensor {tensor:?} data offset {data_offset} (at byte {offset}) is not a multiple of the alignment {alignment}")]
-    TensorMisaligned {
+    DataOffsetNotAligned {
         /// The tensor.
         tensor: String,
         /// The offset read, relative to the data section.
@@ -289,12 +320,6 @@ pub enum Error {
         /// What the file holds.
         found: ValueType,
     },
-    /// A metadata string that is not UTF-8, asked for as `&str`.
-    #[error("metadata string at byte {offset} is not valid UTF-8")]
-    StringNotUtf8 {
-        /// Where the string's bytes start.
-        offset: u64,
-    },
     /// No tensor has this name.
     #[error("tensor {name:?} not found")]
     TensorNotFound {
@@ -332,10 +357,11 @@ pub enum Error {
         /// The tensor's type.
         found: GgmlType,
     },
-    /// A zero-copy view of bytes not aligned for the element type (a file
-    /// written with a small `general.alignment`, or bytes the caller gave).
-    #[error("tensor {tensor:?} data at byte {offset} is not aligned to {required} bytes; use the copying accessors")]
-    Misaligned {
+    /// A zero-copy view of bytes not aligned in memory for the element type
+    /// (a file written with a small `general.alignment`, or bytes the caller
+    /// gave at an odd address).
+    #[error("tensor {tensor:?} data at byte {offset} is not aligned to {required} bytes in memory; use the copying accessors")]
+    UnalignedInMemory {
         /// The tensor.
         tensor: String,
         /// Alignment required by the element type.
@@ -351,8 +377,13 @@ pub enum Error {
         tensor: String,
     },
     /// An operation this tensor type does not support.
-    #[error("{operation} is not supported for {dtype}: {reason}")]
+    #[error(
+        "{}{operation} is not supported for {dtype}: {reason}",
+        in_tensor(tensor)
+    )]
     Unsupported {
+        /// The tensor, where the operation was asked of one.
+        tensor: Option<String>,
         /// What was asked.
         operation: &'static str,
         /// The tensor type.
@@ -361,22 +392,19 @@ pub enum Error {
         reason: &'static str,
     },
     /// A buffer of the wrong length.
-    #[error("{what}: expected {expected} elements, got {found}")]
+    #[error(
+        "{}{what}: expected {expected} elements, got {found}",
+        in_tensor(tensor)
+    )]
     LengthMismatch {
+        /// The tensor, where the buffer was one's.
+        tensor: Option<String>,
         /// Which buffer.
         what: &'static str,
         /// The length needed.
         expected: usize,
         /// The length given.
         found: usize,
-    },
-    /// A ggml type id out of range (from [`GgmlType::try_from`]).
-    #[error("{}", if *removed { format!("ggml type id {id} has been removed") } else { format!("unknown ggml type id {id}") })]
-    InvalidTypeId {
-        /// The id.
-        id: u32,
-        /// True for an id ggml once used.
-        removed: bool,
     },
     /// A type name that is no ggml type.
     #[error("unknown ggml type name {name:?}")]
@@ -385,21 +413,29 @@ pub enum Error {
         name: String,
     },
     /// The buffer pool could not provide a buffer.
-    #[error(transparent)]
-    Pool(#[from] crate::pool::PoolError),
+    #[error("{}{source}", in_tensor(tensor))]
+    Pool {
+        /// The tensor the buffer was for, where it was for one.
+        tensor: Option<String>,
+        /// What the pool said.
+        #[source]
+        source: crate::pool::PoolError,
+    },
     /// A thread pool could not be built.
     #[error("cannot build thread pool: {reason}")]
     ThreadPool {
         /// The pool builder's message.
         reason: String,
     },
-    /// A value the writer cannot encode.
+    /// Something the writer refuses to write, because a reader would refuse
+    /// it or because it cannot be encoded.
     #[error("cannot write {what}: {reason}")]
     Write {
-        /// What was being written.
+        /// What was being written (`tensor "name"`, `metadata key "k"`,
+        /// ...).
         what: String,
         /// Why not.
-        reason: &'static str,
+        reason: WriteRefusal,
     },
     /// A split model asked for with no paths.
     #[error("a split model needs at least one part")]
@@ -542,20 +578,98 @@ pub enum Error {
         /// The limit: 8 times the file's size, plus 64 MiB.
         limit: u64,
     },
-    /// An error while converting or loading a tensor that does not name the
-    /// tensor itself (a read, a dequantization): the tensor and the error.
-    #[error("tensor {tensor:?}: {source}")]
-    InTensor {
-        /// The tensor.
-        tensor: String,
-        /// What went wrong.
-        #[source]
-        source: Box<Error>,
-    },
     /// A name that is no way of loading (`quantized`, `f16`, `bf16`, `f32`).
     #[error("unknown load type {name:?} (expected quantized, f16, bf16 or f32)")]
     UnknownLoadAs {
         /// The name.
         name: String,
     },
+}
+
+/// Why [`Error::Write`] refused something: each a rule the reader applies
+/// too, or a limit of the format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum WriteRefusal {
+    /// An array element of another type than the array's.
+    MixedArray,
+    /// An alignment that is not a non-zero power of two.
+    AlignmentNotPowerOfTwo,
+    /// `general.alignment` given as metadata.
+    AlignmentKey,
+    /// Arrays nested deeper than readers accept.
+    NestedTooDeep,
+    /// A metadata key added twice.
+    DuplicateKey,
+    /// Tensor bytes of another length than dims and type make.
+    DataLength,
+    /// A tensor name added twice.
+    DuplicateName,
+    /// A declared tensor's callback wrote another number of bytes than dims and type make.
+    WrongByteCount,
+    /// Tensor data whose total size overflows 64 bits.
+    SizeOverflow,
+    /// A tensor name of 64 bytes or more (ggml's limit).
+    NameTooLong,
+    /// More than 4 dims, or dims whose running product passes `i64::MAX`.
+    BadDims,
+    /// A row (ne0) that is not whole blocks of the type.
+    RowNotWholeBlocks,
+    /// A split into parts of no tensors.
+    NoTensorsPerPart,
+    /// A split into more than 65,535 parts.
+    TooManyParts,
+    /// A split model of more than `i32::MAX` tensors.
+    TooManyTensors,
+    /// A split prefix whose file name is not UTF-8.
+    PrefixNotUtf8,
+}
+
+impl WriteRefusal {
+    /// What is wrong, lowercase.
+    pub const fn description(self) -> &'static str {
+        match self {
+            WriteRefusal::MixedArray => "array elements must all have the array's element type",
+            WriteRefusal::AlignmentNotPowerOfTwo => "the alignment must be a non-zero power of two",
+            WriteRefusal::AlignmentKey => "set the alignment with set_alignment",
+            WriteRefusal::NestedTooDeep => "arrays nested deeper than readers accept",
+            WriteRefusal::DuplicateKey => "key already added",
+            WriteRefusal::DataLength => "data length does not match dims and type",
+            WriteRefusal::DuplicateName => "name already added",
+            WriteRefusal::WrongByteCount => "its bytes were not as many as dims and type make",
+            WriteRefusal::SizeOverflow => "total size overflows",
+            WriteRefusal::NameTooLong => "name must be shorter than 64 bytes",
+            WriteRefusal::BadDims => "at most 4 dims, each and their product at most i64::MAX",
+            WriteRefusal::RowNotWholeBlocks => "ne0 must be a multiple of the block size",
+            WriteRefusal::NoTensorsPerPart => "at least one tensor per part",
+            WriteRefusal::TooManyParts => "at most 65535 parts",
+            WriteRefusal::TooManyTensors => "at most i32::MAX tensors in all",
+            WriteRefusal::PrefixNotUtf8 => "the prefix must end in a UTF-8 file name",
+        }
+    }
+}
+
+impl std::fmt::Display for WriteRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.description())
+    }
+}
+
+/// The message of [`Error::UnknownType`].
+fn unknown_type_message(
+    id: u32,
+    removed: bool,
+    tensor: Option<&str>,
+    offset: Option<u64>,
+) -> String {
+    let at = match (tensor, offset) {
+        (Some(tensor), Some(offset)) => format!("tensor {tensor:?} at byte {offset}: "),
+        (Some(tensor), None) => format!("tensor {tensor:?}: "),
+        _ => String::new(),
+    };
+    if removed {
+        format!("{at}ggml type id {id} has been removed from ggml")
+    } else {
+        format!("{at}unknown ggml type id {id}")
+    }
 }

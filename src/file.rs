@@ -75,7 +75,7 @@ pub(crate) fn map_error(path: &Path, source: std::io::Error) -> Error {
         source
     };
     Error::Io {
-        path: path.to_owned(),
+        path: Some(path.to_owned()),
         source,
     }
 }

@@ -26,7 +26,7 @@ mod write_split;
 
 pub use atomic::AtomicFile;
 pub use dtype::GgmlType;
-pub use error::{Error, Result};
+pub use error::{Error, Result, WriteRefusal};
 pub use memmap2::Advice;
 pub use model::{Gguf, OpenOptions, Tensors, MAX_STREAMED_HEADER_BYTES};
 pub use parallel::Parallelism;

@@ -214,7 +214,7 @@ impl Gguf<'static> {
     /// [`Gguf::from_reader`].
     ///
     /// # Errors
-    /// [`Error::Stream`] if reading fails or memory for the bytes cannot be
+    /// [`Error::Io`] if reading fails or memory for the bytes cannot be
     /// had, or any parse error.
     pub fn read(reader: impl Read) -> Result<Self> {
         Self::read_limited(reader, u64::MAX)
@@ -245,7 +245,7 @@ impl Gguf<'static> {
     /// on a mapping. Reads from several threads take turns on the reader.
     ///
     /// # Errors
-    /// [`Error::Stream`] if seeking or reading the header fails; any parse
+    /// [`Error::Io`] if seeking or reading the header fails; any parse
     /// error of [`format::parse`] (the header is read in growing prefixes,
     /// at most [`MAX_STREAMED_HEADER_BYTES`]). A read that fails later is
     /// [`Error::TensorRead`], naming the tensor and the byte offset.
@@ -264,7 +264,7 @@ impl Gguf<'static> {
 /// Opens one file as `options` say, refusing anything but a regular file.
 fn open_part(path: &Path, options: &OpenOptions) -> Result<Part<'static>> {
     let io = |source| Error::Io {
-        path: path.to_owned(),
+        path: Some(path.to_owned()),
         source,
     };
     // `stat` first: it never blocks, where opening a FIFO would.
@@ -300,8 +300,8 @@ fn open_part(path: &Path, options: &OpenOptions) -> Result<Part<'static>> {
 /// A stream error while reading a file, as the file's error.
 fn at_path(e: Error, path: &Path) -> Error {
     match e {
-        Error::Stream(source) => Error::Io {
-            path: path.to_owned(),
+        Error::Io { path: None, source } => Error::Io {
+            path: Some(path.to_owned()),
             source,
         },
         other => other,
@@ -310,7 +310,7 @@ fn at_path(e: Error, path: &Path) -> Error {
 
 fn stream_error(e: ReadError) -> Error {
     match e {
-        ReadError::Io(e) => Error::Stream(e),
+        ReadError::Io(e) => Error::stream(e),
         ReadError::TooLong(limit) => Error::StreamTooLong { limit },
     }
 }
@@ -346,8 +346,8 @@ fn streamed(mut reader: Box<dyn ReadSeek>) -> Result<Part<'static>> {
 /// parses (or fails for a reason more bytes cannot mend, or the prefix is
 /// the whole stream or the limit), with its index.
 fn read_header(mut reader: impl Read + Seek) -> Result<(AlignedBytes, u64, Index)> {
-    let len = reader.seek(SeekFrom::End(0)).map_err(Error::Stream)?;
-    reader.seek(SeekFrom::Start(0)).map_err(Error::Stream)?;
+    let len = reader.seek(SeekFrom::End(0)).map_err(Error::stream)?;
+    reader.seek(SeekFrom::Start(0)).map_err(Error::stream)?;
     let most = len.min(MAX_STREAMED_HEADER_BYTES);
     let mut header = AlignedBytes::empty();
     let mut want = FIRST_HEADER_READ.min(most);

@@ -204,7 +204,7 @@ impl<'a> TensorView<'a> {
     /// stream (memory stays a few MiB whatever the tensor's size).
     ///
     /// # Errors
-    /// [`Error::TensorRead`] if reading a stream fails; [`Error::Stream`]
+    /// [`Error::TensorRead`] if reading a stream fails; [`Error::Io`]
     /// if writing fails.
     pub fn write_bytes_to(&self, out: &mut dyn std::io::Write) -> Result<()> {
         TensorSource::new(*self, false).write_to(out)
@@ -239,7 +239,7 @@ impl<'a> TensorView<'a> {
     /// # Errors
     /// [`Error::DtypeMismatch`] unless the tensor's type is `T`'s,
     /// [`Error::ByteOrder`] for a file in the other byte order,
-    /// [`Error::Misaligned`] when the bytes are not aligned for `T` (a file
+    /// [`Error::UnalignedInMemory`] when the bytes are not aligned for `T` (a file
     /// with a small `general.alignment`), [`Error::NotInMemory`] for a
     /// streamed model; [`TensorView::to_cow`] copies in those cases.
     pub fn as_slice<T: Element>(&self) -> Result<&'a [T]> {
@@ -292,7 +292,7 @@ impl<'a> TensorView<'a> {
     /// # Errors
     /// [`Error::DtypeMismatch`] unless the tensor's type is `B`'s,
     /// [`Error::ByteOrder`] for a file in the other byte order,
-    /// [`Error::Misaligned`] when the bytes are not aligned for `B`,
+    /// [`Error::UnalignedInMemory`] when the bytes are not aligned for `B`,
     /// [`Error::NotInMemory`] for a streamed model.
     pub fn blocks<B: Block>(&self) -> Result<&'a [B]> {
         self.check_dtype(B::TYPE)?;
@@ -339,7 +339,7 @@ impl<'a> TensorView<'a> {
     }
 
     fn misaligned(&self, required: usize) -> Error {
-        Error::Misaligned {
+        Error::UnalignedInMemory {
             tensor: self.name.to_owned(),
             required,
             offset: self.start,

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use crate::atomic::AtomicFile;
 use crate::dtype::GgmlType;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, WriteRefusal};
 use crate::format::{
     align_up, ByteOrder, Value, ValueType, ALIGNMENT_KEY, DEFAULT_ALIGNMENT, MAGIC,
     MAX_ARRAY_DEPTH, MAX_DIMS, MAX_TENSOR_NAME_LEN,
@@ -49,7 +49,7 @@ impl MetaArray {
         if let Some(bad) = items.iter().find(|v| v.value_type() != element_type) {
             return Err(Error::Write {
                 what: format!("array of {element_type} holding a {}", bad.value_type()),
-                reason: "array elements must all have the array's element type",
+                reason: WriteRefusal::MixedArray,
             });
         }
         Ok(MetaArray {
@@ -253,7 +253,7 @@ impl<'a> GgufWriter<'a> {
         if !alignment.is_power_of_two() {
             return Err(Error::Write {
                 what: format!("alignment {alignment}"),
-                reason: "must be a non-zero power of two",
+                reason: WriteRefusal::AlignmentNotPowerOfTwo,
             });
         }
         self.alignment = alignment;
@@ -281,20 +281,20 @@ impl<'a> GgufWriter<'a> {
         if key == ALIGNMENT_KEY {
             return Err(Error::Write {
                 what: key,
-                reason: "set the alignment with set_alignment",
+                reason: WriteRefusal::AlignmentKey,
             });
         }
         let value = value.into();
         if nesting_depth(&value) > MAX_ARRAY_DEPTH {
             return Err(Error::Write {
                 what: format!("metadata key {key:?}"),
-                reason: "arrays nested deeper than readers accept",
+                reason: WriteRefusal::NestedTooDeep,
             });
         }
         if self.keys.contains(&key) {
             return Err(Error::Write {
                 what: format!("metadata key {key:?}"),
-                reason: "key already added",
+                reason: WriteRefusal::DuplicateKey,
             });
         }
         self.keys.insert(key.clone());
@@ -321,7 +321,7 @@ impl<'a> GgufWriter<'a> {
         if len != data.len() as u64 {
             return Err(Error::Write {
                 what: format!("tensor {name:?}"),
-                reason: "data length does not match dims and type",
+                reason: WriteRefusal::DataLength,
             });
         }
         self.push_tensor(name, dtype, dims, len, TensorData::Bytes(data))
@@ -358,7 +358,7 @@ impl<'a> GgufWriter<'a> {
         if self.names.contains(&name) {
             return Err(Error::Write {
                 what: format!("tensor {name:?}"),
-                reason: "name already added",
+                reason: WriteRefusal::DuplicateName,
             });
         }
         self.names.insert(name.clone());
@@ -378,7 +378,7 @@ impl<'a> GgufWriter<'a> {
     /// # Errors
     /// [`Error::Write`] if sizes overflow or a tensor was declared without
     /// its bytes ([`GgufWriter::declare_tensor`]: write the file with
-    /// [`GgufWriter::write_to_with`]); [`Error::Stream`] if writing fails.
+    /// [`GgufWriter::write_to_with`]); [`Error::Io`] if writing fails.
     pub fn write_to(&self, out: impl Write) -> Result<()> {
         self.write_to_with(out, |name, _| {
             Err(std::io::Error::other(format!(
@@ -393,7 +393,7 @@ impl<'a> GgufWriter<'a> {
     ///
     /// # Errors
     /// As [`GgufWriter::write_to`]; an error `fill` returns ends the
-    /// writing ([`Error::Stream`]); a `fill` that writes another number of
+    /// writing ([`Error::Io`]); a `fill` that writes another number of
     /// bytes than its tensor's dims and type make is an [`Error::Write`]
     /// naming the tensor.
     pub fn write_to_with(
@@ -401,10 +401,10 @@ impl<'a> GgufWriter<'a> {
         mut out: impl Write,
         mut fill: impl FnMut(&str, &mut dyn Write) -> std::io::Result<()>,
     ) -> Result<()> {
-        out.write_all(&self.header()?).map_err(Error::Stream)?;
+        out.write_all(&self.header()?).map_err(Error::stream)?;
         for (i, t) in self.tensors.iter().enumerate() {
             match &t.data {
-                TensorData::Bytes(bytes) => out.write_all(bytes).map_err(Error::Stream)?,
+                TensorData::Bytes(bytes) => out.write_all(bytes).map_err(Error::stream)?,
                 TensorData::Later => {
                     let mut counted = Counted {
                         out: &mut out,
@@ -414,22 +414,22 @@ impl<'a> GgufWriter<'a> {
                     };
                     let result = fill(&t.name, &mut counted);
                     if !counted.overflowed {
-                        result.map_err(Error::Stream)?;
+                        result.map_err(Error::stream)?;
                     }
                     if counted.overflowed || counted.written != t.len {
                         return Err(Error::Write {
                             what: format!("tensor {:?}", t.name),
-                            reason: "its bytes were not as many as dims and type make",
+                            reason: WriteRefusal::WrongByteCount,
                         });
                     }
                 }
             }
             if i + 1 < self.tensors.len() {
                 let padding = align_up(t.len, self.alignment).map_or(0, |end| end - t.len);
-                write_zeros(&mut out, padding).map_err(Error::Stream)?;
+                write_zeros(&mut out, padding).map_err(Error::stream)?;
             }
         }
-        out.flush().map_err(Error::Stream)
+        out.flush().map_err(Error::stream)
     }
 
     /// Writes the file at `path`, atomically and streaming: to a temporary
@@ -463,13 +463,13 @@ impl<'a> GgufWriter<'a> {
     ) -> Result<()> {
         let path = path.as_ref();
         let io = |source| Error::Io {
-            path: path.to_owned(),
+            path: Some(path.to_owned()),
             source,
         };
         let file = AtomicFile::create(path).map_err(io)?;
         let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
         self.write_to_with(&mut out, fill).map_err(|e| match e {
-            Error::Stream(source) => io(source),
+            Error::Io { path: None, source } => io(source),
             other => other,
         })?;
         let file = out.into_inner().map_err(|e| io(e.into_error()))?;
@@ -507,7 +507,7 @@ impl<'a> GgufWriter<'a> {
         }
         let overflow = || Error::Write {
             what: "tensor data".into(),
-            reason: "total size overflows",
+            reason: WriteRefusal::SizeOverflow,
         };
         let mut offset = 0u64;
         for t in &self.tensors {
@@ -540,15 +540,15 @@ fn checked_tensor_bytes(name: &str, dtype: GgmlType, dims: &[u64]) -> Result<u64
         })
     };
     if name.len() >= MAX_TENSOR_NAME_LEN {
-        return fail("name must be shorter than 64 bytes");
+        return fail(WriteRefusal::NameTooLong);
     }
     let dims_ok = dims.iter().all(|&d| i64::try_from(d).is_ok());
     if dims.len() > MAX_DIMS || !dims_ok || GgmlType::element_count(dims).is_none() {
-        return fail("at most 4 dims, each and their product at most i64::MAX");
+        return fail(WriteRefusal::BadDims);
     }
     match dtype.tensor_bytes(dims) {
         Some(n) => Ok(n),
-        None => fail("ne0 must be a multiple of the block size"),
+        None => fail(WriteRefusal::RowNotWholeBlocks),
     }
 }
 

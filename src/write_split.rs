@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, WriteRefusal};
 use crate::format::ALIGNMENT_KEY;
 use crate::model::Gguf;
 use crate::split::{
@@ -36,18 +36,18 @@ impl Gguf<'_> {
             reason,
         };
         if max_tensors == 0 {
-            return Err(refuse("at least one tensor per part"));
+            return Err(refuse(WriteRefusal::NoTensorsPerPart));
         }
         let total = self.tensor_count();
         let count = u16::try_from(total.div_ceil(max_tensors).max(1))
-            .map_err(|_| refuse("at most 65535 parts"))?;
+            .map_err(|_| refuse(WriteRefusal::TooManyParts))?;
         let tensors_count =
-            i32::try_from(total).map_err(|_| refuse("at most i32::MAX tensors in all"))?;
+            i32::try_from(total).map_err(|_| refuse(WriteRefusal::TooManyTensors))?;
         let prefix = prefix.as_ref();
         let stem = prefix
             .file_name()
             .and_then(|name| name.to_str())
-            .ok_or_else(|| refuse("the prefix must end in a UTF-8 file name"))?;
+            .ok_or_else(|| refuse(WriteRefusal::PrefixNotUtf8))?;
         let mut tensors = self.tensors();
         let mut paths = Vec::with_capacity(usize::from(count));
         for no in 0..count {

@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use ggufmap::format::{ArrayView, ByteOrder, Value, ValueType};
-use ggufmap::{Element, Error, GgmlType, Gguf, GgufWriter, MetaArray, MetaValue};
+use ggufmap::{Element, Error, GgmlType, Gguf, GgufWriter, MetaArray, MetaValue, WriteRefusal};
 use half::{bf16, f16};
 use proptest::prelude::*;
 use proptest::sample::select;
@@ -113,7 +113,7 @@ fn assert_same(written: &MetaValue, read: &Value<'_>) {
                 Err(_) => {
                     let offset = b.offset();
                     assert!(
-                        matches!(b.as_str(), Err(Error::StringNotUtf8 { offset: o }) if o == offset)
+                        matches!(b.as_str(), Err(Error::InvalidUtf8 { offset: o, .. }) if o == offset)
                     );
                 }
             }
@@ -272,7 +272,7 @@ fn check_plain<T: Element>(file: &Gguf<'_>, name: &str, data: &[u8]) {
             assert!(!file.byte_order().is_native() && size > 1);
             assert_eq!(tensor, name);
         }
-        Err(Error::Misaligned {
+        Err(Error::UnalignedInMemory {
             tensor,
             required,
             offset,
@@ -499,7 +499,7 @@ fn misaligned_data_with_alignment_1_falls_back_to_a_copy() {
         }
         assert!(matches!(
             t.as_slice::<f32>(),
-            Err(Error::Misaligned { tensor, required: 4, offset }) if tensor == "w" && offset == start
+            Err(Error::UnalignedInMemory { tensor, required: 4, offset }) if tensor == "w" && offset == start
         ));
         let cow = t.to_cow::<f32>().unwrap();
         assert!(matches!(cow, Cow::Owned(_)));
@@ -534,11 +534,23 @@ fn alignment_appears_in_metadata_only_when_not_32() {
         );
     }
     let mut w = GgufWriter::new();
-    assert!(matches!(w.set_alignment(48), Err(Error::Write { .. })));
-    assert!(matches!(w.set_alignment(0), Err(Error::Write { .. })));
+    let not_power = |r| {
+        matches!(
+            r,
+            Err(Error::Write {
+                reason: WriteRefusal::AlignmentNotPowerOfTwo,
+                ..
+            })
+        )
+    };
+    assert!(not_power(w.set_alignment(48).map(drop)));
+    assert!(not_power(w.set_alignment(0).map(drop)));
     assert!(matches!(
         w.add_metadata("general.alignment", 64u32),
-        Err(Error::Write { .. })
+        Err(Error::Write {
+            reason: WriteRefusal::AlignmentKey,
+            ..
+        })
     ));
 }
 
@@ -635,7 +647,7 @@ fn typed_getters_and_their_errors() {
     assert_eq!(raw.as_bytes(), &[0xC3, 0x28]);
     assert_eq!(raw.to_string_lossy(), "\u{FFFD}(");
     let at = raw.offset();
-    assert!(matches!(m.get_str("bytes"), Err(Error::StringNotUtf8 { offset }) if offset == at));
+    assert!(matches!(m.get_str("bytes"), Err(Error::InvalidUtf8 { offset, .. }) if offset == at));
     assert_eq!(&bytes[at as usize..at as usize + 2], &[0xC3, 0x28]);
 }
 
@@ -800,7 +812,13 @@ fn writer_refuses_arrays_nested_deeper_than_the_reader_accepts() {
         .ok()
         .map(|bytes| Gguf::from_bytes(bytes).map(|_| ()));
     assert!(
-        matches!(written, Err(Error::Write { .. })),
+        matches!(
+            written,
+            Err(Error::Write {
+                reason: WriteRefusal::NestedTooDeep,
+                ..
+            })
+        ),
         "the writer wrote a file with 9 nested arrays; reading it back gives {read_back:?}"
     );
 }
@@ -816,5 +834,11 @@ fn writer_refuses_a_dim_above_i64_max_even_in_an_empty_tensor() {
         &[18_412_552_038_891_554_559, 0, 0],
         Vec::new(),
     );
-    assert!(matches!(added, Err(ggufmap::Error::Write { .. })));
+    assert!(matches!(
+        added,
+        Err(ggufmap::Error::Write {
+            reason: WriteRefusal::BadDims,
+            ..
+        })
+    ));
 }

@@ -721,5 +721,14 @@ fn write_split_of_a_split_model_and_its_limits() {
         );
     }
     let err = model.write_split(dir.path().join("none"), 0).unwrap_err();
-    assert!(matches!(err, Error::Write { .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::Write {
+                reason: ggufmap::WriteRefusal::NoTensorsPerPart,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }

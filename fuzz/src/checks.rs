@@ -204,8 +204,8 @@ fn check_getters(g: &Gguf<'_>, key: &str, value: &Value<'_>) {
         get_string => String, get_array => Array);
     match md.get_str(key) {
         Ok(s) => assert_eq!(Some(s.as_bytes()), value.as_string().map(|s| s.as_bytes())),
-        Err(Error::StringNotUtf8 { offset }) => {
-            let s = value.as_string().expect("StringNotUtf8 only for strings");
+        Err(Error::InvalidUtf8 { offset, .. }) => {
+            let s = value.as_string().expect("InvalidUtf8 only for strings");
             assert_eq!(offset, s.offset());
             assert!(std::str::from_utf8(s.as_bytes()).is_err());
         }
@@ -241,7 +241,7 @@ fn walk_value(value: &Value<'_>, depth: usize, file_len: usize) {
             let lossy = s.to_string_lossy();
             match s.as_str() {
                 Ok(text) => assert_eq!(text, lossy),
-                Err(Error::StringNotUtf8 { offset }) => assert_eq!(offset, s.offset()),
+                Err(Error::InvalidUtf8 { offset, .. }) => assert_eq!(offset, s.offset()),
                 Err(e) => panic!("as_str: unexpected error {e}"),
             }
             let _ = format!("{s:?}");
@@ -371,7 +371,9 @@ fn check_plain<T: ggufmap::Element + PartialEq + std::fmt::Debug>(t: &TensorView
                 bytemuck::cast_slice::<T, u8>(&cow)
             );
         }
-        Err(Error::Misaligned { required, .. }) => assert_eq!(required, std::mem::align_of::<T>()),
+        Err(Error::UnalignedInMemory { required, .. }) => {
+            assert_eq!(required, std::mem::align_of::<T>())
+        }
         Err(Error::ByteOrder { .. }) => assert!(!t.byte_order().is_native()),
         Err(Error::NotInMemory { .. }) => assert!(t.bytes().is_err()),
         Err(e) => panic!("as_slice of {:?}: unexpected error {e}", t.name()),

@@ -409,7 +409,7 @@ impl Gguf<'_> {
     /// # Errors
     /// The first tensor's error: [`Error::Candle`] (a shape candle cannot
     /// take, a device error), [`Error::ByteOrder`] (quantized blocks of a
-    /// big-endian file kept quantized), or [`Error::InTensor`] wrapping a
+    /// big-endian file kept quantized), or a
     /// read or dequantization error.
     ///
     /// # Performance

@@ -294,7 +294,7 @@ fn lay_out_tensors(
         let tensor = || name.to_owned();
         let offset = t.offset_field();
         if t.data_offset.checked_rem(u64::from(alignment)) != Some(0) {
-            return Err(Error::TensorMisaligned {
+            return Err(Error::DataOffsetNotAligned {
                 tensor: tensor(),
                 data_offset: t.data_offset,
                 alignment,

@@ -173,7 +173,7 @@ impl<'data> Metadata<'data> {
     ///
     /// # Errors
     /// [`Error::KeyNotFound`], [`Error::WrongValueType`], or
-    /// [`Error::StringNotUtf8`].
+    /// [`Error::InvalidUtf8`].
     pub fn get_str(&self, key: &str) -> Result<&'data str> {
         self.get_string(key)?.as_str()
     }

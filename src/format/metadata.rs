@@ -97,9 +97,10 @@ impl<'data> GgufStr<'data> {
     /// The string, if it is UTF-8.
     ///
     /// # Errors
-    /// [`Error::StringNotUtf8`] with the string's offset otherwise.
+    /// [`Error::InvalidUtf8`] with the string's offset otherwise.
     pub fn as_str(&self) -> Result<&'data str> {
-        std::str::from_utf8(self.bytes).map_err(|_| Error::StringNotUtf8 {
+        std::str::from_utf8(self.bytes).map_err(|_| Error::InvalidUtf8 {
+            what: "metadata string",
             offset: self.offset,
         })
     }

@@ -133,20 +133,11 @@ pub(crate) fn read_tensor_info(r: &mut Reader<'_>) -> Result<TensorInfo> {
 
     let type_offset = r.pos() as u64;
     let id: u32 = r.num("tensor type")?;
-    let dtype = GgmlType::from_id(id).ok_or_else(|| {
-        if REMOVED_TYPE_IDS.contains(&id) {
-            Error::RemovedType {
-                tensor: tensor(),
-                id,
-                offset: type_offset,
-            }
-        } else {
-            Error::UnknownType {
-                tensor: tensor(),
-                id,
-                offset: type_offset,
-            }
-        }
+    let dtype = GgmlType::from_id(id).ok_or_else(|| Error::UnknownType {
+        id,
+        removed: REMOVED_TYPE_IDS.contains(&id),
+        tensor: Some(tensor()),
+        offset: Some(type_offset),
     })?;
 
     let block = dtype.elements_per_block() as u64;

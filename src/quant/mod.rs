@@ -56,6 +56,7 @@ fn dequantize_block_bytes<B: Block, O: Output>(bytes: &[u8], out: &mut [O]) -> R
     let size = std::mem::size_of::<B>();
     if bytes.len() % size != 0 {
         return Err(Error::LengthMismatch {
+            tensor: None,
             what: "quantized data (whole blocks)",
             expected: bytes.len() / size * size,
             found: bytes.len(),
@@ -80,6 +81,7 @@ fn check_len(blocks: usize, elems: usize, found: usize) -> Result<()> {
     let expected = blocks.saturating_mul(elems);
     if expected != found {
         return Err(Error::LengthMismatch {
+            tensor: None,
             what: "dequantization output",
             expected,
             found,
@@ -105,6 +107,7 @@ pub fn dequantize_bytes<O: Output>(
 ) -> Result<()> {
     if !dtype.is_plain() && !order.is_native() {
         return Err(Error::Unsupported {
+            tensor: None,
             operation: "dequantization",
             dtype,
             reason: "quantized blocks stored in the other byte order",

@@ -127,6 +127,7 @@ pub(super) fn dequantize<O: Output>(
         GgmlType::I32 => convert::<i32, O>(bytes, order, out),
         GgmlType::I64 => convert::<i64, O>(bytes, order, out),
         _ => Err(Error::Unsupported {
+            tensor: None,
             operation: "plain conversion",
             dtype,
             reason: "not a plain element type",
@@ -138,6 +139,7 @@ fn convert<T: Plain, O: Output>(bytes: &[u8], order: ByteOrder, out: &mut [O]) -
     let size = std::mem::size_of::<T>();
     if bytes.len() % size != 0 {
         return Err(Error::LengthMismatch {
+            tensor: None,
             what: "plain data (whole elements)",
             expected: bytes.len() / size * size,
             found: bytes.len(),
@@ -146,6 +148,7 @@ fn convert<T: Plain, O: Output>(bytes: &[u8], order: ByteOrder, out: &mut [O]) -
     let n = bytes.len() / size;
     if out.len() != n {
         return Err(Error::LengthMismatch {
+            tensor: None,
             what: "dequantization output",
             expected: n,
             found: out.len(),
@@ -346,6 +349,7 @@ mod tests {
         assert!(matches!(
             err,
             Error::LengthMismatch {
+                tensor: None,
                 expected: 2,
                 found: 3,
                 ..
@@ -355,6 +359,7 @@ mod tests {
         assert!(matches!(
             err,
             Error::LengthMismatch {
+                tensor: None,
                 expected: 1,
                 found: 2,
                 ..

@@ -6,7 +6,7 @@
 
 use std::marker::PhantomData;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::parallel::Parallelism;
 use crate::pool::{BufferPool, PooledBuf};
 use crate::quant::Output;
@@ -80,7 +80,9 @@ impl<'a> TensorView<'a> {
         pool: &BufferPool,
         parallelism: &Parallelism,
     ) -> Result<PooledBuf<O>> {
-        let mut buf = pool.get::<O>(self.len()?)?;
+        let mut buf = pool
+            .get::<O>(self.len()?)
+            .map_err(|e| Error::from(e).in_tensor(self.name()))?;
         self.dequantize_into_with(&mut buf, parallelism)?;
         Ok(buf)
     }
@@ -151,7 +153,10 @@ impl<O: Output> DequantChunks<'_, O> {
     }
 
     fn decode(&self, first_block: usize, blocks: usize) -> Result<DequantChunk<O>> {
-        let mut data = self.pool.get::<O>(blocks * self.block_elems)?;
+        let mut data = self
+            .pool
+            .get::<O>(blocks * self.block_elems)
+            .map_err(|e| Error::from(e).in_tensor(self.source.view().name()))?;
         self.source
             .decode_blocks(first_block, blocks, &mut data, &self.parallelism)?;
         Ok(DequantChunk {

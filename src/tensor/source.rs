@@ -51,7 +51,6 @@ impl<'a> TensorSource<'a> {
     }
 
     /// The tensor.
-    #[cfg_attr(not(feature = "candle"), allow(dead_code))]
     pub(crate) fn view(&self) -> TensorView<'a> {
         self.view
     }
@@ -76,6 +75,7 @@ impl<'a> TensorSource<'a> {
                 .get(range)
                 .map(SourceBytes::Borrowed)
                 .ok_or(Error::LengthMismatch {
+                    tensor: None,
                     what: "tensor data",
                     expected: len,
                     found: 0,
@@ -96,6 +96,7 @@ impl<'a> TensorSource<'a> {
         let expected = self.view.len()?;
         if out_len != expected {
             return Err(Error::LengthMismatch {
+                tensor: Some(self.view.name().to_owned()),
                 what: "dequantization output",
                 expected,
                 found: out_len,
@@ -111,6 +112,11 @@ impl<'a> TensorSource<'a> {
         out: &mut [O],
         parallelism: &Parallelism,
     ) -> Result<()> {
+        self.decode_all(out, parallelism)
+            .map_err(|e| e.in_tensor(self.view.name()))
+    }
+
+    fn decode_all<O: Output>(&self, out: &mut [O], parallelism: &Parallelism) -> Result<()> {
         let view = &self.view;
         let (dtype, order) = (view.dtype(), view.byte_order());
         if let Some(bytes) = self.borrowed {
@@ -140,6 +146,7 @@ impl<'a> TensorSource<'a> {
         let block_bytes = dtype.bytes_per_block();
         let bytes = self.get(first * block_bytes..(first + count) * block_bytes)?;
         dequantize_parallel(dtype, &bytes, self.view.byte_order(), out, parallelism)
+            .map_err(|e| e.in_tensor(self.view.name()))
     }
 
     /// Decodes the tensor in work items of whole blocks on the threads of
@@ -159,6 +166,8 @@ impl<'a> TensorSource<'a> {
             let first = item * per_item;
             let count = per_item.min(total - first);
             let mut values = Staging::new(count * block_elems);
+            // `decode_blocks` names the tensor in its errors; `f`'s are the
+            // caller's own.
             self.decode_blocks(first, count, &mut values, &Parallelism::Sequential)?;
             f(first * block_elems, &values)
         })
@@ -171,6 +180,7 @@ impl<'a> TensorSource<'a> {
         let expected = usize::try_from(self.view.info().n_bytes()).unwrap_or(usize::MAX);
         if out.len() != expected {
             return Err(Error::LengthMismatch {
+                tensor: Some(self.view.name().to_owned()),
                 what: "tensor data",
                 expected,
                 found: out.len(),
@@ -193,7 +203,7 @@ impl TensorSource<'_> {
     /// [`COPY_CHUNK_BYTES`] where they are read.
     pub(crate) fn write_to(&self, out: &mut dyn std::io::Write) -> Result<()> {
         if let Some(bytes) = self.borrowed {
-            return out.write_all(bytes).map_err(Error::Stream);
+            return out.write_all(bytes).map_err(Error::stream);
         }
         let len = self.view.info().n_bytes();
         let mut buf =
@@ -203,7 +213,7 @@ impl TensorSource<'_> {
             let n = usize::try_from(len - offset).map_or(buf.len(), |left| left.min(buf.len()));
             let chunk = &mut buf[..n];
             self.view.read_at(offset, chunk)?;
-            out.write_all(chunk).map_err(Error::Stream)?;
+            out.write_all(chunk).map_err(Error::stream)?;
             offset += n as u64;
         }
         Ok(())

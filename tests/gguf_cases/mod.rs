@@ -700,13 +700,13 @@ pub fn cases() -> Vec<Case> {
     for id in [43u32, 99, 1000, u32::MAX] {
         let (bytes, at) = one_tensor(b"w", &[32], id, 64);
         case!(cases, format!("unknown tensor type {id}"), bytes,
-            Err(Error::UnknownType { tensor, id: i, offset })
+            Err(Error::UnknownType { tensor: Some(tensor), id: i, offset: Some(offset), removed: false })
                 if tensor == "w" && *i == id && *offset == at.type_id);
     }
     for id in [4u32, 5, 31, 32, 33, 36, 37, 38] {
         let (bytes, at) = one_tensor(b"w", &[32], id, 64);
         case!(cases, format!("removed tensor type {id}"), bytes,
-            Err(Error::RemovedType { tensor, id: i, offset })
+            Err(Error::UnknownType { tensor: Some(tensor), id: i, offset: Some(offset), removed: true })
                 if tensor == "w" && *i == id && *offset == at.type_id);
     }
     let (bytes, at) = one_tensor(b"w", &[33], Q4_0, 64);
@@ -724,7 +724,7 @@ pub fn cases() -> Vec<Case> {
     let at = info_offsets(e.pos(), 1, 1);
     e.tensor(b"w", &[4], F32, 16).pad(32).zeros(64);
     case!(cases, "misaligned data offset", e.finish(),
-        Err(Error::TensorMisaligned { tensor, data_offset: 16, alignment: 32, offset })
+        Err(Error::DataOffsetNotAligned { tensor, data_offset: 16, alignment: 32, offset })
             if tensor == "w" && *offset == at.data_offset);
     let mut e = Enc::le();
     e.header(3, 2, 0).tensor(b"a", &[8], F32, 0);
@@ -841,7 +841,7 @@ pub fn cases() -> Vec<Case> {
     let at = info_offsets(e.pos(), 1, 1);
     e.tensor(b"b", &[4], F32, 32).pad(64).zeros(128);
     case!(cases, "alignment 64: offset 32 is misaligned", e.finish(),
-        Err(Error::TensorMisaligned { data_offset: 32, alignment: 64, offset, .. })
+        Err(Error::DataOffsetNotAligned { data_offset: 32, alignment: 64, offset, .. })
             if *offset == at.data_offset);
 
     // ---- big-endian files -------------------------------------------------------------------
