@@ -259,7 +259,7 @@ fn main() {
     let content = candle_read(&bytes);
     assert_eq!(file.tensor_count(), content.tensor_infos.len());
     assert_eq!(file.metadata().len(), content.metadata.len());
-    assert_eq!(file.data_offset() as u64, content.tensor_data_offset);
+    assert_eq!(file.data_start() as u64, content.tensor_data_offset);
     let n_tensors = file.tensor_count();
     drop((file, content));
 

@@ -12,7 +12,7 @@ use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
 use criterion::Criterion;
 use ggufmap::pool::BufferPool;
-use ggufmap::{GgmlType, Gguf, GgufWriter, Parallelism};
+use ggufmap::{DequantOptions, GgmlType, Gguf, GgufWriter, Parallelism};
 
 const ELEMENTS: usize = 16 * 1024 * 1024; // 64 MiB of f32 output
 const ROW: usize = 4096;
@@ -51,8 +51,10 @@ fn main() {
     let file = Gguf::from_bytes(&file_bytes).expect("open");
     let view = file.tensor("w").expect("tensor");
     let pool = BufferPool::global();
-    let seq = Parallelism::Sequential;
-    let all = Parallelism::default();
+    let seq = DequantOptions::new()
+        .pool(pool.clone())
+        .parallelism(Parallelism::Sequential);
+    let all = DequantOptions::new().pool(pool.clone());
 
     let mut c = Criterion::default()
         .sample_size(10)
@@ -60,12 +62,12 @@ fn main() {
         .configure_from_args();
     let mut group = c.benchmark_group("dequantize_64MiB_q4k");
     group.bench_function("ggufmap_pooled_1thread", |b| {
-        b.iter(|| black_box(view.dequantize_with::<f32>(pool, &seq).expect("dequantize")))
+        b.iter(|| black_box(view.dequantize::<f32>(&seq).expect("dequantize")))
     });
     group.bench_function("ggufmap_fresh_vec_1thread", |b| {
         b.iter(|| {
             let mut v = vec![0f32; ELEMENTS];
-            view.dequantize_into_with(&mut v, &seq).expect("dequantize");
+            view.dequantize_into(&mut v, &seq).expect("dequantize");
             black_box(v)
         })
     });
@@ -76,18 +78,14 @@ fn main() {
 
     let iters = 8;
     let pooled = time_per_iter(iters, || {
-        drop(black_box(
-            view.dequantize_with::<f32>(pool, &seq).expect("d"),
-        ))
+        drop(black_box(view.dequantize::<f32>(&seq).expect("d")))
     });
     let pooled_par = time_per_iter(iters, || {
-        drop(black_box(
-            view.dequantize_with::<f32>(pool, &all).expect("d"),
-        ))
+        drop(black_box(view.dequantize::<f32>(&all).expect("d")))
     });
     let fresh = time_per_iter(iters, || {
         let mut v = vec![0f32; ELEMENTS];
-        view.dequantize_into_with(&mut v, &seq).expect("d");
+        view.dequantize_into(&mut v, &seq).expect("d");
         drop(black_box(v));
     });
     let candle = time_per_iter(iters, || {

@@ -30,7 +30,7 @@
 //! let bytes = writer.to_bytes()?;
 //! let file = Gguf::from_bytes(&bytes)?;
 //!
-//! let w = file.tensor("w")?.to_candle(&Device::Cpu, DType::F16)?;
+//! let w = file.tensor("w")?.to_candle(&Device::Cpu, DType::F16, &DequantOptions::default())?;
 //! assert_eq!(w.dims(), &[2, 32]);
 //!
 //! let model = file.load_candle(&Device::Cpu, LoadAs::Quantized)?;
@@ -48,8 +48,9 @@ use half::{bf16, f16};
 use crate::dtype::{ggml_type_table, GgmlType};
 use crate::error::{Error, Result};
 use crate::parallel::Parallelism;
+use crate::pool::BufferPool;
 use crate::quant::Output;
-use crate::tensor::{Element, Staging, TensorSource, TensorView};
+use crate::tensor::{DequantOptions, Element, Staging, TensorSource, TensorView};
 
 mod blocks;
 mod bridge;
@@ -160,12 +161,13 @@ fn qtensor_from_staging(
 
 /// A dense tensor of `shape` from `fill`, which writes every element of the
 /// buffer it is given: on the CPU that buffer is the `Vec` the tensor takes
-/// over; elsewhere it is a pooled staging buffer copied to the device.
+/// over; elsewhere it is a buffer from `pool` copied to the device.
 fn dense_tensor<O: Output + WithDType>(
     tensor: &str,
     n: usize,
     shape: Vec<usize>,
     device: &Device,
+    pool: &BufferPool,
     fill: impl FnOnce(&mut [O]) -> Result<()>,
 ) -> Result<Tensor> {
     if device.is_cpu() {
@@ -173,7 +175,7 @@ fn dense_tensor<O: Output + WithDType>(
         fill(&mut out).map_err(|e| e.in_tensor(tensor))?;
         Tensor::from_vec(out, shape, device).map_err(candle_err(tensor))
     } else {
-        let mut staging = Staging::<O>::new(n);
+        let mut staging = Staging::<O>::from_pool(pool, n);
         fill(&mut staging).map_err(|e| e.in_tensor(tensor))?;
         Tensor::from_slice(&staging, shape, device).map_err(candle_err(tensor))
     }
@@ -184,8 +186,7 @@ impl TensorView<'_> {
     /// shape outermost first ([`TensorView::shape`]).
     ///
     /// - `F32`, `F16`, `BF16`: any tensor, dequantized (quantized types) or
-    ///   converted (plain types, as a C cast would) on the threads of
-    ///   `Parallelism::default()`.
+    ///   converted (plain types, as a C cast would) on the options' threads.
     /// - `F64`, `I16`, `I32`, `I64`: plain tensors whose values that type
     ///   holds exactly: F64 as `F64`; I8 as `I16`, `I32` or `I64`; I16 as
     ///   `I16`, `I32` or `I64`; I32 as `I32` or `I64`; I64 as `I64`. See
@@ -199,45 +200,40 @@ impl TensorView<'_> {
     /// # Performance
     /// On the CPU the values are written once, into the allocation the
     /// tensor keeps. On another device they are written into a buffer of
-    /// [`BufferPool::global`](crate::pool::BufferPool::global) and copied to
-    /// the device; the buffer goes back to the pool.
-    pub fn to_candle(&self, device: &Device, dtype: DType) -> Result<Tensor> {
-        self.to_candle_with(device, dtype, &Parallelism::default())
-    }
-
-    /// [`TensorView::to_candle`] on the threads of `parallelism`.
-    ///
-    /// # Errors
-    /// As [`TensorView::to_candle`].
-    pub fn to_candle_with(
+    /// the options' pool and copied to the device; the buffer goes back to
+    /// the pool.
+    pub fn to_candle(
         &self,
         device: &Device,
         dtype: DType,
-        parallelism: &Parallelism,
+        options: &DequantOptions,
     ) -> Result<Tensor> {
-        self.candle_from(&TensorSource::new(*self, false), device, dtype, parallelism)
+        self.candle_from(&TensorSource::new(*self, false), device, dtype, options)
     }
 
-    /// [`TensorView::to_candle_with`], reading through `source`.
+    /// [`TensorView::to_candle`], reading through `source`.
     fn candle_from(
         &self,
         source: &TensorSource<'_>,
         device: &Device,
         dtype: DType,
-        parallelism: &Parallelism,
+        options: &DequantOptions,
     ) -> Result<Tensor> {
         let name = self.name();
         let n = self.len()?;
+        let (pool, parallelism) = (options.buffer_pool(), options.threads());
         match dtype {
-            DType::F32 => dense_tensor::<f32>(name, n, self.candle_shape()?, device, |out| {
+            DType::F32 => dense_tensor::<f32>(name, n, self.candle_shape()?, device, pool, |out| {
                 source.dequantize_into(out, parallelism)
             }),
-            DType::F16 => dense_tensor::<f16>(name, n, self.candle_shape()?, device, |out| {
+            DType::F16 => dense_tensor::<f16>(name, n, self.candle_shape()?, device, pool, |out| {
                 source.dequantize_into(out, parallelism)
             }),
-            DType::BF16 => dense_tensor::<bf16>(name, n, self.candle_shape()?, device, |out| {
-                source.dequantize_into(out, parallelism)
-            }),
+            DType::BF16 => {
+                dense_tensor::<bf16>(name, n, self.candle_shape()?, device, pool, |out| {
+                    source.dequantize_into(out, parallelism)
+                })
+            }
             _ => self.exact_candle(device, dtype),
         }
     }
@@ -266,7 +262,7 @@ impl TensorView<'_> {
 
     fn widened<S: Element, D: WithDType + From<S>>(&self, device: &Device) -> Result<Tensor> {
         let name = self.name();
-        let src = self.to_cow::<S>()?;
+        let src = self.read_slice::<S>()?;
         let values: Vec<D> = src.iter().map(|&v| D::from(v)).collect();
         Tensor::from_vec(values, self.candle_shape()?, device).map_err(candle_err(name))
     }

@@ -6,16 +6,15 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use memmap2::Advice;
-
 use crate::error::{Error, Result};
 use crate::file::{check_regular, map_error, map_read_only, open_no_block};
 use crate::format::{self, ByteOrder, Index, Metadata};
 use crate::part::Part;
 use crate::pool::PooledBuf;
+use crate::quant::Output;
 use crate::split::{self, SplitKeys};
 use crate::storage::{AlignedBytes, ReadError, ReadSeek, SharedBytes, Storage, Stream};
-use crate::tensor::TensorView;
+use crate::tensor::{DequantOptions, TensorView};
 
 /// Bytes of a stream's header read first; doubled until the header parses.
 const FIRST_HEADER_READ: u64 = 1 << 20;
@@ -58,6 +57,38 @@ pub struct Gguf<'data> {
     by_name: Vec<(u32, u32)>,
 }
 
+/// How a mapped model will be read, for [`OpenOptions::advise`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Advice {
+    /// In order, once (a conversion, `verify`): read ahead, drop behind.
+    Sequential,
+    /// In no order (inference touching weights as layers need them).
+    Random,
+    /// Soon, all of it: start reading it in now.
+    WillNeed,
+}
+
+impl Advice {
+    /// Gives the hint for `map` where the OS takes it.
+    fn apply(self, map: &memmap2::Mmap) -> std::io::Result<()> {
+        #[cfg(unix)]
+        {
+            let advice = match self {
+                Advice::Sequential => memmap2::Advice::Sequential,
+                Advice::Random => memmap2::Advice::Random,
+                Advice::WillNeed => memmap2::Advice::WillNeed,
+            };
+            map.advise(advice)
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = (self, map);
+            Ok(())
+        }
+    }
+}
+
 /// How [`Gguf::open_with`] brings a file into memory.
 #[derive(Clone, Debug, Default)]
 pub struct OpenOptions {
@@ -81,8 +112,8 @@ impl OpenOptions {
         self
     }
 
-    /// Pass this `madvise` hint for the mapping (e.g. `Advice::Sequential`
-    /// before a one-pass conversion, `Advice::WillNeed` to read ahead).
+    /// Pass this hint about how the mapping will be read to the OS
+    /// (`madvise` on Unix; elsewhere it is not given).
     pub fn advise(mut self, advice: Advice) -> Self {
         self.advice = Some(advice);
         self
@@ -285,7 +316,7 @@ fn open_part(path: &Path, options: &OpenOptions) -> Result<Part<'static>> {
     } else {
         let map = map_read_only(&file, options.populate).map_err(|e| map_error(path, e))?;
         if let Some(advice) = options.advice {
-            map.advise(advice).map_err(io)?;
+            advice.apply(&map).map_err(io)?;
         }
         Storage::Shared(SharedBytes::Mapped {
             map: Arc::new(map),
@@ -469,8 +500,12 @@ impl<'data> Gguf<'data> {
         self.first().index.alignment()
     }
 
-    /// Absolute offset of the first part's tensor data section.
-    pub fn data_offset(&self) -> usize {
+    /// Where the first part's tensor data section starts, in bytes from
+    /// the start of its file (each tensor's [`TensorInfo::data_offset`]
+    /// counts from here).
+    ///
+    /// [`TensorInfo::data_offset`]: crate::format::TensorInfo::data_offset
+    pub fn data_start(&self) -> usize {
         self.first().index.data_start()
     }
 
@@ -528,13 +563,15 @@ impl<'data> Gguf<'data> {
         self.tensors().map(|t| t.info().n_bytes()).sum()
     }
 
-    /// Every tensor with its values dequantized to f32, one tensor at a
-    /// time, into buffers from the process-wide pool: dropping each buffer
-    /// before taking the next keeps memory to the largest tensor.
-    pub fn dequantize_all(
-        &self,
-    ) -> impl Iterator<Item = (TensorView<'_>, Result<PooledBuf<f32>>)> + '_ {
-        self.tensors().map(|t| (t, t.dequantize()))
+    /// Every tensor with its values dequantized ([`TensorView::dequantize`]),
+    /// one tensor at a time, into buffers from the options' pool: dropping
+    /// each buffer before taking the next keeps memory to the largest
+    /// tensor.
+    pub fn dequantize_all<'g, O: Output>(
+        &'g self,
+        options: &'g DequantOptions,
+    ) -> impl Iterator<Item = (TensorView<'g>, Result<PooledBuf<O>>)> + 'g {
+        self.tensors().map(move |t| (t, t.dequantize(options)))
     }
 }
 

@@ -18,7 +18,7 @@ use crate::storage::Storage;
 mod dequantize;
 mod source;
 
-pub use dequantize::{DequantChunk, DequantChunks};
+pub use dequantize::{DequantChunk, DequantChunks, DequantOptions};
 #[cfg_attr(not(feature = "candle"), allow(unused_imports))]
 pub(crate) use source::Staging;
 pub(crate) use source::TensorSource;
@@ -54,8 +54,15 @@ impl fmt::Debug for TensorView<'_> {
     }
 }
 
-/// Element types a plain (unquantized) tensor can be viewed as.
-pub trait Element: bytemuck::Pod {
+/// Sealing: the plain types of the type table are [`Element`]'s only
+/// implementations.
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// Element types a plain (unquantized) tensor can be viewed as: `f32`,
+/// `half::f16`, `half::bf16`, `f64`, `i8`, `i16`, `i32`, `i64`. Sealed.
+pub trait Element: sealed::Sealed + bytemuck::Pod {
     /// The tensor type stored as this element.
     const DTYPE: GgmlType;
 }
@@ -69,6 +76,7 @@ macro_rules! elements {
 
 macro_rules! element_row {
     (plain, $variant:ident, $t:ty) => {
+        impl sealed::Sealed for $t {}
         impl Element for $t {
             const DTYPE: GgmlType = GgmlType::$variant;
         }
@@ -239,9 +247,9 @@ impl<'a> TensorView<'a> {
     /// # Errors
     /// [`Error::DtypeMismatch`] unless the tensor's type is `T`'s,
     /// [`Error::ByteOrder`] for a file in the other byte order,
-    /// [`Error::UnalignedInMemory`] when the bytes are not aligned for `T` (a file
-    /// with a small `general.alignment`), [`Error::NotInMemory`] for a
-    /// streamed model; [`TensorView::to_cow`] copies in those cases.
+    /// [`Error::UnalignedInMemory`] when the bytes are not aligned for `T`
+    /// (a file with a small `general.alignment`), [`Error::NotInMemory`] for
+    /// a streamed model; [`TensorView::read_slice`] copies in those cases.
     pub fn as_slice<T: Element>(&self) -> Result<&'a [T]> {
         self.check_dtype(T::DTYPE)?;
         self.check_native_order()?;
@@ -249,13 +257,14 @@ impl<'a> TensorView<'a> {
             .map_err(|_| self.misaligned(std::mem::align_of::<T>()))
     }
 
-    /// The data as `T`s: borrowed when [`TensorView::as_slice`] can be,
-    /// copied (and byte-swapped if needed) otherwise.
+    /// The data as `T`s, as stored (no conversion): borrowed when
+    /// [`TensorView::as_slice`] can be, copied (and byte-swapped if needed)
+    /// otherwise; the typed twin of [`TensorView::read_bytes`].
     ///
     /// # Errors
     /// [`Error::DtypeMismatch`] unless the tensor's type is `T`'s;
     /// [`Error::TensorRead`] if reading a stream fails.
-    pub fn to_cow<T: Element>(&self) -> Result<Cow<'a, [T]>> {
+    pub fn read_slice<T: Element>(&self) -> Result<Cow<'a, [T]>> {
         self.check_dtype(T::DTYPE)?;
         if let Ok(slice) = self.as_slice::<T>() {
             return Ok(Cow::Borrowed(slice));
@@ -273,18 +282,6 @@ impl<'a> TensorView<'a> {
             })
             .collect();
         Ok(Cow::Owned(values))
-    }
-
-    /// The data as f32: borrowed for an aligned native-order F32 tensor in
-    /// memory, dequantized into a new `Vec` otherwise.
-    ///
-    /// # Errors
-    /// As [`TensorView::dequantize_into`].
-    pub fn to_f32_cow(&self) -> Result<Cow<'a, [f32]>> {
-        if let Ok(slice) = self.as_slice::<f32>() {
-            return Ok(Cow::Borrowed(slice));
-        }
-        self.to_vec::<f32>().map(Cow::Owned)
     }
 
     /// The raw blocks of a quantized tensor, without copying.

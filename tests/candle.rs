@@ -10,7 +10,7 @@ use candle_core::quantized::{gguf_file, GgmlDType, QMatMul, QStorage, QTensor};
 use candle_core::{DType, Device, Module, Tensor};
 use ggufmap::candle::{FallbackReason, LoadAs, LoadOptions, LoadedTensor};
 use ggufmap::format::ByteOrder;
-use ggufmap::{Error, GgmlType, Gguf, GgufWriter, MetaValue, Parallelism};
+use ggufmap::{DequantOptions, Error, GgmlType, Gguf, GgufWriter, MetaValue, Parallelism};
 use half::{bf16, f16};
 
 /// Every type candle can hold quantized, with the dims (ne0 first) of its
@@ -332,7 +332,7 @@ fn our_dequantizers_agree_with_candles() {
                 .unwrap(),
         );
         let ours: Vec<u32> = view
-            .to_vec::<f32>()
+            .dequantize_to_vec::<f32>(&DequantOptions::default())
             .unwrap()
             .iter()
             .map(|v| v.to_bits())
@@ -346,7 +346,9 @@ fn to_candle_is_to_vec_with_candles_shape() {
     let bytes = mixed_model();
     let file = Gguf::from_bytes(&bytes).unwrap();
     for view in file.tensors() {
-        let t = view.to_candle(&Device::Cpu, DType::F32).unwrap();
+        let t = view
+            .to_candle(&Device::Cpu, DType::F32, &DequantOptions::default())
+            .unwrap();
         assert_eq!(
             (t.dims(), t.dtype()),
             (view.shape().as_slice(), DType::F32),
@@ -355,9 +357,15 @@ fn to_candle_is_to_vec_with_candles_shape() {
         );
         assert_eq!(
             bits_of(&t.flatten_all().unwrap().to_vec1::<f32>().unwrap()),
-            bits_of(&view.to_vec::<f32>().unwrap())
+            bits_of(
+                &view
+                    .dequantize_to_vec::<f32>(&DequantOptions::default())
+                    .unwrap()
+            )
         );
-        let t = view.to_candle(&Device::Cpu, DType::F16).unwrap();
+        let t = view
+            .to_candle(&Device::Cpu, DType::F16, &DequantOptions::default())
+            .unwrap();
         assert_eq!(
             (t.dims(), t.dtype()),
             (view.shape().as_slice(), DType::F16),
@@ -366,10 +374,18 @@ fn to_candle_is_to_vec_with_candles_shape() {
         );
         assert_eq!(
             bits_of(&t.flatten_all().unwrap().to_vec1::<f16>().unwrap()),
-            bits_of(&view.to_vec::<f16>().unwrap())
+            bits_of(
+                &view
+                    .dequantize_to_vec::<f16>(&DequantOptions::default())
+                    .unwrap()
+            )
         );
         let t = view
-            .to_candle_with(&Device::Cpu, DType::BF16, &Parallelism::Sequential)
+            .to_candle(
+                &Device::Cpu,
+                DType::BF16,
+                &DequantOptions::new().parallelism(Parallelism::Sequential),
+            )
             .unwrap();
         assert_eq!(
             (t.dims(), t.dtype()),
@@ -379,7 +395,11 @@ fn to_candle_is_to_vec_with_candles_shape() {
         );
         assert_eq!(
             bits_of(&t.flatten_all().unwrap().to_vec1::<bf16>().unwrap()),
-            bits_of(&view.to_vec::<bf16>().unwrap())
+            bits_of(
+                &view
+                    .dequantize_to_vec::<bf16>(&DequantOptions::default())
+                    .unwrap()
+            )
         );
     }
 }
@@ -390,12 +410,16 @@ fn to_candle_keeps_plain_values_exact() {
     let file = Gguf::from_bytes(&bytes).unwrap();
     let ids = file.tensor("ids").unwrap();
     assert_eq!(GgmlType::I32.candle_dtype(), Some(DType::I32));
-    let t = ids.to_candle(&Device::Cpu, DType::I32).unwrap();
+    let t = ids
+        .to_candle(&Device::Cpu, DType::I32, &DequantOptions::default())
+        .unwrap();
     assert_eq!(
         t.to_vec2::<i32>().unwrap(),
         vec![vec![5, -3, 70_000], vec![i32::MIN, 0, 1]]
     );
-    let t = ids.to_candle(&Device::Cpu, DType::I64).unwrap();
+    let t = ids
+        .to_candle(&Device::Cpu, DType::I64, &DequantOptions::default())
+        .unwrap();
     assert_eq!(
         t.to_vec2::<i64>().unwrap(),
         vec![vec![5, -3, 70_000], vec![i32::MIN as i64, 0, 1]]
@@ -403,7 +427,7 @@ fn to_candle_keeps_plain_values_exact() {
     let small = file.tensor("small_ids").unwrap();
     assert_eq!(
         small
-            .to_candle(&Device::Cpu, DType::I16)
+            .to_candle(&Device::Cpu, DType::I16, &DequantOptions::default())
             .unwrap()
             .to_vec1::<i16>()
             .unwrap(),
@@ -412,7 +436,7 @@ fn to_candle_keeps_plain_values_exact() {
     let doubles = file.tensor("doubles").unwrap();
     assert_eq!(
         doubles
-            .to_candle(&Device::Cpu, DType::F64)
+            .to_candle(&Device::Cpu, DType::F64, &DequantOptions::default())
             .unwrap()
             .to_vec1::<f64>()
             .unwrap(),
@@ -421,7 +445,7 @@ fn to_candle_keeps_plain_values_exact() {
     let scale = file
         .tensor("scale")
         .unwrap()
-        .to_candle(&Device::Cpu, DType::F32)
+        .to_candle(&Device::Cpu, DType::F32, &DequantOptions::default())
         .unwrap();
     assert_eq!(
         (scale.dims(), scale.to_scalar::<f32>().unwrap()),
@@ -435,7 +459,11 @@ fn to_candle_keeps_plain_values_exact() {
         ("blk.0.q4_0.weight", DType::I64),
         ("doubles", DType::I64),
     ] {
-        match file.tensor(name).unwrap().to_candle(&Device::Cpu, dtype) {
+        match file
+            .tensor(name)
+            .unwrap()
+            .to_candle(&Device::Cpu, dtype, &DequantOptions::default())
+        {
             Err(Error::CandleUnsupported { tensor, target, .. }) => {
                 assert_eq!((tensor.as_str(), target), (name, dtype.as_str()))
             }
@@ -642,7 +670,7 @@ fn misaligned_and_big_endian_data_convert() {
     );
     assert_eq!(
         plain
-            .to_candle(&Device::Cpu, DType::F32)
+            .to_candle(&Device::Cpu, DType::F32, &DequantOptions::default())
             .unwrap()
             .to_vec1::<f32>()
             .unwrap(),
@@ -738,7 +766,9 @@ fn check_model(file: &Gguf<'_>, options: &LoadOptions, load_as: LoadAs, from_fil
                 assert_eq!(q.data().unwrap(), direct.data().unwrap(), "{name}");
             }
             LoadedTensor::Dense(t) => {
-                let direct = view.to_candle(&Device::Cpu, t.dtype()).unwrap();
+                let direct = view
+                    .to_candle(&Device::Cpu, t.dtype(), &DequantOptions::default())
+                    .unwrap();
                 let (a, b) = (t.flatten_all().unwrap(), direct.flatten_all().unwrap());
                 let eq = match t.dtype() {
                     DType::F16 => {
@@ -962,7 +992,7 @@ fn gemma_matches_candles_own_loading() {
         );
         // And our own dequantizer agrees with candle's on real data.
         let direct: Vec<u32> = view
-            .to_vec::<f32>()
+            .dequantize_to_vec::<f32>(&DequantOptions::default())
             .unwrap()
             .iter()
             .map(|v| v.to_bits())
@@ -1202,7 +1232,8 @@ fn a_shape_candle_cannot_count_is_an_error_not_a_panic() {
     };
     assert!(shape_refused(&t.to_qtensor(&Device::Cpu).unwrap_err()));
     assert!(shape_refused(
-        &t.to_candle(&Device::Cpu, DType::F32).unwrap_err()
+        &t.to_candle(&Device::Cpu, DType::F32, &DequantOptions::default())
+            .unwrap_err()
     ));
     assert!(shape_refused(&file.to_candle_content().unwrap_err()));
     for load_as in LoadAs::ALL {

@@ -10,7 +10,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use ggufmap::{GgmlType, Gguf};
+use ggufmap::{DequantOptions, GgmlType, Gguf};
 use serde_json::Value as Json;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ggufmap");
@@ -109,7 +109,7 @@ fn inspect_json_header_matches_library() {
     assert_eq!(json["alignment"], gguf.alignment());
     assert_eq!(json["tensor_count"], gguf.tensor_count());
     assert_eq!(json["metadata_count"], gguf.metadata().len());
-    assert_eq!(json["data_offset"], gguf.data_offset());
+    assert_eq!(json["data_offset"], gguf.data_start());
     assert_eq!(json["file_size"], gguf.file_size());
     assert_eq!(json["byte_order"], "little");
     assert_eq!(
@@ -209,7 +209,7 @@ fn dequant_raw_equals_library() {
         let name = first_of(&gguf, dtype);
         let expected = gguf
             .tensor(&name)
-            .and_then(|t| t.to_vec::<f32>())
+            .and_then(|t| t.dequantize_to_vec::<f32>(&DequantOptions::default()))
             .expect("library dequantizes");
         let raw = run_ok(&["dequant", &sample_str(), &name]);
         assert_eq!(raw, bytemuck::cast_slice::<f32, u8>(&expected), "{name}");
@@ -221,8 +221,12 @@ fn dequant_f16_and_bf16_equal_library() {
     let gguf = Gguf::open(sample()).expect("sample opens");
     let name = first_of(&gguf, GgmlType::Q8_0);
     let t = gguf.tensor(&name).expect("tensor");
-    let f16 = t.to_vec::<half::f16>().expect("f16");
-    let bf16 = t.to_vec::<half::bf16>().expect("bf16");
+    let f16 = t
+        .dequantize_to_vec::<half::f16>(&DequantOptions::default())
+        .expect("f16");
+    let bf16 = t
+        .dequantize_to_vec::<half::bf16>(&DequantOptions::default())
+        .expect("bf16");
     assert_eq!(
         run_ok(&["dequant", &sample_str(), &name, "--dtype", "f16"]),
         bytemuck::cast_slice::<_, u8>(&f16)
@@ -364,8 +368,8 @@ fn malformed_files_exit_1_with_error() {
         24,
         100,
         1000,
-        gguf.data_offset() - 1,
-        gguf.data_offset() + 10,
+        gguf.data_start() - 1,
+        gguf.data_start() + 10,
         bytes.len() - 1,
     ];
     for cut in cuts {

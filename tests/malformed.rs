@@ -10,7 +10,7 @@ mod gguf_cases;
 use std::io::Read;
 
 use ggufmap::format::{parse, ValueType};
-use ggufmap::{Error, Gguf};
+use ggufmap::{DequantOptions, Error, Gguf};
 
 use gguf_cases::{cases, nested_arrays, open_and_use, sample_file, use_everything, walk_value};
 
@@ -106,14 +106,20 @@ fn zero_sized_and_scalar_tensors_are_usable() {
     let empty = file.tensor("empty").unwrap();
     assert!(empty.is_empty());
     assert_eq!(empty.shape(), vec![4, 0]);
-    assert!(empty.to_cow::<f32>().unwrap().is_empty());
-    assert!(empty.to_vec::<f32>().unwrap().is_empty());
+    assert!(empty.read_slice::<f32>().unwrap().is_empty());
+    assert!(empty
+        .dequantize_to_vec::<f32>(&DequantOptions::default())
+        .unwrap()
+        .is_empty());
     let q_empty = file.tensor("q_empty").unwrap();
-    assert!(q_empty.to_vec::<f32>().unwrap().is_empty());
+    assert!(q_empty
+        .dequantize_to_vec::<f32>(&DequantOptions::default())
+        .unwrap()
+        .is_empty());
     let scalar = file.tensor("scalar").unwrap();
     assert_eq!(scalar.dims(), &[] as &[u64]);
     assert_eq!(scalar.n_elements(), 1);
-    assert_eq!(&*scalar.to_cow::<f32>().unwrap(), &[2.5]);
+    assert_eq!(&*scalar.read_slice::<f32>().unwrap(), &[2.5]);
 }
 
 #[test]

@@ -6,7 +6,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use ggufmap::{GgmlType, Gguf, GgufWriter, MetaValue, OpenOptions};
+use ggufmap::{DequantOptions, GgmlType, Gguf, GgufWriter, MetaValue, OpenOptions};
 
 /// A small file whose every tensor and metadata value depends on `tag`.
 fn model_bytes(tag: u8, tensor_elems: usize) -> Vec<u8> {
@@ -69,7 +69,7 @@ fn seen(g: &Gguf<'_>) -> Seen {
     Seen {
         version: g.version(),
         alignment: g.alignment(),
-        data_offset: g.data_offset(),
+        data_offset: g.data_start(),
         metadata: g
             .metadata()
             .iter()
@@ -84,7 +84,7 @@ fn seen(g: &Gguf<'_>) -> Seen {
                 range: t.byte_range(),
                 bytes: t.read_bytes().unwrap().into_owned(),
                 f32_bits: t
-                    .to_vec::<f32>()
+                    .dequantize_to_vec::<f32>(&DequantOptions::default())
                     .unwrap()
                     .iter()
                     .map(|v| v.to_bits())
@@ -247,4 +247,21 @@ fn truncation_under_the_mapping_raises_sigbus() {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr),
     );
+}
+
+#[test]
+fn every_advice_is_given_and_the_model_reads_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("advised.gguf");
+    let bytes = model_bytes(7, 64);
+    std::fs::write(&path, &bytes).unwrap();
+    for advice in [
+        ggufmap::Advice::Sequential,
+        ggufmap::Advice::Random,
+        ggufmap::Advice::WillNeed,
+    ] {
+        let g = Gguf::open_with(&path, &OpenOptions::new().advise(advice)).unwrap();
+        assert!(g.is_mapped());
+        assert_eq!(g.as_bytes(), Some(&bytes[..]), "{advice:?}");
+    }
 }

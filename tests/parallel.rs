@@ -7,7 +7,7 @@ use common::pseudo_random_bytes;
 use ggufmap::dequant::{dequantize_parallel, CHUNK_OUTPUT_BYTES};
 use ggufmap::format::ByteOrder;
 use ggufmap::quant::{dequantize_bytes, Output};
-use ggufmap::{GgmlType, Gguf, GgufWriter, Parallelism};
+use ggufmap::{DequantOptions, GgmlType, Gguf, GgufWriter, Parallelism};
 use half::{bf16, f16};
 
 /// Block count that is not a multiple of the driver's chunk size.
@@ -99,12 +99,14 @@ fn chunks_and_pooled_buffers_equal_the_whole_tensor() {
     let bytes = writer.to_bytes().unwrap();
     let file = Gguf::from_bytes(&bytes).unwrap();
     let view = file.tensor("q").unwrap();
-    let whole = view.to_vec::<f32>().unwrap();
-    let pooled = view.dequantize().unwrap();
+    let whole = view
+        .dequantize_to_vec::<f32>(&DequantOptions::default())
+        .unwrap();
+    let pooled = view.dequantize::<f32>(&DequantOptions::default()).unwrap();
     assert!(bytemuck::cast_slice::<f32, u32>(&whole) == bytemuck::cast_slice::<f32, u32>(&pooled));
 
     let mut streamed = Vec::new();
-    for chunk in view.dequantize_chunks::<f32>(10_000) {
+    for chunk in view.dequantize_chunks::<f32>(10_000, &DequantOptions::default()) {
         let chunk = chunk.unwrap();
         assert_eq!(chunk.first_element, streamed.len());
         assert!(chunk.data.len() * 4 <= 10_000);
@@ -146,7 +148,7 @@ fn streaming_a_model_keeps_anonymous_memory_bounded() {
     let largest_f32 = (blocks * 32 * 4) as u64;
     let mut peak = 0;
     let mut tensors = 0;
-    for (view, values) in model.dequantize_all() {
+    for (view, values) in model.dequantize_all::<f32>(&DequantOptions::default()) {
         let values = values.unwrap();
         assert_eq!(values.len() as u64, view.n_elements());
         assert_eq!(

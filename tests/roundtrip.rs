@@ -7,7 +7,9 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use ggufmap::format::{ArrayView, ByteOrder, Value, ValueType};
-use ggufmap::{Element, Error, GgmlType, Gguf, GgufWriter, MetaArray, MetaValue, WriteRefusal};
+use ggufmap::{
+    DequantOptions, Element, Error, GgmlType, Gguf, GgufWriter, MetaArray, MetaValue, WriteRefusal,
+};
 use half::{bf16, f16};
 use proptest::prelude::*;
 use proptest::sample::select;
@@ -256,7 +258,7 @@ fn check_plain<T: Element>(file: &Gguf<'_>, name: &str, data: &[u8]) {
     let view = file.tensor(name).unwrap();
     let size = std::mem::size_of::<T>();
     let expected = native_bytes(data, size, file.byte_order());
-    let cow: Cow<'_, [T]> = view.to_cow::<T>().unwrap();
+    let cow: Cow<'_, [T]> = view.read_slice::<T>().unwrap();
     assert_eq!(
         bytemuck::cast_slice::<T, u8>(&cow),
         expected.as_slice(),
@@ -337,7 +339,7 @@ fn check_file(file: &Gguf<'_>, spec: &FileSpec) {
         assert_eq!(&view.read_bytes().unwrap()[..], t.data.as_slice());
         assert_eq!(view.info().data_offset() % u64::from(spec.alignment), 0);
         assert_eq!(
-            view.byte_range().start - file.data_offset() as u64,
+            view.byte_range().start - file.data_start() as u64,
             view.info().data_offset()
         );
         assert_eq!(file.tensor(&name).unwrap().byte_range(), view.byte_range());
@@ -382,7 +384,7 @@ proptest! {
         assert!(opened.is_mapped() || bytes.is_empty());
         assert_eq!(opened.path(), Some(path.as_path()));
         check_file(&opened, &spec);
-        assert_eq!(opened.data_offset(), borrowed.data_offset());
+        assert_eq!(opened.data_start(), borrowed.data_start());
 
         // Re-encoding what was read gives the same bytes.
         let mut again = GgufWriter::new();
@@ -450,14 +452,17 @@ fn big_endian_f32_tensor_is_byte_swapped_by_to_cow() {
 
     let w = file.tensor("w").unwrap();
     assert!(matches!(w.as_slice::<f32>(), Err(Error::ByteOrder { tensor }) if tensor == "w"));
-    let cow = w.to_cow::<f32>().unwrap();
+    let cow = w.read_slice::<f32>().unwrap();
     assert!(matches!(cow, Cow::Owned(_)));
     let bits: Vec<u32> = cow.iter().map(|v| v.to_bits()).collect();
     assert_eq!(bits, values.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
     let h = file.tensor("h").unwrap();
     assert!(matches!(h.as_slice::<f16>(), Err(Error::ByteOrder { .. })));
-    assert_eq!(&*h.to_cow::<f16>().unwrap(), &halves);
-    assert_eq!(&*file.tensor("i").unwrap().to_cow::<i64>().unwrap(), &ints);
+    assert_eq!(&*h.read_slice::<f16>().unwrap(), &halves);
+    assert_eq!(
+        &*file.tensor("i").unwrap().read_slice::<i64>().unwrap(),
+        &ints
+    );
     // One-byte elements have no byte order: viewed in place.
     assert_eq!(
         file.tensor("b").unwrap().as_slice::<i8>().unwrap(),
@@ -490,7 +495,7 @@ fn misaligned_data_with_alignment_1_falls_back_to_a_copy() {
         let start = t.byte_range().start;
         assert_eq!(
             start,
-            file.data_offset() as u64,
+            file.data_start() as u64,
             "no padding with alignment 1"
         );
         if start % 4 == 0 {
@@ -501,10 +506,14 @@ fn misaligned_data_with_alignment_1_falls_back_to_a_copy() {
             t.as_slice::<f32>(),
             Err(Error::UnalignedInMemory { tensor, required: 4, offset }) if tensor == "w" && offset == start
         ));
-        let cow = t.to_cow::<f32>().unwrap();
+        let cow = t.read_slice::<f32>().unwrap();
         assert!(matches!(cow, Cow::Owned(_)));
         assert_eq!(&*cow, &values);
-        assert_eq!(&*t.to_f32_cow().unwrap(), &values);
+        assert_eq!(
+            &*t.dequantize_to_vec::<f32>(&DequantOptions::default())
+                .unwrap(),
+            &values
+        );
         misaligned += 1;
     }
     assert_eq!(misaligned, 3);
@@ -526,7 +535,7 @@ fn alignment_appears_in_metadata_only_when_not_32() {
             file.metadata().contains("general.alignment"),
             alignment != 32
         );
-        assert_eq!(file.data_offset() % alignment as usize, 0);
+        assert_eq!(file.data_start() % alignment as usize, 0);
         let b = file.tensor("b").unwrap();
         assert_eq!(
             b.info().data_offset(),
@@ -739,7 +748,7 @@ fn typed_view_of_the_wrong_dtype_is_an_error() {
         Err(Error::DtypeMismatch { tensor, expected: GgmlType::F16, found: GgmlType::F32 }) if tensor == "w"
     ));
     assert!(matches!(
-        t.to_cow::<i32>(),
+        t.read_slice::<i32>(),
         Err(Error::DtypeMismatch { .. })
     ));
     assert_eq!(t.as_slice::<f32>().unwrap(), &[0.0, 0.0]);
@@ -769,7 +778,7 @@ fn empty_strings_arrays_and_files_round_trip() {
         ValueType::F64
     );
     assert_eq!(file.tensor_count(), 0);
-    assert_eq!(file.data_offset(), bytes.len());
+    assert_eq!(file.data_start(), bytes.len());
 
     let bytes = GgufWriter::new().to_bytes().unwrap();
     assert_eq!(bytes.len(), 24);

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use ggufmap::split::{part_file_name, SPLIT_COUNT_KEY, SPLIT_NO_KEY, SPLIT_TENSORS_COUNT_KEY};
-use ggufmap::{Error, GgmlType, Gguf, GgufWriter, MetaValue, OpenOptions};
+use ggufmap::{DequantOptions, Error, GgmlType, Gguf, GgufWriter, MetaValue, OpenOptions};
 
 /// One part: its split keys (any of them can be left out or given another
 /// type) and its tensors (name, f32 values).
@@ -120,7 +120,11 @@ fn three_parts_open_as_one_model() {
         let t = model.tensor(name).unwrap();
         assert_eq!(t.name(), *name);
         assert_eq!(t.as_slice::<f32>().unwrap(), &values_of(name)[..]);
-        assert_eq!(t.to_vec::<f32>().unwrap(), values_of(name));
+        assert_eq!(
+            t.dequantize_to_vec::<f32>(&DequantOptions::default())
+                .unwrap(),
+            values_of(name)
+        );
         assert_eq!(t.part(), [0, 0, 1, 1, 2][i]);
         assert_eq!(t.path(), Some(paths[t.part()].as_path()));
     }
@@ -143,7 +147,7 @@ fn parts_can_be_read_into_memory() {
             model
                 .tensor(name)
                 .unwrap()
-                .to_cow::<f32>()
+                .read_slice::<f32>()
                 .unwrap()
                 .as_ref(),
             &values_of(name)[..]
@@ -160,7 +164,11 @@ fn first_part_without_tensors() {
     let model = Gguf::open(&paths[0]).unwrap();
     assert_eq!(model.tensor_count(), 2);
     assert_eq!(
-        model.tensor("b").unwrap().to_vec::<f32>().unwrap(),
+        model
+            .tensor("b")
+            .unwrap()
+            .dequantize_to_vec::<f32>(&DequantOptions::default())
+            .unwrap(),
         values_of("b")
     );
     assert_eq!(model.tensor("a").unwrap().part(), 1);
@@ -507,7 +515,11 @@ fn explicit_paths_open_parts_named_otherwise() {
     assert_eq!(model.tensor_count(), 5);
     for name in ALL {
         assert_eq!(
-            model.tensor(name).unwrap().to_vec::<f32>().unwrap(),
+            model
+                .tensor(name)
+                .unwrap()
+                .dequantize_to_vec::<f32>(&DequantOptions::default())
+                .unwrap(),
             values_of(name)
         );
     }
@@ -565,8 +577,15 @@ fn streamed_parts_read_tensors_on_demand() {
             t.as_slice::<f32>(),
             Err(Error::NotInMemory { .. })
         ));
-        assert_eq!(t.to_cow::<f32>().unwrap().as_ref(), &values_of(name)[..]);
-        assert_eq!(t.to_vec::<f32>().unwrap(), values_of(name));
+        assert_eq!(
+            t.read_slice::<f32>().unwrap().as_ref(),
+            &values_of(name)[..]
+        );
+        assert_eq!(
+            t.dequantize_to_vec::<f32>(&DequantOptions::default())
+                .unwrap(),
+            values_of(name)
+        );
         assert_eq!(
             t.read_bytes().unwrap().as_ref(),
             bytemuck::cast_slice::<f32, u8>(&values_of(name))
@@ -645,7 +664,12 @@ fn split_models_written_by_gguf_py_open_as_one() {
             for (i, t) in model.tensors().enumerate() {
                 assert_eq!(t.name(), format!("t{i}"));
                 let n = t.n_elements() as usize;
-                assert_eq!(t.to_vec::<f32>().unwrap(), fixture_values(i, n), "{first}");
+                assert_eq!(
+                    t.dequantize_to_vec::<f32>(&DequantOptions::default())
+                        .unwrap(),
+                    fixture_values(i, n),
+                    "{first}"
+                );
                 // At most two tensors a part, the first part empty with
                 // small_first_shard.
                 assert_eq!(t.part(), i / 2 + parts - 3, "{first}");
@@ -716,7 +740,11 @@ fn write_split_of_a_split_model_and_its_limits() {
     assert_eq!(reopened.metadata().get_u16(SPLIT_COUNT_KEY).unwrap(), 1);
     for name in ALL {
         assert_eq!(
-            reopened.tensor(name).unwrap().to_vec::<f32>().unwrap(),
+            reopened
+                .tensor(name)
+                .unwrap()
+                .dequantize_to_vec::<f32>(&DequantOptions::default())
+                .unwrap(),
             values_of(name)
         );
     }

@@ -8,7 +8,9 @@ mod common;
 use std::io::{Cursor, Read, Seek, SeekFrom};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use ggufmap::{Error, GgmlType, Gguf, GgufWriter, MetaValue, OpenOptions, Parallelism};
+use ggufmap::{
+    DequantOptions, Error, GgmlType, Gguf, GgufWriter, MetaValue, OpenOptions, Parallelism,
+};
 
 /// One tensor of every type, two blocks' worth of rows, after 2 MiB of
 /// F32 (so that most tensor data lies past what opening reads).
@@ -66,23 +68,34 @@ fn a_streamed_model_gives_the_same_tensors_as_in_memory() {
         assert_eq!(b.byte_range(), a.byte_range());
         assert!(matches!(b.bytes(), Err(Error::NotInMemory { tensor }) if tensor == name));
         assert_eq!(b.read_bytes().unwrap(), a.read_bytes().unwrap());
-        let expected = bits(&a.to_vec::<f32>().unwrap());
-        assert_eq!(bits(&b.to_vec::<f32>().unwrap()), expected, "{name}");
+        let expected = bits(
+            &a.dequantize_to_vec::<f32>(&DequantOptions::default())
+                .unwrap(),
+        );
+        assert_eq!(
+            bits(
+                &b.dequantize_to_vec::<f32>(&DequantOptions::default())
+                    .unwrap()
+            ),
+            expected,
+            "{name}"
+        );
         for par in [Parallelism::Sequential, Parallelism::default()] {
             let mut out = vec![0f32; expected.len()];
-            b.dequantize_into_with(&mut out, &par).unwrap();
+            b.dequantize_into(&mut out, &DequantOptions::new().parallelism(par.clone()))
+                .unwrap();
             assert_eq!(bits(&out), expected, "{name}");
         }
         // Chunks of one block each, and chunks handed to a callback.
         let mut streamed = vec![0u32; expected.len()];
-        for chunk in b.dequantize_chunks::<f32>(1) {
+        for chunk in b.dequantize_chunks::<f32>(1, &DequantOptions::default()) {
             let chunk = chunk.unwrap();
             let at = chunk.first_element;
             streamed[at..at + chunk.data.len()].copy_from_slice(&bits(&chunk.data));
         }
         assert_eq!(streamed, expected, "{name}");
         let seen = std::sync::Mutex::new(vec![0u32; expected.len()]);
-        b.dequantize_each_chunk::<f32>(&Parallelism::default(), |at, values| {
+        b.dequantize_each_chunk::<f32>(&DequantOptions::default(), |at, values| {
             seen.lock().unwrap()[at..at + values.len()].copy_from_slice(&bits(values));
             Ok(())
         })
@@ -125,7 +138,14 @@ fn a_header_longer_than_the_first_read_is_read_whole() {
         .get_array("tokenizer.ggml.tokens")
         .unwrap();
     assert_eq!(vocab.len(), 200_000);
-    assert_eq!(stream.tensor("w").unwrap().to_vec::<f32>().unwrap(), values);
+    assert_eq!(
+        stream
+            .tensor("w")
+            .unwrap()
+            .dequantize_to_vec::<f32>(&DequantOptions::default())
+            .unwrap(),
+        values
+    );
 }
 
 /// A reader over `data` that fails every read past `fail_from`, with an
@@ -178,7 +198,7 @@ fn a_reader_that_fails_halfway_names_the_tensor_and_the_offset() {
         let stream = Gguf::from_reader(reader).unwrap();
         // Tensors before the failure read; the one across it does not.
         for t in stream.tensors() {
-            let result = t.to_vec::<f32>();
+            let result = t.dequantize_to_vec::<f32>(&DequantOptions::default());
             if t.byte_range().end <= fail_from {
                 assert!(result.is_ok(), "{}: {result:?}", t.name());
                 continue;
@@ -259,12 +279,15 @@ fn streaming_a_large_tensor_keeps_memory_to_its_chunks() {
 
     let counted = AtomicU64::new(0);
     let (values, peak) = common::alloc::peak_during(|| {
-        t.dequantize_each_chunk::<f32>(&Parallelism::Sequential, |_, v| {
-            counted.fetch_add(v.len() as u64, Ordering::Relaxed);
-            Ok(())
-        })
+        t.dequantize_each_chunk::<f32>(
+            &DequantOptions::new().parallelism(Parallelism::Sequential),
+            |_, v| {
+                counted.fetch_add(v.len() as u64, Ordering::Relaxed);
+                Ok(())
+            },
+        )
         .unwrap();
-        t.dequantize_chunks::<f32>(1 << 20)
+        t.dequantize_chunks::<f32>(1 << 20, &DequantOptions::default())
             .map(|chunk| chunk.unwrap().data.len() as u64)
             .sum::<u64>()
     });

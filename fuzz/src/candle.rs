@@ -48,7 +48,7 @@ use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Tensor};
 use ggufmap::candle::{LoadAs, LoadOptions, LoadedTensor};
 use ggufmap::format::ALIGNMENT_KEY;
-use ggufmap::{Error, GgmlType, Gguf, GgufWriter, MetaValue, OpenOptions, Parallelism, TensorView};
+use ggufmap::{DequantOptions, Error, GgmlType, Gguf, GgufWriter, MetaValue, OpenOptions, Parallelism, TensorView};
 use half::{bf16, f16};
 
 use crate::checks::order;
@@ -358,7 +358,7 @@ fn check_file(file: &[u8], plan: &Plan) {
             .tensors()
             .map(|t| Reference {
                 values: (t.len().is_ok_and(|n| n <= MAX_ELEMS))
-                    .then(|| t.to_vec::<f32>().ok())
+                    .then(|| t.dequantize_to_vec::<f32>(&DequantOptions::default()).ok())
                     .flatten(),
             })
             .collect(),
@@ -661,13 +661,13 @@ fn check_dense(d: &Tensor, t: &TensorView<'_>, r: &Reference, load_as: LoadAs) {
             }
         }
         (Some(DType::F16), DType::F16) | (None, DType::F16) => {
-            if let Ok(direct) = t.to_vec::<f16>() {
+            if let Ok(direct) = t.dequantize_to_vec::<f16>(&DequantOptions::default()) {
                 let want: Vec<f32> = direct.iter().map(|v| v.to_f32()).collect();
                 same_f32(name, "dense f16", &values, &want);
             }
         }
         (Some(DType::BF16), DType::BF16) => {
-            if let Ok(direct) = t.to_vec::<bf16>() {
+            if let Ok(direct) = t.dequantize_to_vec::<bf16>(&DequantOptions::default()) {
                 let want: Vec<f32> = direct.iter().map(|v| v.to_f32()).collect();
                 same_f32(name, "dense bf16", &values, &want);
             }

@@ -18,7 +18,9 @@ use ggufmap::format::{
     ArrayView, ByteOrder, Value, ValueType, ALIGNMENT_KEY, DEFAULT_ALIGNMENT, MAX_DIMS,
 };
 use ggufmap::quant::{dequantize_bytes, Output};
-use ggufmap::{Error, GgmlType, Gguf, GgufWriter, MetaValue, Parallelism, TensorView};
+use ggufmap::{
+    DequantOptions, Error, GgmlType, Gguf, GgufWriter, MetaValue, Parallelism, TensorView,
+};
 use half::{bf16, f16};
 
 /// Largest tensor (in elements) dequantized whole, through every output
@@ -72,8 +74,8 @@ fn check_same_tensors(in_memory: &Gguf<'_>, streamed: &Gguf<'_>) {
         let bytes = b.read_bytes().expect("a streamed tensor reads");
         assert_eq!(a.bytes().ok(), Some(&bytes[..]));
         if a.n_elements() <= MAX_DEQUANT_ELEMS {
-            let from_memory = a.to_vec::<f32>();
-            let from_stream = b.to_vec::<f32>();
+            let from_memory = a.dequantize_to_vec::<f32>(&DequantOptions::default());
+            let from_stream = b.dequantize_to_vec::<f32>(&DequantOptions::default());
             match (from_memory, from_stream) {
                 (Ok(x), Ok(y)) => assert_eq!(bits32(&x), bits32(&y), "{:?}", a.name()),
                 (Err(x), Err(y)) => assert_eq!(x.to_string(), y.to_string()),
@@ -88,7 +90,7 @@ pub fn check_gguf(g: &Gguf<'_>) {
     let len = g.file_size();
     assert!(matches!(g.version(), 2 | 3));
     assert!(g.alignment().is_power_of_two());
-    assert!(g.data_offset() as u64 <= len);
+    assert!(g.data_start() as u64 <= len);
     let _ = (g.byte_order(), g.path(), g.is_mapped(), g.is_streamed());
     assert_eq!(g.part_count(), 1);
     if let Some(bytes) = g.as_bytes() {
@@ -99,7 +101,7 @@ pub fn check_gguf(g: &Gguf<'_>) {
 
     // Tensors: views agree with lookups; data is packed in order inside the file.
     assert_eq!(g.tensors().count(), g.tensor_count());
-    let mut previous_end = g.data_offset() as u64;
+    let mut previous_end = g.data_start() as u64;
     let mut total = 0u64;
     for t in g.tensors() {
         check_tensor(&t);
@@ -111,7 +113,7 @@ pub fn check_gguf(g: &Gguf<'_>) {
         );
         assert!(range.end <= len);
         assert_eq!(
-            (range.start - g.data_offset() as u64) % u64::from(g.alignment()),
+            (range.start - g.data_start() as u64) % u64::from(g.alignment()),
             0
         );
         previous_end = range.end;
@@ -344,7 +346,7 @@ pub fn check_tensor(t: &TensorView<'_>) {
                 Err(Error::DtypeMismatch { .. })
             ));
             assert!(matches!(
-                t.to_cow::<f32>(),
+                t.read_slice::<f32>(),
                 Err(Error::DtypeMismatch { .. })
             ));
         }
@@ -359,7 +361,9 @@ pub fn check_tensor(t: &TensorView<'_>) {
 
 fn check_plain<T: ggufmap::Element + PartialEq + std::fmt::Debug>(t: &TensorView<'_>) {
     let n = t.n_elements() as usize;
-    let cow = t.to_cow::<T>().expect("to_cow of the tensor's own type");
+    let cow = t
+        .read_slice::<T>()
+        .expect("to_cow of the tensor's own type");
     assert_eq!(cow.len(), n);
     match t.as_slice::<T>() {
         Ok(slice) => {
@@ -399,7 +403,7 @@ fn allowed_dequant_error(e: &Error) -> bool {
 }
 
 fn check_dequantize_whole(t: &TensorView<'_>) {
-    let f32s = match t.to_vec::<f32>() {
+    let f32s = match t.dequantize_to_vec::<f32>(&DequantOptions::default()) {
         Ok(v) => v,
         Err(e) => {
             assert!(
@@ -407,10 +411,17 @@ fn check_dequantize_whole(t: &TensorView<'_>) {
                 "to_vec::<f32> of {:?}: {e}",
                 t.name()
             );
-            assert!(t.to_vec::<f16>().is_err() && t.to_vec::<bf16>().is_err());
-            assert!(t.to_f32_cow().is_err());
-            assert!(t.dequantize().is_err());
-            let mut chunks = t.dequantize_chunks::<f32>(1024);
+            assert!(
+                t.dequantize_to_vec::<f16>(&DequantOptions::default())
+                    .is_err()
+                    && t.dequantize_to_vec::<bf16>(&DequantOptions::default())
+                        .is_err()
+            );
+            assert!(t
+                .dequantize_to_vec::<f32>(&DequantOptions::default())
+                .is_err());
+            assert!(t.dequantize::<f32>(&DequantOptions::default()).is_err());
+            let mut chunks = t.dequantize_chunks::<f32>(1024, &DequantOptions::default());
             if !t.is_empty() {
                 assert!(matches!(chunks.next(), Some(Err(_))));
             }
@@ -419,15 +430,19 @@ fn check_dequantize_whole(t: &TensorView<'_>) {
         }
     };
     assert_eq!(f32s.len() as u64, t.n_elements());
-    let cow = t.to_f32_cow().expect("to_f32_cow after to_vec");
+    let cow = t
+        .dequantize_to_vec::<f32>(&DequantOptions::default())
+        .expect("to_f32_cow after to_vec");
     assert_eq!(bits32(&cow), bits32(&f32s));
 
     // Pooled, and streamed in chunks of about a third of the tensor.
-    let pooled = t.dequantize().expect("pooled after to_vec");
+    let pooled = t
+        .dequantize::<f32>(&DequantOptions::default())
+        .expect("pooled after to_vec");
     assert_eq!(bits32(&pooled), bits32(&f32s));
     let chunk_bytes = (f32s.len() / 3).max(1) * 2;
     let mut streamed: Vec<f16> = Vec::with_capacity(f32s.len());
-    for chunk in t.dequantize_chunks::<f16>(chunk_bytes) {
+    for chunk in t.dequantize_chunks::<f16>(chunk_bytes, &DequantOptions::default()) {
         let chunk = chunk.expect("a chunk after to_vec");
         assert_eq!(chunk.first_element, streamed.len());
         assert!(!chunk.data.is_empty());
@@ -440,21 +455,28 @@ fn check_dequantize_whole(t: &TensorView<'_>) {
     );
 
     let mut sequential = vec![0f32; f32s.len()];
-    t.dequantize_into_with(&mut sequential, &Parallelism::Sequential)
-        .expect("sequential after parallel");
+    t.dequantize_into(
+        &mut sequential,
+        &DequantOptions::new().parallelism(Parallelism::Sequential),
+    )
+    .expect("sequential after parallel");
     assert_eq!(
         bits32(&sequential),
         bits32(&f32s),
         "sequential and parallel results differ"
     );
 
-    let f16s = t.to_vec::<f16>().expect("to_vec::<f16> after f32");
+    let f16s = t
+        .dequantize_to_vec::<f16>(&DequantOptions::default())
+        .expect("to_vec::<f16> after f32");
     assert_eq!(
         bits16(&f16s),
         bits16(&from_f32::<f16>(&f32s)),
         "f16 output is not the f32 output rounded"
     );
-    let bf16s = t.to_vec::<bf16>().expect("to_vec::<bf16> after f32");
+    let bf16s = t
+        .dequantize_to_vec::<bf16>(&DequantOptions::default())
+        .expect("to_vec::<bf16> after f32");
     assert_eq!(
         bits16(&bf16s),
         bits16(&from_f32::<bf16>(&f32s)),
@@ -464,7 +486,7 @@ fn check_dequantize_whole(t: &TensorView<'_>) {
     // A wrong output length is an error, not a panic.
     let mut longer = vec![0f32; f32s.len() + 1];
     assert!(matches!(
-        t.dequantize_into(&mut longer),
+        t.dequantize_into(&mut longer, &DequantOptions::default()),
         Err(Error::LengthMismatch { .. })
     ));
 }
@@ -646,7 +668,7 @@ pub fn dequantize(data: &[u8]) {
     let g = Gguf::from_bytes(&file).expect("the writer's file parses");
     let t = g.tensor("t").expect("the tensor");
     assert_eq!(t.bytes().ok(), Some(&bytes[..]));
-    match t.to_vec::<f32>() {
+    match t.dequantize_to_vec::<f32>(&DequantOptions::default()) {
         Ok(v) => {
             assert!(supported);
             assert_eq!(
@@ -662,7 +684,11 @@ pub fn dequantize(data: &[u8]) {
     }
     let mut out = vec![0f32; n];
     assert_eq!(
-        t.dequantize_into_with(&mut out, two_threads()).is_ok(),
+        t.dequantize_into(
+            &mut out,
+            &DequantOptions::new().parallelism(two_threads().clone())
+        )
+        .is_ok(),
         supported
     );
     if n as u64 <= MAX_DEQUANT_ELEMS {

@@ -57,7 +57,7 @@ impl Gguf<'_> {
             .collect();
         let mut tensor_infos = HashMap::with_capacity(self.tensor_count());
         let part_starts: Vec<u64> = self.part_starts().collect();
-        let data_start = self.data_offset() as u64;
+        let data_start = self.data_start() as u64;
         for view in self.tensors() {
             let ggml_dtype =
                 view.dtype()

@@ -13,7 +13,7 @@ use crate::dtype::GgmlType;
 use crate::error::{Error, Result};
 use crate::model::Gguf;
 use crate::parallel::Parallelism;
-use crate::tensor::{TensorSource, TensorView};
+use crate::tensor::{DequantOptions, TensorSource, TensorView};
 
 /// Quantized tensors larger than this are loaded one at a time, largest
 /// first, so that at most one whole-tensor staging buffer of that size is
@@ -85,7 +85,7 @@ impl FromStr for LoadAs {
 #[derive(Clone, Debug)]
 pub struct LoadOptions {
     load_as: LoadAs,
-    parallelism: Parallelism,
+    dequant: DequantOptions,
     through_mapping: bool,
     copy_quantized: bool,
 }
@@ -96,16 +96,24 @@ impl LoadOptions {
     pub fn new(load_as: LoadAs) -> Self {
         LoadOptions {
             load_as,
-            parallelism: Parallelism::default(),
+            dequant: DequantOptions::default(),
             through_mapping: false,
             copy_quantized: false,
         }
     }
 
+    /// Where the work runs and where staging buffers come from, as for
+    /// dequantizing one tensor.
+    pub fn dequant_options(mut self, options: DequantOptions) -> Self {
+        self.dequant = options;
+        self
+    }
+
     /// Where the work runs (`Parallelism::Sequential` for the calling
-    /// thread alone).
+    /// thread alone): [`LoadOptions::dequant_options`] with this
+    /// parallelism.
     pub fn parallelism(mut self, parallelism: Parallelism) -> Self {
-        self.parallelism = parallelism;
+        self.dequant = self.dequant.parallelism(parallelism);
         self
     }
 
@@ -427,7 +435,8 @@ impl Gguf<'_> {
     /// As [`Gguf::load_candle`].
     pub fn load_candle_with(&self, device: &Device, options: &LoadOptions) -> Result<LoadedModel> {
         let start = Instant::now();
-        let par = &options.parallelism;
+        let dequant = &options.dequant;
+        let par = dequant.threads();
         let mut work: Vec<(TensorSource<'_>, Plan)> = self
             .tensors()
             .map(|t| {
@@ -450,9 +459,11 @@ impl Gguf<'_> {
         let (large, rest) = work.split_at(split);
         let mut loaded = Vec::with_capacity(work.len());
         for (source, plan) in large {
-            loaded.push(load_one(source, *plan, device, par)?);
+            loaded.push(load_one(source, *plan, device, dequant)?);
         }
-        loaded.extend(par.try_map(rest, |(source, plan)| load_one(source, *plan, device, par))?);
+        loaded.extend(par.try_map(rest, |(source, plan)| {
+            load_one(source, *plan, device, dequant)
+        })?);
 
         let mut tensors = HashMap::with_capacity(loaded.len());
         let mut report = LoadReport {
@@ -506,18 +517,18 @@ fn load_one(
     source: &TensorSource<'_>,
     plan: Plan,
     device: &Device,
-    par: &Parallelism,
+    options: &DequantOptions,
 ) -> Result<LoadedTensor> {
     let view = source.view();
     match plan {
         Plan::Mapped => view.to_qtensor(device).map(LoadedTensor::Quantized),
         Plan::Quantized(qtype) => {
             view.require_qtype()?;
-            view.copied_qtensor(source, qtype, device, par)
+            view.copied_qtensor(source, qtype, device, options.threads())
                 .map(LoadedTensor::Quantized)
         }
         Plan::Dense(dtype, _) => view
-            .candle_from(source, device, dtype, par)
+            .candle_from(source, device, dtype, options)
             .map(LoadedTensor::Dense),
     }
 }

@@ -26,8 +26,16 @@ use crate::dtype::{ggml_type_table, GgmlType};
 use crate::error::{Error, Result};
 use crate::format::ByteOrder;
 
-/// One block of a ggml block format.
-pub trait Block: bytemuck::Pod + Send + Sync {
+/// Sealing: [`Block`] and [`Output`] are implemented by this crate's types
+/// alone (a block struct's layout and kernel are the format's, not a
+/// caller's to choose), so neither can gain a method that breaks code.
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// One block of a ggml block format. Sealed: the crate's block structs
+/// are its only implementations.
+pub trait Block: sealed::Sealed + bytemuck::Pod + Send + Sync {
     /// The ggml type this block encodes.
     const TYPE: GgmlType;
 
@@ -35,7 +43,11 @@ pub trait Block: bytemuck::Pod + Send + Sync {
     const ELEMS: usize = Self::TYPE.elements_per_block();
 
     /// Decodes this block into `out`, which holds exactly [`Block::ELEMS`]
-    /// values (the callers in this module guarantee it).
+    /// values ([`dequantize_blocks`] checks lengths and returns an error
+    /// instead).
+    ///
+    /// # Panics
+    /// When `out` is shorter than [`Block::ELEMS`].
     fn dequantize(&self, out: &mut [f32]);
 }
 
@@ -144,6 +156,7 @@ macro_rules! block_row {
     };
     (quant, $variant:ident, $bytes:literal, $($block:tt)+) => {
         pub use $($block)+;
+        impl sealed::Sealed for $($block)+ {}
         const _: () = assert!(std::mem::size_of::<$($block)+>() == $bytes);
         const _: () = assert!(<$($block)+ as Block>::TYPE.id() == GgmlType::$variant.id());
     };

@@ -8,15 +8,22 @@ use super::Block;
 /// used when the output is not f32.
 const MAX_BLOCK_ELEMS: usize = 256;
 
-/// An output element type of dequantization.
-pub trait Output: bytemuck::Pod + Send + Sync + Default {
+/// An output element type of dequantization: `f32`, `half::f16` or
+/// `half::bf16`. Sealed: those are its only implementations.
+pub trait Output: super::sealed::Sealed + bytemuck::Pod + Send + Sync + Default {
     /// The name used in messages and on the command line.
     const NAME: &'static str;
 
     /// Converts `src` into `dst` (same length), rounding to nearest even.
+    ///
+    /// # Panics
+    /// When the lengths differ.
     fn from_f32_slice(src: &[f32], dst: &mut [Self]);
 
     /// Decodes one block into `out` (exactly `B::ELEMS` long).
+    ///
+    /// # Panics
+    /// When `out` is not `B::ELEMS` long.
     #[inline]
     fn store_block<B: Block>(block: &B, out: &mut [Self]) {
         let mut tmp = [0f32; MAX_BLOCK_ELEMS];
@@ -25,6 +32,10 @@ pub trait Output: bytemuck::Pod + Send + Sync + Default {
         Self::from_f32_slice(tmp, out);
     }
 }
+
+impl super::sealed::Sealed for f32 {}
+impl super::sealed::Sealed for f16 {}
+impl super::sealed::Sealed for bf16 {}
 
 impl Output for f32 {
     const NAME: &'static str = "f32";

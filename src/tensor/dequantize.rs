@@ -1,6 +1,7 @@
-//! Dequantizing a tensor: whole into caller memory or a pooled buffer,
-//! streamed in chunks of whole blocks ([`DequantChunks`]), or chunk by
-//! chunk in parallel into a callback; every path reads through
+//! Dequantizing a tensor, one family of methods sharing one
+//! [`DequantOptions`]: whole into a pooled buffer, caller memory or a new
+//! `Vec`, streamed in chunks of whole blocks ([`DequantChunks`]), or chunk
+//! by chunk in parallel into a callback. Every path reads through
 //! [`TensorSource`], so each works on mapped, in-memory and streamed
 //! models alike.
 
@@ -12,52 +13,70 @@ use crate::pool::{BufferPool, PooledBuf};
 use crate::quant::Output;
 use crate::tensor::{TensorSource, TensorView};
 
+/// How to dequantize: where output buffers come from and on which threads
+/// the work runs. One value serves every method of the
+/// [`TensorView::dequantize`] family; `DequantOptions::default()` takes the
+/// process-wide pool and rayon's global thread pool.
+///
+/// ```
+/// use ggufmap::{DequantOptions, Parallelism};
+/// use ggufmap::pool::{BufferPool, PoolConfig};
+///
+/// let quiet = DequantOptions::new().parallelism(Parallelism::Sequential);
+/// let own = DequantOptions::new().pool(BufferPool::new(PoolConfig::default()));
+/// # let _ = (quiet, own);
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct DequantOptions {
+    pool: Option<BufferPool>,
+    parallelism: Parallelism,
+}
+
+impl DequantOptions {
+    /// The defaults: the process-wide pool, rayon's global thread pool.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Take output buffers from `pool` instead of [`BufferPool::global`].
+    pub fn pool(mut self, pool: BufferPool) -> Self {
+        self.pool = Some(pool);
+        self
+    }
+
+    /// Run on the threads of `parallelism` (`Parallelism::Sequential` for
+    /// the calling thread alone).
+    pub fn parallelism(mut self, parallelism: Parallelism) -> Self {
+        self.parallelism = parallelism;
+        self
+    }
+
+    /// The pool buffers come from.
+    pub(crate) fn buffer_pool(&self) -> &BufferPool {
+        self.pool.as_ref().unwrap_or_else(|| BufferPool::global())
+    }
+
+    /// Where the work runs.
+    pub(crate) fn threads(&self) -> &Parallelism {
+        &self.parallelism
+    }
+}
+
 impl<'a> TensorView<'a> {
-    /// Dequantizes (or converts) the whole tensor into `out`, in parallel on
-    /// rayon's global pool (with the `parallel` feature). `out` must hold
-    /// exactly [`TensorView::n_elements`] values.
+    /// Dequantizes (or converts) the whole tensor into a buffer from the
+    /// options' pool, in parallel; the buffer goes back to the pool when
+    /// dropped. `O` is `f32`, `half::f16` or `half::bf16`.
     ///
-    /// # Errors
-    /// [`Error::LengthMismatch`](crate::Error::LengthMismatch) for a wrong
-    /// `out` length; [`Error::Unsupported`](crate::Error::Unsupported) for
-    /// quantized data in the other byte order;
-    /// [`Error::TensorRead`](crate::Error::TensorRead) if reading a stream
-    /// fails.
-    pub fn dequantize_into<O: Output>(&self, out: &mut [O]) -> Result<()> {
-        self.dequantize_into_with(out, &Parallelism::default())
-    }
-
-    /// [`TensorView::dequantize_into`] on the threads of `parallelism`
-    /// (`Parallelism::Sequential` for the calling thread alone).
-    ///
-    /// # Errors
-    /// As [`TensorView::dequantize_into`].
-    pub fn dequantize_into_with<O: Output>(
-        &self,
-        out: &mut [O],
-        parallelism: &Parallelism,
-    ) -> Result<()> {
-        TensorSource::new(*self, false).dequantize_into(out, parallelism)
-    }
-
-    /// Dequantizes (or converts) the whole tensor into a new `Vec`.
-    ///
-    /// # Performance
-    /// A fresh allocation's pages are faulted in as they are written, which
-    /// can cost more than the dequantization itself; to decode many tensors,
-    /// prefer pooled buffers or [`TensorView::dequantize_into`].
-    ///
-    /// # Errors
-    /// As [`TensorView::dequantize_into`].
-    pub fn to_vec<O: Output>(&self) -> Result<Vec<O>> {
-        let mut out = vec![O::default(); self.len()?];
-        self.dequantize_into(&mut out)?;
-        Ok(out)
-    }
-
-    /// Dequantizes (or converts) the whole tensor to f32 into a buffer from
-    /// the process-wide pool, in parallel; the buffer goes back to the pool
-    /// when dropped.
+    /// ```
+    /// # use ggufmap::{DequantOptions, GgmlType, Gguf, GgufWriter};
+    /// # let mut writer = GgufWriter::new();
+    /// # writer.add_tensor("w", GgmlType::F16, &[4], bytemuck::cast_slice(&[half::f16::ONE; 4]))?;
+    /// # let bytes = writer.to_bytes()?;
+    /// let model = Gguf::from_bytes(&bytes)?;
+    /// let values = model.tensor("w")?.dequantize::<f32>(&DequantOptions::default())?;
+    /// assert_eq!(&values[..], &[1.0; 4]);
+    /// # Ok::<(), ggufmap::Error>(())
+    /// ```
     ///
     /// # Performance
     /// A recycled buffer's pages are already resident, so decoding tensor
@@ -65,51 +84,76 @@ impl<'a> TensorView<'a> {
     /// kernel can fault in fresh pages.
     ///
     /// # Errors
-    /// As [`TensorView::dequantize_into`], or [`Error::Pool`](crate::Error::Pool).
-    pub fn dequantize(&self) -> Result<PooledBuf<f32>> {
-        self.dequantize_with(BufferPool::global(), &Parallelism::default())
-    }
-
-    /// [`TensorView::dequantize`] into any output type, from `pool`, on the
-    /// threads of `parallelism`.
-    ///
-    /// # Errors
-    /// As [`TensorView::dequantize`].
-    pub fn dequantize_with<O: Output>(
-        &self,
-        pool: &BufferPool,
-        parallelism: &Parallelism,
-    ) -> Result<PooledBuf<O>> {
-        let mut buf = pool
+    /// As [`TensorView::dequantize_into`], or [`Error::Pool`] naming the
+    /// tensor.
+    pub fn dequantize<O: Output>(&self, options: &DequantOptions) -> Result<PooledBuf<O>> {
+        let mut buf = options
+            .buffer_pool()
             .get::<O>(self.len()?)
             .map_err(|e| Error::from(e).in_tensor(self.name()))?;
-        self.dequantize_into_with(&mut buf, parallelism)?;
+        self.dequantize_into(&mut buf, options)?;
         Ok(buf)
     }
 
-    /// Decodes the tensor in work items of whole blocks on the threads of
-    /// `parallelism`, handing each item's values to `f`, with the index of
-    /// their first element (file order), while they are still in cache;
-    /// items arrive in no set order. Memory stays at one small item per
-    /// thread whatever the tensor's size: what a pass over every value
-    /// (a checksum, a NaN count) wants.
+    /// Dequantizes (or converts) the whole tensor into `out`, which must
+    /// hold exactly [`TensorView::n_elements`] values, on the options'
+    /// threads (the pool is not used).
     ///
     /// # Errors
-    /// The first error of a decode or of `f`; as
-    /// [`TensorView::dequantize_into`] otherwise.
+    /// [`Error::LengthMismatch`] for a wrong `out` length;
+    /// [`Error::Unsupported`] for quantized data in the other byte order;
+    /// [`Error::TensorRead`] if reading a stream fails. Each names the
+    /// tensor.
+    pub fn dequantize_into<O: Output>(
+        &self,
+        out: &mut [O],
+        options: &DequantOptions,
+    ) -> Result<()> {
+        TensorSource::new(*self, false).dequantize_into(out, options.threads())
+    }
+
+    /// Dequantizes (or converts) the whole tensor into a new `Vec`.
+    ///
+    /// # Performance
+    /// A fresh allocation's pages are faulted in as they are written, which
+    /// can cost more than the dequantization itself; to decode many tensors,
+    /// prefer [`TensorView::dequantize`] (pooled buffers).
+    ///
+    /// # Errors
+    /// As [`TensorView::dequantize_into`].
+    pub fn dequantize_to_vec<O: Output>(&self, options: &DequantOptions) -> Result<Vec<O>> {
+        let mut out = vec![O::default(); self.len()?];
+        self.dequantize_into(&mut out, options)?;
+        Ok(out)
+    }
+
+    /// Decodes the tensor in work items of whole blocks on the options'
+    /// threads, handing each item's values to `f`, with the index of their
+    /// first element (file order), while they are still in cache; items
+    /// arrive in no set order. Memory stays at one small item per thread
+    /// whatever the tensor's size: what a pass over every value (a
+    /// checksum, a NaN count) wants.
+    ///
+    /// # Errors
+    /// The first error of a decode (as [`TensorView::dequantize_into`]) or
+    /// of `f`.
     pub fn dequantize_each_chunk<O: Output>(
         &self,
-        parallelism: &Parallelism,
+        options: &DequantOptions,
         f: impl Fn(usize, &[O]) -> Result<()> + Sync + Send,
     ) -> Result<()> {
-        TensorSource::new(*self, false).for_each_chunk(parallelism, f)
+        TensorSource::new(*self, false).for_each_chunk(options.threads(), f)
     }
 
     /// Streams the tensor as chunks of whole blocks, each at most
-    /// `max_bytes` of `O` (or one block, if a block is larger), decoded in
-    /// parallel into pooled buffers: memory stays bounded by the chunks the
-    /// caller holds at once.
-    pub fn dequantize_chunks<O: Output>(&self, max_bytes: usize) -> DequantChunks<'a, O> {
+    /// `max_bytes` of `O` (or one block, if a block is larger), decoded on
+    /// the options' threads into buffers from its pool: memory stays
+    /// bounded by the chunks the caller holds at once.
+    pub fn dequantize_chunks<O: Output>(
+        &self,
+        max_bytes: usize,
+        options: &DequantOptions,
+    ) -> DequantChunks<'a, O> {
         let block_elems = self.dtype().elements_per_block();
         let blocks = (max_bytes / std::mem::size_of::<O>() / block_elems).max(1);
         DequantChunks {
@@ -117,8 +161,7 @@ impl<'a> TensorView<'a> {
             block_elems,
             next_block: 0,
             blocks_per_chunk: blocks,
-            pool: BufferPool::global(),
-            parallelism: Parallelism::default(),
+            options: options.clone(),
             _out: PhantomData,
         }
     }
@@ -131,8 +174,7 @@ pub struct DequantChunks<'a, O> {
     block_elems: usize,
     next_block: usize,
     blocks_per_chunk: usize,
-    pool: &'static BufferPool,
-    parallelism: Parallelism,
+    options: DequantOptions,
     _out: PhantomData<fn() -> O>,
 }
 
@@ -146,19 +188,14 @@ pub struct DequantChunk<O: Output> {
 }
 
 impl<O: Output> DequantChunks<'_, O> {
-    /// Decodes on the threads of `parallelism` instead of the default.
-    pub fn with_parallelism(mut self, parallelism: Parallelism) -> Self {
-        self.parallelism = parallelism;
-        self
-    }
-
     fn decode(&self, first_block: usize, blocks: usize) -> Result<DequantChunk<O>> {
         let mut data = self
-            .pool
+            .options
+            .buffer_pool()
             .get::<O>(blocks * self.block_elems)
             .map_err(|e| Error::from(e).in_tensor(self.source.view().name()))?;
         self.source
-            .decode_blocks(first_block, blocks, &mut data, &self.parallelism)?;
+            .decode_blocks(first_block, blocks, &mut data, self.options.threads())?;
         Ok(DequantChunk {
             first_element: first_block * self.block_elems,
             data,

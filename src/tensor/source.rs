@@ -231,7 +231,13 @@ pub(crate) enum Staging<T: bytemuck::Pod> {
 
 impl<T: bytemuck::Pod> Staging<T> {
     pub(crate) fn new(len: usize) -> Self {
-        match BufferPool::global().get::<T>(len) {
+        Self::from_pool(BufferPool::global(), len)
+    }
+
+    /// A buffer from `pool`, or a `Vec` where it cannot serve the request.
+    #[cfg_attr(not(feature = "candle"), allow(dead_code))]
+    pub(crate) fn from_pool(pool: &BufferPool, len: usize) -> Self {
+        match pool.get::<T>(len) {
             Ok(buf) => Staging::Pooled(buf),
             Err(_) => Staging::Owned(vec![T::zeroed(); len]),
         }

@@ -966,7 +966,7 @@ pub fn use_everything(file: &Gguf<'_>) {
         let _ = metadata.get_uint(key);
         let _ = metadata.get_str(key);
     }
-    assert!(file.data_offset() as u64 <= len);
+    assert!(file.data_start() as u64 <= len);
     for t in file.tensors() {
         let range = t.byte_range();
         assert!(
@@ -974,7 +974,7 @@ pub fn use_everything(file: &Gguf<'_>) {
             "tensor {} outside the file",
             t.name()
         );
-        assert!(range.start >= file.data_offset() as u64);
+        assert!(range.start >= file.data_start() as u64);
         let bytes = t.read_bytes().expect("a tensor's bytes read");
         assert_eq!(bytes.len() as u64, t.info().n_bytes());
         assert_eq!(bytes.len() as u64, range.end - range.start);

@@ -26,7 +26,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ggufmap::{GgmlType, Gguf, OpenOptions, Parallelism, TensorView};
+use ggufmap::{DequantOptions, GgmlType, Gguf, OpenOptions, Parallelism, TensorView};
 use rayon::prelude::*;
 use serde_json::{json, Value};
 
@@ -60,7 +60,7 @@ pub(crate) struct Args {
 /// Where the work of one timed pass runs.
 struct Threads {
     /// For the library's driver.
-    parallelism: Parallelism,
+    options: DequantOptions,
     /// For the tensors decoded at once; `None` for the calling thread alone.
     pool: Option<Arc<rayon::ThreadPool>>,
 }
@@ -125,15 +125,15 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     let open = median_open(&args.file, &args.open.options())?;
     let open_populate = median_open(&args.file, &args.open.options().populate(true))?;
     let one = Threads {
-        parallelism: Parallelism::Sequential,
+        options: DequantOptions::new().parallelism(Parallelism::Sequential),
         pool: None,
     };
     let pool = crate::thread_pool(args.threads, "bench")?;
+    let threads = pool.current_num_threads();
     let many = Threads {
-        parallelism: Parallelism::Pool(Arc::clone(&pool)),
+        options: DequantOptions::new().parallelism(Parallelism::Pool(Arc::clone(&pool))),
         pool: Some(pool),
     };
-    let threads = many.parallelism.current_num_threads();
     let results = by_type(&model)
         .into_iter()
         .map(|(dtype, views)| measure_type(dtype, &views, &one, &many))
@@ -217,10 +217,7 @@ fn measure_type(
 fn pass_per_tensor(views: &[TensorView<'_>], threads: &Threads) -> anyhow::Result<Duration> {
     let start = Instant::now();
     for view in views {
-        for chunk in view
-            .dequantize_chunks::<f32>(CHUNK_BYTES)
-            .with_parallelism(threads.parallelism.clone())
-        {
+        for chunk in view.dequantize_chunks::<f32>(CHUNK_BYTES, &threads.options) {
             drop(chunk?);
         }
     }
@@ -231,9 +228,8 @@ fn pass_per_tensor(views: &[TensorView<'_>], threads: &Threads) -> anyhow::Resul
 /// the thread pool.
 fn pass_across(views: &[TensorView<'_>], threads: &Threads) -> anyhow::Result<Duration> {
     let start = Instant::now();
-    let decode = |view: &TensorView<'_>| {
-        view.dequantize_each_chunk::<f32>(&threads.parallelism, |_, _| Ok(()))
-    };
+    let decode =
+        |view: &TensorView<'_>| view.dequantize_each_chunk::<f32>(&threads.options, |_, _| Ok(()));
     match &threads.pool {
         Some(pool) => pool.install(|| views.par_iter().try_for_each(decode))?,
         None => views.iter().try_for_each(decode)?,

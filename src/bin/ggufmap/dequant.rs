@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use anyhow::{anyhow, bail, Context};
 use clap::ValueEnum;
 use ggufmap::quant::Output;
-use ggufmap::{Gguf, TensorView};
+use ggufmap::{DequantOptions, Gguf, TensorView};
 use half::{bf16, f16};
 
 use crate::output::{display_name, write_le, Sink};
@@ -158,7 +158,7 @@ fn write_tensor(t: &TensorView<'_>, args: &Args, out: &mut dyn Write) -> anyhow:
 fn stream<O: Output>(t: &TensorView<'_>, header: &[u8], out: &mut dyn Write) -> anyhow::Result<()> {
     let mut header = Some(header);
     let mut written = 0u64;
-    for chunk in t.dequantize_chunks::<O>(CHUNK_BYTES) {
+    for chunk in t.dequantize_chunks::<O>(CHUNK_BYTES, &DequantOptions::default()) {
         let values = chunk?.data;
         if let Some(header) = header.take() {
             out.write_all(header)?;

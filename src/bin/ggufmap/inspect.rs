@@ -96,7 +96,7 @@ fn write_header(gguf: &Gguf<'_>, path: &Path, out: &mut dyn Write) -> io::Result
     writeln!(out, "  alignment     {}", gguf.alignment())?;
     writeln!(out, "  tensors       {}", gguf.tensor_count())?;
     writeln!(out, "  metadata      {} entries", gguf.metadata().len())?;
-    writeln!(out, "  data offset   {}", gguf.data_offset())?;
+    writeln!(out, "  data offset   {}", gguf.data_start())?;
     if gguf.part_count() > 1 {
         writeln!(out, "  parts         {}", gguf.part_count())?;
         for (no, path) in gguf.part_paths().enumerate() {

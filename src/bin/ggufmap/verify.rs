@@ -19,7 +19,7 @@ use std::time::Instant;
 use anyhow::Context;
 use ggufmap::memory::MemoryUsage;
 use ggufmap::pool::BufferPool;
-use ggufmap::{Gguf, Parallelism, TensorView};
+use ggufmap::{DequantOptions, Gguf, Parallelism, TensorView};
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use serde::ser::{SerializeMap, SerializeSeq};
@@ -116,7 +116,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     let start = Instant::now();
     let model = crate::open(&args.file, &args.open)?;
     let pool = crate::thread_pool(args.threads, "verify")?;
-    let par = Parallelism::Pool(Arc::clone(&pool));
+    let par = DequantOptions::new().parallelism(Parallelism::Pool(Arc::clone(&pool)));
     let bar = progress_bar(&model, args.json);
     // Tensors are handed out as the iterator yields them (no list of every
     // tensor is built), and a large tensor's work items spread over the
@@ -157,7 +157,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
 fn check_tensor(
     index: usize,
     view: &TensorView<'_>,
-    par: &Parallelism,
+    par: &DequantOptions,
     bar: &ProgressBar,
 ) -> anyhow::Result<Tally> {
     let (nan, inf) = (AtomicU64::new(0), AtomicU64::new(0));

@@ -30,7 +30,7 @@ impl Serialize for Document<'_, '_> {
         map.serialize_entry("alignment", &gguf.alignment())?;
         map.serialize_entry("tensor_count", &gguf.tensor_count())?;
         map.serialize_entry("metadata_count", &gguf.metadata().len())?;
-        map.serialize_entry("data_offset", &gguf.data_offset())?;
+        map.serialize_entry("data_offset", &gguf.data_start())?;
         map.serialize_entry("file_size", &gguf.file_size())?;
         if gguf.part_count() > 1 {
             map.serialize_entry("parts", &Parts(gguf))?;
