@@ -22,7 +22,7 @@
 //! ```
 //! use candle_core::{DType, Device};
 //! use ggufmap::candle::LoadAs;
-//! use ggufmap::{GgmlType, Gguf, GgufWriter};
+//! use ggufmap::{DequantOptions, GgmlType, Gguf, GgufWriter};
 //!
 //! let weights: Vec<f32> = (0..64).map(|i| i as f32).collect();
 //! let mut writer = GgufWriter::new();
@@ -30,7 +30,9 @@
 //! let bytes = writer.to_bytes()?;
 //! let file = Gguf::from_bytes(&bytes)?;
 //!
-//! let w = file.tensor("w")?.to_candle(&Device::Cpu, DType::F16, &DequantOptions::default())?;
+//! let w = file
+//!     .tensor("w")?
+//!     .to_candle(&Device::Cpu, DType::F16, &DequantOptions::default())?;
 //! assert_eq!(w.dims(), &[2, 32]);
 //!
 //! let model = file.load_candle(&Device::Cpu, LoadAs::Quantized)?;
