@@ -222,7 +222,7 @@ impl TensorView<'_> {
         options: &DequantOptions,
     ) -> Result<Tensor> {
         let name = self.name();
-        let n = self.len()?;
+        let n = self.elements_in_memory()?;
         let (pool, parallelism) = (options.buffer_pool(), options.threads());
         match dtype {
             DType::F32 => dense_tensor::<f32>(name, n, self.candle_shape()?, device, pool, |out| {

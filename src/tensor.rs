@@ -298,11 +298,12 @@ impl<'a> TensorView<'a> {
             .map_err(|_| self.misaligned(std::mem::align_of::<B>()))
     }
 
-    /// Number of elements as `usize`.
+    /// Number of elements as `usize`, for buffers in memory
+    /// ([`TensorView::n_elements`] is the count).
     ///
     /// # Errors
     /// [`Error::SizeOverflow`] if it does not fit this platform's `usize`.
-    pub fn len(&self) -> Result<usize> {
+    pub(crate) fn elements_in_memory(&self) -> Result<usize> {
         usize::try_from(self.n_elements()).map_err(|_| Error::SizeOverflow {
             tensor: self.name.to_owned(),
             what: "element count on this platform",
@@ -310,7 +311,8 @@ impl<'a> TensorView<'a> {
         })
     }
 
-    /// True when the tensor has no elements.
+    /// True when the tensor has no elements ([`TensorView::n_elements`] is
+    /// 0).
     pub fn is_empty(&self) -> bool {
         self.n_elements() == 0
     }

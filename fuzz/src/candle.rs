@@ -357,7 +357,7 @@ fn check_file(file: &[u8], plan: &Plan) {
         Ok(g) => g
             .tensors()
             .map(|t| Reference {
-                values: (t.len().is_ok_and(|n| n <= MAX_ELEMS))
+                values: (usize::try_from(t.n_elements()).is_ok_and(|n| n <= MAX_ELEMS))
                     .then(|| t.dequantize_to_vec::<f32>(&DequantOptions::default()).ok())
                     .flatten(),
             })

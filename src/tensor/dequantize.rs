@@ -89,7 +89,7 @@ impl<'a> TensorView<'a> {
     pub fn dequantize<O: Output>(&self, options: &DequantOptions) -> Result<PooledBuf<O>> {
         let mut buf = options
             .buffer_pool()
-            .get::<O>(self.len()?)
+            .get::<O>(self.elements_in_memory()?)
             .map_err(|e| Error::from(e).in_tensor(self.name()))?;
         self.dequantize_into(&mut buf, options)?;
         Ok(buf)
@@ -122,7 +122,7 @@ impl<'a> TensorView<'a> {
     /// # Errors
     /// As [`TensorView::dequantize_into`].
     pub fn dequantize_to_vec<O: Output>(&self, options: &DequantOptions) -> Result<Vec<O>> {
-        let mut out = vec![O::default(); self.len()?];
+        let mut out = vec![O::default(); self.elements_in_memory()?];
         self.dequantize_into(&mut out, options)?;
         Ok(out)
     }

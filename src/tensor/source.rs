@@ -93,7 +93,7 @@ impl<'a> TensorSource<'a> {
     }
 
     fn check_output(&self, out_len: usize) -> Result<()> {
-        let expected = self.view.len()?;
+        let expected = self.view.elements_in_memory()?;
         if out_len != expected {
             return Err(Error::LengthMismatch {
                 tensor: Some(self.view.name().to_owned()),
