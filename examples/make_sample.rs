@@ -236,14 +236,13 @@ fn quantized(
     })
 }
 
-/// The ggufmap type of a candle quantized type (those used here).
+/// The ggufmap type of a candle quantized type.
 fn ggml_type(dtype: GgmlDType) -> Result<GgmlType> {
-    match dtype {
-        GgmlDType::Q8_0 => Ok(GgmlType::Q8_0),
-        GgmlDType::Q4K => Ok(GgmlType::Q4_K),
-        GgmlDType::Q6K => Ok(GgmlType::Q6_K),
-        other => anyhow::bail!("no mapping for candle type {other:?}"),
-    }
+    GgmlType::ALL
+        .iter()
+        .copied()
+        .find(|t| t.candle_qtype() == Some(dtype))
+        .with_context(|| format!("no ggml type for candle type {dtype:?}"))
 }
 
 /// An RMS-norm weight: values near 1, in `dtype` (F32 or BF16).

@@ -31,21 +31,22 @@ use ggufmap::quant::dequantize_bytes;
 use ggufmap::GgmlType;
 use half::f16;
 
-/// Our type, candle's, and the byte offsets of the block's float scales
-/// (ggml-common.h): f16 fields, except Q8_K's f32 `d`.
-const TYPES: &[(GgmlType, GgmlDType, &[usize])] = &[
-    (GgmlType::Q4_0, GgmlDType::Q4_0, &[0]),
-    (GgmlType::Q4_1, GgmlDType::Q4_1, &[0, 2]),
-    (GgmlType::Q5_0, GgmlDType::Q5_0, &[0]),
-    (GgmlType::Q5_1, GgmlDType::Q5_1, &[0, 2]),
-    (GgmlType::Q8_0, GgmlDType::Q8_0, &[0]),
-    (GgmlType::Q8_1, GgmlDType::Q8_1, &[0, 2]),
-    (GgmlType::Q2_K, GgmlDType::Q2K, &[80, 82]),
-    (GgmlType::Q3_K, GgmlDType::Q3K, &[108]),
-    (GgmlType::Q4_K, GgmlDType::Q4K, &[0, 2]),
-    (GgmlType::Q5_K, GgmlDType::Q5K, &[0, 2]),
-    (GgmlType::Q6_K, GgmlDType::Q6K, &[208]),
-    (GgmlType::Q8_K, GgmlDType::Q8K, &[0]),
+/// Every type candle has (candle's type is ours' `candle_qtype`), with the
+/// byte offsets of the block's float scales (ggml-common.h): f16 fields,
+/// except Q8_K's f32 `d`.
+const TYPES: &[(GgmlType, &[usize])] = &[
+    (GgmlType::Q4_0, &[0]),
+    (GgmlType::Q4_1, &[0, 2]),
+    (GgmlType::Q5_0, &[0]),
+    (GgmlType::Q5_1, &[0, 2]),
+    (GgmlType::Q8_0, &[0]),
+    (GgmlType::Q8_1, &[0, 2]),
+    (GgmlType::Q2_K, &[80, 82]),
+    (GgmlType::Q3_K, &[108]),
+    (GgmlType::Q4_K, &[0, 2]),
+    (GgmlType::Q5_K, &[0, 2]),
+    (GgmlType::Q6_K, &[208]),
+    (GgmlType::Q8_K, &[0]),
 ];
 
 /// Random blocks of each kind per type.
@@ -242,7 +243,8 @@ fn compare_with_gguf_py(ty: GgmlType, dtype: GgmlDType) {
 }
 
 fn check(ty: GgmlType) {
-    let &(_, dtype, scales) = TYPES.iter().find(|t| t.0 == ty).expect("type in TYPES");
+    let &(_, scales) = TYPES.iter().find(|t| t.0 == ty).expect("type in TYPES");
+    let dtype = ty.candle_qtype().expect("a type candle has");
     let mut rng = Rng(0x6767_7566_6d61_7000 ^ u64::from(ty.id()));
     compare(
         "candle-quantized blocks",
@@ -283,4 +285,13 @@ candle_tests! {
     q5_k: Q5_K;
     q6_k: Q6_K;
     q8_k: Q8_K;
+}
+
+#[test]
+fn every_quantized_type_candle_has_is_compared() {
+    for &ty in GgmlType::ALL {
+        if ty.candle_qtype().is_some() && !ty.is_plain() {
+            assert!(TYPES.iter().any(|&(t, _)| t == ty), "{ty} is not compared");
+        }
+    }
 }
