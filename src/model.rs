@@ -272,7 +272,7 @@ impl Gguf<'static> {
     /// Memory is the header plus the chunks in flight. Typed views that
     /// would borrow ([`TensorView::as_slice`], [`TensorView::blocks`]) are
     /// [`Error::NotInMemory`]; [`TensorView::read_bytes`],
-    /// [`TensorView::to_cow`], dequantization and candle loading work as
+    /// [`TensorView::read_slice`], dequantization and candle loading work as
     /// on a mapping. Reads from several threads take turns on the reader.
     ///
     /// # Errors

@@ -3,7 +3,8 @@
 //! Codes are E2M1 values, stored doubled in `kvalues_fp4`; both scale
 //! decoders return half the scale to make up for it, as ggml's do.
 
-use super::grids::{lookup_nibbles, scaled_levels, KVALUES_FP4};
+use super::bits::{lookup_nibbles, scaled_levels};
+use super::grids::KVALUES_FP4;
 use super::Block;
 use crate::dtype::GgmlType;
 
@@ -84,7 +85,7 @@ impl Block for BlockNVFP4 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::quant::grids::decode;
+    use crate::quant::bits::decode;
 
     #[test]
     fn e8m0_half() {

@@ -69,46 +69,6 @@ pub(crate) static KSIGN_MASKS: [[u8; 8]; 128] = {
     table
 };
 
-/// Writes `scale * level`, the level negated where its `mask` byte is 0xff,
-/// for each of the `levels` (unsigned, below 128) into `out` (same length).
-///
-/// `scale * -g` equals the reference's `(scale * g) * -1.0` bit for bit,
-/// NaN included: rounding is symmetric and the only possible NaN is `scale`.
-/// `(g ^ m) + (m & 1)` negates a byte without a branch.
-#[inline(always)]
-pub(crate) fn scale_signed(out: &mut [f32], scale: f32, levels: &[u8], mask: &[u8]) {
-    for ((o, &g), &m) in out.iter_mut().zip(levels).zip(mask) {
-        let level = (g ^ m).wrapping_add(m & 1) as i8;
-        *o = scale * f32::from(level);
-    }
-}
-
-/// `scale * k` for each of 16 levels `k`: the decoded values of a 4-bit code.
-#[inline(always)]
-pub(crate) fn scaled_levels(scale: f32, levels: &[i8; 16]) -> [f32; 16] {
-    levels.map(|k| scale * f32::from(k))
-}
-
-/// Decodes a run of 4-bit codes through `table`: the low nibbles of `qs`
-/// fill the first half of `out`, the high nibbles the second half
-/// (`out.len() == 2 * qs.len()`), ggml's layout for IQ4_NL, IQ4_XS and FP4.
-#[inline(always)]
-pub(crate) fn lookup_nibbles(out: &mut [f32], qs: &[u8], table: &[f32; 16]) {
-    let (lo, hi) = out.split_at_mut(qs.len());
-    for ((&q, lo), hi) in qs.iter().zip(lo).zip(hi) {
-        *lo = table[usize::from(q & 0x0f)];
-        *hi = table[usize::from(q >> 4)];
-    }
-}
-
-/// Decodes one block into a new vector (unit tests).
-#[cfg(test)]
-pub(crate) fn decode<B: super::Block>(block: &B) -> Vec<f32> {
-    let mut out = vec![0f32; B::ELEMS];
-    block.dequantize(&mut out);
-    out
-}
-
 /// ggml `ksigns_iq2xs`: a 7-bit sign index to 8 sign bits (bit 7 makes the parity even).
 const KSIGNS_IQ2XS: [u8; 128] = [
     0, 129, 130, 3, 132, 5, 6, 135, 136, 9, 10, 139, 12, 141, 142, 15, 144, 17, 18, 147, 20, 149,
@@ -1233,20 +1193,5 @@ mod tests {
         assert_eq!(IQ3S_GRID[1], [3, 1, 1, 1]); // 0x01010103
         assert_eq!(IQ1S_GRID[1], [1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]); // 0xffffffffffffff01
         assert_eq!(IQ1S_GRID[2047], [1; 8]);
-    }
-
-    #[test]
-    fn scale_signed_negates_masked_levels() {
-        let mut out = [0f32; 4];
-        scale_signed(&mut out, 0.5, &[0x3e, 0x3e, 1, 127], &[0xff, 0, 0xff, 0xff]);
-        assert_eq!(out, [-31.0, 31.0, -0.5, -63.5]);
-    }
-
-    #[test]
-    fn lookup_nibbles_layout() {
-        let table = scaled_levels(2.0, &KVALUES_FP4);
-        let mut out = [0f32; 4];
-        lookup_nibbles(&mut out, &[0x71, 0xf2], &table);
-        assert_eq!(out, [2.0, 4.0, 24.0, -24.0]);
     }
 }

@@ -119,7 +119,7 @@ impl Block for BlockIQ1_M {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::quant::grids::decode;
+    use crate::quant::bits::decode;
 
     #[test]
     fn iq1_s_hand_vector() {

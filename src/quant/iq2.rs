@@ -6,7 +6,8 @@
 
 use half::f16;
 
-use super::grids::{scale_signed, IQ2S_GRID, IQ2XS_GRID, IQ2XXS_GRID, KSIGN_MASKS, SIGN_MASKS};
+use super::bits::scale_signed;
+use super::grids::{IQ2S_GRID, IQ2XS_GRID, IQ2XXS_GRID, KSIGN_MASKS, SIGN_MASKS};
 use super::Block;
 use crate::dtype::GgmlType;
 
@@ -114,7 +115,7 @@ impl Block for BlockIQ2_S {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::quant::grids::decode;
+    use crate::quant::bits::decode;
 
     #[test]
     fn iq2_xxs_hand_vector() {

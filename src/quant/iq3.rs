@@ -5,7 +5,8 @@
 
 use half::f16;
 
-use super::grids::{scale_signed, IQ3S_GRID, IQ3XXS_GRID, KSIGN_MASKS, SIGN_MASKS};
+use super::bits::scale_signed;
+use super::grids::{IQ3S_GRID, IQ3XXS_GRID, KSIGN_MASKS, SIGN_MASKS};
 use super::Block;
 use crate::dtype::GgmlType;
 
@@ -97,7 +98,7 @@ impl Block for BlockIQ3_S {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::quant::grids::decode;
+    use crate::quant::bits::decode;
 
     #[test]
     fn iq3_xxs_hand_vector() {

@@ -6,7 +6,8 @@
 
 use half::f16;
 
-use super::grids::{lookup_nibbles, scaled_levels, KVALUES_IQ4NL};
+use super::bits::{lookup_nibbles, scaled_levels};
+use super::grids::KVALUES_IQ4NL;
 use super::Block;
 use crate::dtype::GgmlType;
 
@@ -68,7 +69,7 @@ impl Block for BlockIQ4_XS {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::quant::grids::decode;
+    use crate::quant::bits::decode;
 
     #[test]
     fn iq4_nl_hand_vector() {

@@ -9,8 +9,7 @@
 
 use half::f16;
 
-use super::kquants_scales::{q3_k_scales, scale_min_k4};
-use super::legacy::{biased, f16_to_f32, TWO_POW_23};
+use super::bits::{biased, f16_to_f32, q3_k_scales, scale_min_k4, TWO_POW_23};
 use super::Block;
 use crate::dtype::GgmlType;
 

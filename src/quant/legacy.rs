@@ -8,6 +8,7 @@
 
 use half::f16;
 
+use super::bits::{f16_to_f32, TWO_POW_23};
 use super::Block;
 use crate::dtype::GgmlType;
 
@@ -82,33 +83,6 @@ pub struct BlockQ8_1 {
     pub qs: [i8; 32],
 }
 
-/// Exact f16 to f32 conversion, inline for normal numbers (the common case,
-/// a few integer operations) and through `half` for zeros, subnormals,
-/// infinities and NaN. Per-block scales go through this: `half::f16::to_f32`
-/// costs a call and a CPU-feature check per block.
-#[inline(always)]
-pub(super) fn f16_to_f32(h: f16) -> f32 {
-    let bits = u32::from(h.to_bits());
-    let magnitude = bits & 0x7FFF;
-    // Biased exponent 1..=30: rebias by 127 - 15 (0x3800_0000 after the shift).
-    if magnitude.wrapping_sub(0x0400) < 0x7800 {
-        f32::from_bits(((bits & 0x8000) << 16) | ((magnitude << 13) + 0x3800_0000))
-    } else {
-        h.to_f32()
-    }
-}
-
-/// 2^23: `biased(q) - TWO_POW_23` is exactly `q` for any byte `q`.
-pub(super) const TWO_POW_23: f32 = 8_388_608.0;
-
-/// `2^23 + q` as an f32, made by bit pattern: cheaper than an int-to-float
-/// conversion after sign extension without SSE4.1, and exact. Subtracting
-/// `TWO_POW_23 + offset` then gives `q - offset` exactly.
-#[inline(always)]
-pub(super) fn biased(q: u8) -> f32 {
-    f32::from_bits(0x4B00_0000 | u32::from(q))
-}
-
 /// Element `j` and `j + 16` of a 4-bit block, from byte `j` of its values.
 #[inline(always)]
 fn nibbles(q: u8) -> (u8, u8) {
@@ -116,7 +90,7 @@ fn nibbles(q: u8) -> (u8, u8) {
 }
 
 /// The two values of a 5-bit block at lanes `j` and `j + 16` as `2^23 + q`
-/// (see [`biased`]): the nibbles of byte `q` and bits `j`, `j + 16` of `qh`.
+/// (see [`biased`](super::bits::biased)): the nibbles of byte `q` and bits `j`, `j + 16` of `qh`.
 /// The fifth bit is tested against a per-lane constant mask and merged in
 /// 32-bit lanes, which vectorizes well (a per-lane shift does not).
 #[inline(always)]
@@ -330,19 +304,6 @@ mod tests {
             qs: [-128; 32],
         });
         assert!(out1.iter().all(|&x| x == 384.0));
-    }
-
-    #[test]
-    fn helpers_are_exact() {
-        for bits in 0..=u16::MAX {
-            let h = f16::from_bits(bits);
-            let (ours, reference) = (f16_to_f32(h), h.to_f32());
-            assert!(ours.to_bits() == reference.to_bits() || ours.is_nan() && reference.is_nan());
-        }
-        for q in 0..=u8::MAX {
-            assert_eq!(biased(q) - TWO_POW_23, f32::from(q));
-            assert_eq!(biased(q) - (TWO_POW_23 + 16.0), f32::from(q) - 16.0);
-        }
     }
 
     #[test]

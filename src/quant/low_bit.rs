@@ -64,7 +64,7 @@ impl Block for BlockQ2_0 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::quant::grids::decode;
+    use crate::quant::bits::decode;
 
     #[test]
     fn q1_0_hand_vector() {

@@ -6,6 +6,7 @@
 //! `f32` values. Everything else (length checks, unaligned input, f16/bf16
 //! output, the dispatch on [`GgmlType`]) is written once, here.
 
+mod bits;
 mod fp4;
 mod grids;
 mod iq1;
@@ -13,7 +14,6 @@ mod iq2;
 mod iq3;
 mod iq4;
 mod kquants;
-mod kquants_scales;
 mod legacy;
 mod low_bit;
 mod output;

@@ -113,7 +113,7 @@ impl Block for BlockTQ2_0 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::quant::grids::decode;
+    use crate::quant::bits::decode;
 
     /// Packs trits (0, 1, 2) into a byte as ggml's quantizer does.
     fn pack(trits: &[u8]) -> u8 {
