@@ -7,8 +7,8 @@ mod atomic;
 #[cfg(feature = "candle")]
 pub mod candle;
 pub mod dequant;
-pub mod dtype;
-pub mod error;
+mod dtype;
+mod error;
 mod file;
 pub mod format;
 pub mod memory;

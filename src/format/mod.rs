@@ -28,6 +28,8 @@ pub use tensor_info::TensorInfo;
 
 pub(crate) use index::align_up;
 
+pub use crate::dtype::REMOVED_TYPE_IDS;
+
 /// The magic bytes every GGUF file starts with.
 pub const MAGIC: [u8; 4] = *b"GGUF";
 /// Alignment of tensor data when `general.alignment` is absent.
