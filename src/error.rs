@@ -552,6 +552,7 @@ pub enum Error {
     /// A tensor candle cannot hold in the form asked for (a quantized type
     /// candle lacks, kept quantized; an element type that cannot hold the
     /// values exactly).
+    #[cfg(feature = "candle")]
     #[error("tensor {tensor:?} ({dtype}) cannot be loaded into candle as {target}: {reason}")]
     CandleUnsupported {
         /// The tensor.
@@ -579,6 +580,7 @@ pub enum Error {
         limit: u64,
     },
     /// A name that is no way of loading (`quantized`, `f16`, `bf16`, `f32`).
+    #[cfg(feature = "candle")]
     #[error("unknown load type {name:?} (expected quantized, f16, bf16 or f32)")]
     UnknownLoadAs {
         /// The name.

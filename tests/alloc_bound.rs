@@ -19,6 +19,7 @@ use ggufmap::format::parse;
 use ggufmap::{GgmlType, Gguf, GgufWriter, MetaValue};
 
 use common::alloc::peak_during;
+use common::Rng;
 use gguf_cases::{cases, sample_file, Enc, F32, T_U8};
 
 const I8: u32 = 24;
@@ -72,27 +73,6 @@ fn check_all(label: &str, inputs: impl IntoIterator<Item = Vec<u8>>) -> (f64, us
     }
     println!("{label}: {count} inputs, worst peak/n (n >= 1 KiB) {worst_ratio:.2}, largest peak {worst_peak} B");
     (worst_ratio, worst_peak)
-}
-
-/// splitmix64: a fixed-seed PRNG, so failures reproduce.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
 }
 
 #[test]

@@ -22,6 +22,9 @@
 
 #![cfg(feature = "candle")]
 
+mod common;
+
+use common::Rng;
 use std::borrow::Cow;
 
 use candle_core::quantized::{GgmlDType, QStorage, QTensor};
@@ -59,35 +62,10 @@ const F16_EDGES: &[u16] = &[
 /// Q8_K's f32 scale: 0, -0, the extremes of the usual range, a subnormal.
 const F32_EDGES: &[f32] = &[0.0, -0.0, 1.0e-8, -2.5, 1.0e-40];
 
-/// splitmix64: a fixed, dependency-free random stream.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Standard normal (Box-Muller).
-    fn normal(&mut self) -> f32 {
-        let u = 1.0 - self.unit();
-        let v = self.unit();
-        ((-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()) as f32
-    }
-
-    /// A scale of the size real models have: |s| in 1e-4 .. 1e-1, random sign.
-    fn scale(&mut self) -> f32 {
-        let mag = 10f64.powf(-4.0 + 3.0 * self.unit());
-        (if self.next() & 1 == 0 { mag } else { -mag }) as f32
-    }
+/// A scale of the size real models have: |s| in 1e-4 .. 1e-1, random sign.
+fn scale(rng: &mut Rng) -> f32 {
+    let mag = 10f64.powf(-4.0 + 3.0 * rng.unit());
+    (if rng.next() & 1 == 0 { mag } else { -mag }) as f32
 }
 
 fn put_f16(block: &mut [u8], offset: usize, bits: u16) {
@@ -109,12 +87,12 @@ fn random_blocks(ty: GgmlType, scales: &[usize], rng: &mut Rng) -> Vec<u8> {
         if ty == GgmlType::Q8_K {
             let d = match i.checked_sub(BLOCKS) {
                 Some(e) => F32_EDGES[e],
-                None => rng.scale(),
+                None => scale(rng),
             };
             block[..4].copy_from_slice(&d.to_le_bytes());
         } else {
             for &off in scales {
-                put_f16(&mut block, off, f16::from_f32(rng.scale()).to_bits());
+                put_f16(&mut block, off, f16::from_f32(scale(rng)).to_bits());
             }
             if let Some(e) = i.checked_sub(BLOCKS) {
                 let field = scales[e / F16_EDGES.len()];

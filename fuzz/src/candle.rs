@@ -48,7 +48,10 @@ use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Tensor};
 use ggufmap::candle::{LoadAs, LoadOptions, LoadedTensor};
 use ggufmap::format::ALIGNMENT_KEY;
-use ggufmap::{DequantOptions, Error, GgmlType, Gguf, GgufWriter, MetaValue, OpenOptions, Parallelism, TensorView};
+use ggufmap::{
+    DequantOptions, Error, GgmlType, Gguf, GgufWriter, MetaValue, OpenOptions, Parallelism,
+    TensorView,
+};
 use half::{bf16, f16};
 
 use crate::checks::order;
@@ -61,24 +64,17 @@ pub const MAX_ELEMS: usize = 1 << 16;
 /// Most rows of the ones matrix a `QMatMul` is run on.
 const MAX_MATMUL_ROWS: usize = 4;
 
-/// candle's types, as ggml types.
-const CANDLE_TYPES: [GgmlType; 15] = [
-    GgmlType::F32,
-    GgmlType::F16,
-    GgmlType::BF16,
-    GgmlType::Q4_0,
-    GgmlType::Q4_1,
-    GgmlType::Q5_0,
-    GgmlType::Q5_1,
-    GgmlType::Q8_0,
-    GgmlType::Q8_1,
-    GgmlType::Q2_K,
-    GgmlType::Q3_K,
-    GgmlType::Q4_K,
-    GgmlType::Q5_K,
-    GgmlType::Q6_K,
-    GgmlType::Q8_K,
-];
+/// candle's types, as ggml types: those the type table gives a candle type.
+fn candle_types() -> &'static [GgmlType] {
+    static TYPES: OnceLock<Vec<GgmlType>> = OnceLock::new();
+    TYPES.get_or_init(|| {
+        GgmlType::ALL
+            .iter()
+            .copied()
+            .filter(|t| t.candle_qtype().is_some())
+            .collect()
+    })
+}
 
 /// The types candle repacks for its x86 kernels (rank 2, rows a multiple
 /// of 16, width a multiple of 256).
@@ -291,7 +287,7 @@ fn tensor_shape(u: &mut Unstructured<'_>) -> ArbResult<(GgmlType, Vec<u64>)> {
         }
         // Zero elements, with a dim that would be huge if allocated.
         2 => {
-            let dtype = *u.choose(&CANDLE_TYPES)?;
+            let dtype = *u.choose(candle_types())?;
             let big = u64::from(u.arbitrary::<u32>()?) << u.int_in_range(0..=30u32)?;
             let epb = dtype.elements_per_block() as u64;
             let dims = match u.int_in_range(0..=2u8)? {
@@ -307,7 +303,7 @@ fn tensor_shape(u: &mut Unstructured<'_>) -> ArbResult<(GgmlType, Vec<u64>)> {
             (dtype, small_dims(u, dtype)?)
         }
         _ => {
-            let dtype = *u.choose(&CANDLE_TYPES)?;
+            let dtype = *u.choose(candle_types())?;
             (dtype, small_dims(u, dtype)?)
         }
     })
@@ -418,8 +414,13 @@ fn check_storage(g: &Gguf<'_>, storage: Storage, refs: &[Reference], plan: &Plan
     for (i, t) in g.tensors().enumerate() {
         match (t.dtype().candle_qtype(), t.to_qtensor(&device)) {
             (None, Err(Error::CandleUnsupported { .. })) => {}
-            (Some(_), Err(Error::CandleUnsupported { target: "candle shape", .. }))
-                if !candle_can_count(&t) => {}
+            (
+                Some(_),
+                Err(Error::CandleUnsupported {
+                    target: "candle shape",
+                    ..
+                }),
+            ) if !candle_can_count(&t) => {}
             (None, result) => panic!("{}: to_qtensor of {}: {:?}", t.name(), t.dtype(), result),
             (Some(_), Err(Error::ByteOrder { .. }))
                 if !t.byte_order().is_native() && !t.dtype().is_plain() => {}
@@ -461,7 +462,10 @@ fn check_storage(g: &Gguf<'_>, storage: Storage, refs: &[Reference], plan: &Plan
             // Every block type of candle's is at most 4-byte aligned: in
             // such memory with such a file alignment, every QTensor reads
             // its blocks in place.
-            assert_eq!(report.mapped, report.quantized, "{storage:?} {load:?}: {report}");
+            assert_eq!(
+                report.mapped, report.quantized,
+                "{storage:?} {load:?}: {report}"
+            );
         }
         assert_eq!(
             report.read_from_file,
@@ -491,7 +495,10 @@ fn check_storage(g: &Gguf<'_>, storage: Storage, refs: &[Reference], plan: &Plan
 /// The bytes a QTensor of `t` holds: the file's, byte swapped for a plain
 /// type in the other byte order.
 fn expected_bytes(t: &TensorView<'_>) -> Vec<u8> {
-    let mut bytes = t.read_bytes().expect("the tensor's bytes read").into_owned();
+    let mut bytes = t
+        .read_bytes()
+        .expect("the tensor's bytes read")
+        .into_owned();
     let size = t.dtype().bytes_per_block();
     if !t.byte_order().is_native() && size > 1 {
         bytes.chunks_exact_mut(size).for_each(<[u8]>::reverse);
@@ -531,7 +538,11 @@ fn candle_can_count(t: &TensorView<'_>) -> bool {
 fn check_qtensor(q: QTensor, t: &TensorView<'_>, r: &Reference, rows: usize) -> Arc<QTensor> {
     let name = t.name();
     assert_eq!(q.shape().dims(), t.shape().as_slice(), "{name}");
-    assert_eq!(q.storage_size_in_bytes() as u64, t.info().n_bytes(), "{name}");
+    assert_eq!(
+        q.storage_size_in_bytes() as u64,
+        t.info().n_bytes(),
+        "{name}"
+    );
     let data = q.data().expect("CPU data");
     assert!(*data == *expected_bytes(t), "{name}: QTensor bytes differ");
     drop(data);

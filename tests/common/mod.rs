@@ -1,19 +1,49 @@
-//! What several test binaries share: deterministic bytes, and a counting
-//! allocator for the tests that bound memory. Each binary uses part of it.
+//! What several test binaries share: one seeded random stream, and a
+//! counting allocator for the tests that bound memory. Each binary uses part
+//! of it.
 #![allow(dead_code)]
 
 pub mod alloc;
 
-/// Deterministic bytes (xorshift), so failures reproduce: arbitrary blocks
-/// for every type, NaN scales included.
-pub fn pseudo_random_bytes(len: usize, mut seed: u64) -> Vec<u8> {
-    seed |= 1;
-    (0..len)
-        .map(|_| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed >> 24) as u8
-        })
-        .collect()
+/// splitmix64: the one seeded random stream of the tests, so failures
+/// reproduce and no test needs a dependency for it.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next 64 random bits.
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (0 for `n` of 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+
+    /// `n` random bytes.
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+
+    /// Uniform in [0, 1).
+    pub fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Standard normal (Box-Muller).
+    pub fn normal(&mut self) -> f32 {
+        let u = 1.0 - self.unit();
+        let v = self.unit();
+        ((-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()) as f32
+    }
+}
+
+/// `len` random bytes from seed `seed`: arbitrary blocks for every type,
+/// NaN scales included.
+pub fn pseudo_random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    Rng(seed).bytes(len)
 }
