@@ -4,7 +4,7 @@
 //! on a file of 1,000, times 1,000, in the same run. A ratio at or below 1
 //! is linear (the small file's time is mostly the process's start).
 //!
-//! `cargo bench --bench cli_scale` (builds the binary in release).
+//! `cargo bench --features cli --bench cli_scale` (builds the binary in release).
 
 use std::path::Path;
 use std::process::{Command, Stdio};

@@ -11,7 +11,7 @@
 //! of several interleaved timed runs; compare the ratios, which are measured
 //! in the same run, not the absolute figures.
 //!
-//! `cargo bench --bench dequant [-- FILTER]` (FILTER: a substring of the type name).
+//! `cargo bench --features candle --bench dequant [-- FILTER]` (FILTER: a substring of the type name).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};

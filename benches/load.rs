@@ -16,7 +16,7 @@
 //! otherwise a writer-made model of the same mix of types (about 128 MiB)
 //! in a temporary directory.
 //!
-//! `cargo bench --bench load`
+//! `cargo bench --features candle,cli --bench load`
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

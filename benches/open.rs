@@ -7,7 +7,7 @@
 //! allocated while each loader opens the file; the last line printed is a
 //! summary with the time ratio and both peaks.
 //!
-//! Run: `cargo bench --bench open`
+//! Run: `cargo bench --features candle --bench open`
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;

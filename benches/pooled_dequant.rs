@@ -3,7 +3,7 @@
 //! (a fresh allocation each time) and against our own decode into a fresh
 //! `Vec`, measured side by side in one run.
 //!
-//! `cargo bench --bench pooled_dequant`
+//! `cargo bench --features candle --bench pooled_dequant`
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};

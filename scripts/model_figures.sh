@@ -15,7 +15,7 @@
 # scripts/fetch_gemma.sh. Uses a temporary directory for the parts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --quiet --all-features --bin ggufmap --example split_model
+cargo build --release --quiet --features cli,candle --bin ggufmap --example split_model
 BIN=target/release/ggufmap
 MODEL=$(bash scripts/fetch_gemma.sh)
 DIR=$(mktemp -d)

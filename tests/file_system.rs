@@ -5,7 +5,7 @@
 
 use std::io::Read;
 
-use ggufmap::{DequantOptions, Error, GgmlType, Gguf, GgufWriter, MetaValue};
+use ggufmap::{DequantOptions, Error, GgmlType, Gguf, GgufWriter};
 
 fn small_model(value: f32) -> Vec<u8> {
     let mut writer = GgufWriter::new();
@@ -166,7 +166,7 @@ fn the_candle_bridge_refuses_arrays_past_a_multiple_of_the_file() {
     let mut writer = GgufWriter::new();
     writer.add_metadata("small", vec![1u32, 2, 3]).unwrap();
     writer
-        .add_metadata("huge", MetaValue::from(vec![7u8; 8 << 20]))
+        .add_metadata("huge", ggufmap::MetaValue::from(vec![7u8; 8 << 20]))
         .unwrap();
     let bytes = writer.to_bytes().unwrap();
     let file = Gguf::from_bytes(&bytes).unwrap();
@@ -182,7 +182,10 @@ fn the_candle_bridge_refuses_arrays_past_a_multiple_of_the_file() {
     let mut writer = GgufWriter::new();
     let tokens: Vec<String> = (0..262_144).map(|i| format!("tok{i}")).collect();
     writer
-        .add_metadata("tokenizer.ggml.tokens", MetaValue::strings(&tokens))
+        .add_metadata(
+            "tokenizer.ggml.tokens",
+            ggufmap::MetaValue::strings(&tokens),
+        )
         .unwrap();
     writer
         .add_metadata("tokenizer.ggml.token_type", vec![1i32; 262_144])
