@@ -33,7 +33,7 @@ use ggufmap::format::{
 use ggufmap::split::{part_file_name, SPLIT_COUNT_KEY, SPLIT_NO_KEY, SPLIT_TENSORS_COUNT_KEY};
 use ggufmap::{Error, GgmlType, Gguf, GgufWriter, MetaArray, MetaValue, OpenOptions};
 
-#[path = "checks.rs"]
+#[path = "../../tests/fuzz_checks/mod.rs"]
 pub mod checks;
 
 pub use checks::dequantize;

@@ -6,8 +6,9 @@
 //! pieces agree with each other. [`dequantize`] decodes block bytes every
 //! way there is and asserts that all ways agree.
 //!
-//! This file is compiled into the fuzz crate and, through `#[path]`, into
-//! ggufmap's `tests/fuzz_regressions.rs`, so plain `cargo test` replays the
+//! This file lives in ggufmap's `tests/` (so the packaged crate's tests
+//! have it) and is compiled into `tests/fuzz_regressions.rs` and, through
+//! `#[path]`, into the fuzz crate, so plain `cargo test` replays the
 //! committed regressions through exactly these checks. It uses only
 //! ggufmap's public API, `half` and `bytemuck`.
 
