@@ -165,10 +165,15 @@ fn make_case(dtype: GgmlType, xs: &[f32], rng: &mut Rng) -> Case {
 
 #[cfg(feature = "candle")]
 mod with_candle {
-    use candle_core::quantized::k_quants::{self as k, GgmlType as CandleBlock};
+    // The table's candle block names (`BlockQ4K`, `f16`, ...) resolve here.
+    use candle_core::quantized::k_quants::{
+        BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1,
+        BlockQ6K, BlockQ8K, BlockQ8_0, BlockQ8_1, GgmlType as CandleBlock,
+    };
     use candle_core::quantized::{GgmlDType, QTensor};
     use candle_core::{Device, Tensor};
     use ggufmap::GgmlType;
+    use half::{bf16, f16};
 
     use super::Runner;
 
@@ -184,27 +189,20 @@ mod with_candle {
         (bytes, run)
     }
 
-    pub(super) fn case(dtype: GgmlType, xs: &[f32]) -> Option<(Vec<u8>, Runner)> {
-        use GgmlType as T;
-        Some(match dtype {
-            T::F32 => build::<f32>(xs, GgmlDType::F32),
-            T::F16 => build::<half::f16>(xs, GgmlDType::F16),
-            T::BF16 => build::<half::bf16>(xs, GgmlDType::BF16),
-            T::Q4_0 => build::<k::BlockQ4_0>(xs, GgmlDType::Q4_0),
-            T::Q4_1 => build::<k::BlockQ4_1>(xs, GgmlDType::Q4_1),
-            T::Q5_0 => build::<k::BlockQ5_0>(xs, GgmlDType::Q5_0),
-            T::Q5_1 => build::<k::BlockQ5_1>(xs, GgmlDType::Q5_1),
-            T::Q8_0 => build::<k::BlockQ8_0>(xs, GgmlDType::Q8_0),
-            T::Q8_1 => build::<k::BlockQ8_1>(xs, GgmlDType::Q8_1),
-            T::Q2_K => build::<k::BlockQ2K>(xs, GgmlDType::Q2K),
-            T::Q3_K => build::<k::BlockQ3K>(xs, GgmlDType::Q3K),
-            T::Q4_K => build::<k::BlockQ4K>(xs, GgmlDType::Q4K),
-            T::Q5_K => build::<k::BlockQ5K>(xs, GgmlDType::Q5K),
-            T::Q6_K => build::<k::BlockQ6K>(xs, GgmlDType::Q6K),
-            T::Q8_K => build::<k::BlockQ8K>(xs, GgmlDType::Q8K),
-            _ => return None,
-        })
+    /// From the rows of ggufmap's type table: every type candle has, built
+    /// with candle's block struct for it.
+    macro_rules! candle_cases {
+        ($( $(#[$doc:meta])* $variant:ident = $id:literal, $name:literal, $elems:literal, $bytes:literal, $kind:ident($($block:tt)+), [$($qtype:ident, $cblock:ty)?]; )*) => {
+            pub(super) fn case(dtype: GgmlType, xs: &[f32]) -> Option<(Vec<u8>, Runner)> {
+                match dtype {
+                    $($(GgmlType::$variant => Some(build::<$cblock>(xs, GgmlDType::$qtype)),)?)*
+                    _ => None,
+                }
+            }
+        };
     }
+
+    ggufmap::__ggml_type_table!(candle_cases);
 }
 
 fn ours(dtype: GgmlType, bytes: &[u8], out: &mut [f32]) -> Result<(), Error> {

@@ -71,7 +71,12 @@ macro_rules! ggml_types {
 /// `quant`, the typed views' element types, and candle's two tables. A type
 /// added here is added everywhere; a block or candle type the row forgets
 /// cannot be reached elsewhere.
-macro_rules! ggml_type_table {
+///
+/// Exported (hidden) for the crate's own benchmarks, which generate their
+/// candle comparisons from the same rows; not part of the API.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __ggml_type_table {
     ($callback:ident) => {
         $callback! {
             /// 32-bit IEEE float.
@@ -148,7 +153,7 @@ macro_rules! ggml_type_table {
         }
     };
 }
-pub(crate) use ggml_type_table;
+pub(crate) use crate::__ggml_type_table as ggml_type_table;
 
 ggml_type_table!(ggml_types);
 

@@ -627,12 +627,12 @@ fn fused_gemv(qtensors: &[Arc<QTensor>], rows: usize) {
         })
         .collect();
     // A type candle repacks, if there is one.
-    let repacked = [GgmlDType::Q4K, GgmlDType::Q6K, GgmlDType::Q8_0];
-    let Some(first) = small
-        .iter()
-        .find(|q| repacked.contains(&q.dtype()))
-        .or(small.first())
-    else {
+    let repacked = |q: &QTensor| {
+        REPACKED_TYPES
+            .iter()
+            .any(|t| t.candle_qtype() == Some(q.dtype()))
+    };
+    let Some(first) = small.iter().find(|q| repacked(q)).or(small.first()) else {
         return;
     };
     let (dtype, k) = (first.dtype(), first.shape().dims()[1]);
