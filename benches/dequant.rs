@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use ggufmap::format::ByteOrder;
-use ggufmap::quant::dequantize_bytes;
+use ggufmap::quant::{dequantize_bytes, scale_fields, ScaleKind};
 use ggufmap::{Error, GgmlType};
 
 /// Output elements per type: 8 MiB of f32.
@@ -65,46 +65,6 @@ impl Rng {
     }
 }
 
-/// The kind of a scale field to overwrite in random blocks.
-#[derive(Clone, Copy)]
-enum Scale {
-    F16,
-    F32,
-    /// E8M0 exponent byte (MXFP4).
-    E8M0,
-    /// UE4M3 byte (NVFP4).
-    Ue4M3,
-    /// IQ1_M: the f16 scale is spread over the top nibbles of `scales`;
-    /// fixing its top nibble (sign and three exponent bits) makes it normal.
-    Iq1MTopNibble,
-}
-
-/// Scale fields (byte offset in the block, kind) of each block type, from
-/// ggml-common.h, for types whose blocks are made from random bytes.
-fn scale_fields(dtype: GgmlType) -> Vec<(usize, Scale)> {
-    use GgmlType as T;
-    match dtype {
-        T::Q4_0 | T::Q5_0 | T::Q8_0 | T::Q1_0 | T::Q2_0 => vec![(0, Scale::F16)],
-        T::Q4_1 | T::Q5_1 | T::Q8_1 | T::Q4_K | T::Q5_K => {
-            vec![(0, Scale::F16), (2, Scale::F16)]
-        }
-        T::Q2_K => vec![(80, Scale::F16), (82, Scale::F16)],
-        T::Q3_K => vec![(108, Scale::F16)],
-        T::Q6_K => vec![(208, Scale::F16)],
-        T::Q8_K => vec![(0, Scale::F32)],
-        T::IQ2_XXS | T::IQ2_XS | T::IQ2_S | T::IQ3_XXS | T::IQ3_S | T::IQ1_S => {
-            vec![(0, Scale::F16)]
-        }
-        T::IQ4_NL | T::IQ4_XS => vec![(0, Scale::F16)],
-        T::IQ1_M => vec![(55, Scale::Iq1MTopNibble)],
-        T::TQ1_0 => vec![(52, Scale::F16)],
-        T::TQ2_0 => vec![(64, Scale::F16)],
-        T::MXFP4 => vec![(0, Scale::E8M0)],
-        T::NVFP4 => (0..4).map(|i| (i, Scale::Ue4M3)).collect(),
-        _ => Vec::new(),
-    }
-}
-
 /// Random blocks (or plain values) of `dtype` for `elems` elements, with
 /// finite, normal scales.
 fn random_bytes(dtype: GgmlType, elems: usize, rng: &mut Rng) -> Vec<u8> {
@@ -126,18 +86,20 @@ fn random_bytes(dtype: GgmlType, elems: usize, rng: &mut Rng) -> Vec<u8> {
         }
         _ => rng.fill_bytes(&mut bytes),
     }
-    let fields = scale_fields(dtype);
+    // The scale fields the block describes ([`scale_fields`]), set to
+    // finite, normal values.
     for block in bytes.chunks_exact_mut(size) {
-        for &(at, kind) in &fields {
-            let scale = (0.5 + rng.unit()) * 1e-3;
-            match kind {
-                Scale::F16 => {
+        for field in scale_fields(dtype) {
+            let (at, scale) = (field.offset, (0.5 + rng.unit()) * 1e-3);
+            match field.kind {
+                ScaleKind::F16 => {
                     block[at..at + 2].copy_from_slice(&half::f16::from_f32(scale).to_ne_bytes())
                 }
-                Scale::F32 => block[at..at + 4].copy_from_slice(&scale.to_ne_bytes()),
-                Scale::E8M0 => block[at] = 112 + (rng.next_u64() % 8) as u8,
-                Scale::Ue4M3 => block[at] = 0x08 + (rng.next_u64() % 0x60) as u8,
-                Scale::Iq1MTopNibble => block[at] = (block[at] & 0x0F) | 0x30,
+                ScaleKind::F32 => block[at..at + 4].copy_from_slice(&scale.to_ne_bytes()),
+                ScaleKind::E8M0 => block[at] = 112 + (rng.next_u64() % 8) as u8,
+                ScaleKind::Ue4M3 => block[at] = 0x08 + (rng.next_u64() % 0x60) as u8,
+                ScaleKind::Iq1mScaleNibbles => block[at] = (block[at] & 0x0F) | 0x30,
+                _ => {}
             }
         }
     }

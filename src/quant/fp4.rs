@@ -5,7 +5,7 @@
 
 use super::bits::{lookup_nibbles, scaled_levels};
 use super::grids::KVALUES_FP4;
-use super::Block;
+use super::{Block, ScaleField, ScaleKind};
 use crate::dtype::GgmlType;
 
 /// Half the value of an E8M0 scale, `2^(e - 128)` (ggml's
@@ -49,6 +49,10 @@ pub struct BlockMXFP4 {
 
 impl Block for BlockMXFP4 {
     const TYPE: GgmlType = GgmlType::MXFP4;
+    const SCALES: &'static [ScaleField] = &[ScaleField {
+        offset: 0,
+        kind: ScaleKind::E8M0,
+    }];
 
     // Matches gguf-py 0.19.0 quants.MXFP4.dequantize_blocks.
     fn dequantize(&self, out: &mut [f32]) {
@@ -71,6 +75,24 @@ pub struct BlockNVFP4 {
 
 impl Block for BlockNVFP4 {
     const TYPE: GgmlType = GgmlType::NVFP4;
+    const SCALES: &'static [ScaleField] = &[
+        ScaleField {
+            offset: 0,
+            kind: ScaleKind::Ue4M3,
+        },
+        ScaleField {
+            offset: 1,
+            kind: ScaleKind::Ue4M3,
+        },
+        ScaleField {
+            offset: 2,
+            kind: ScaleKind::Ue4M3,
+        },
+        ScaleField {
+            offset: 3,
+            kind: ScaleKind::Ue4M3,
+        },
+    ];
 
     // Matches gguf-py 0.19.0 quants.NVFP4.dequantize_blocks.
     fn dequantize(&self, out: &mut [f32]) {

@@ -7,7 +7,7 @@
 use half::f16;
 
 use super::grids::IQ1S_GRID;
-use super::Block;
+use super::{Block, ScaleField, ScaleKind};
 use crate::dtype::GgmlType;
 
 /// ggml's `IQ1S_DELTA` and `IQ1M_DELTA`.
@@ -50,6 +50,10 @@ pub struct BlockIQ1_S {
 
 impl Block for BlockIQ1_S {
     const TYPE: GgmlType = GgmlType::IQ1_S;
+    const SCALES: &'static [ScaleField] = &[ScaleField {
+        offset: 0,
+        kind: ScaleKind::F16,
+    }];
 
     // Matches gguf-py 0.19.0 quants.IQ1_S.dequantize_blocks.
     fn dequantize(&self, out: &mut [f32]) {
@@ -99,6 +103,10 @@ impl BlockIQ1_M {
 
 impl Block for BlockIQ1_M {
     const TYPE: GgmlType = GgmlType::IQ1_M;
+    const SCALES: &'static [ScaleField] = &[ScaleField {
+        offset: 55,
+        kind: ScaleKind::Iq1mScaleNibbles,
+    }];
 
     // Matches gguf-py 0.19.0 quants.IQ1_M.dequantize_blocks.
     fn dequantize(&self, out: &mut [f32]) {

@@ -8,7 +8,7 @@ use half::f16;
 
 use super::bits::scale_signed;
 use super::grids::{IQ2S_GRID, IQ2XS_GRID, IQ2XXS_GRID, KSIGN_MASKS, SIGN_MASKS};
-use super::Block;
+use super::{Block, ScaleField, ScaleKind};
 use crate::dtype::GgmlType;
 
 /// `d * (0.5 + s) * 0.25` in f32, in the reference's order.
@@ -30,6 +30,10 @@ pub struct BlockIQ2_XXS {
 
 impl Block for BlockIQ2_XXS {
     const TYPE: GgmlType = GgmlType::IQ2_XXS;
+    const SCALES: &'static [ScaleField] = &[ScaleField {
+        offset: 0,
+        kind: ScaleKind::F16,
+    }];
 
     // Matches gguf-py 0.19.0 quants.IQ2_XXS.dequantize_blocks.
     fn dequantize(&self, out: &mut [f32]) {
@@ -61,6 +65,10 @@ pub struct BlockIQ2_XS {
 
 impl Block for BlockIQ2_XS {
     const TYPE: GgmlType = GgmlType::IQ2_XS;
+    const SCALES: &'static [ScaleField] = &[ScaleField {
+        offset: 0,
+        kind: ScaleKind::F16,
+    }];
 
     // Matches gguf-py 0.19.0 quants.IQ2_XS.dequantize_blocks.
     fn dequantize(&self, out: &mut [f32]) {
@@ -93,6 +101,10 @@ pub struct BlockIQ2_S {
 
 impl Block for BlockIQ2_S {
     const TYPE: GgmlType = GgmlType::IQ2_S;
+    const SCALES: &'static [ScaleField] = &[ScaleField {
+        offset: 0,
+        kind: ScaleKind::F16,
+    }];
 
     // Matches gguf-py 0.19.0 quants.IQ2_S.dequantize_blocks.
     fn dequantize(&self, out: &mut [f32]) {

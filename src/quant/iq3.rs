@@ -7,7 +7,7 @@ use half::f16;
 
 use super::bits::scale_signed;
 use super::grids::{IQ3S_GRID, IQ3XXS_GRID, KSIGN_MASKS, SIGN_MASKS};
-use super::Block;
+use super::{Block, ScaleField, ScaleKind};
 use crate::dtype::GgmlType;
 
 /// [`scale_signed`] for 8 elements from two grid entries of 4 levels.
@@ -32,6 +32,10 @@ pub struct BlockIQ3_XXS {
 
 impl Block for BlockIQ3_XXS {
     const TYPE: GgmlType = GgmlType::IQ3_XXS;
+    const SCALES: &'static [ScaleField] = &[ScaleField {
+        offset: 0,
+        kind: ScaleKind::F16,
+    }];
 
     // Matches gguf-py 0.19.0 quants.IQ3_XXS.dequantize_blocks.
     fn dequantize(&self, out: &mut [f32]) {
@@ -73,6 +77,10 @@ pub struct BlockIQ3_S {
 
 impl Block for BlockIQ3_S {
     const TYPE: GgmlType = GgmlType::IQ3_S;
+    const SCALES: &'static [ScaleField] = &[ScaleField {
+        offset: 0,
+        kind: ScaleKind::F16,
+    }];
 
     // Matches gguf-py 0.19.0 quants.IQ3_S.dequantize_blocks.
     fn dequantize(&self, out: &mut [f32]) {

@@ -8,7 +8,7 @@ use half::f16;
 
 use super::bits::{lookup_nibbles, scaled_levels};
 use super::grids::KVALUES_IQ4NL;
-use super::Block;
+use super::{Block, ScaleField, ScaleKind};
 use crate::dtype::GgmlType;
 
 /// An IQ4_NL block of 32 elements (4.5 bits per weight).
@@ -23,6 +23,10 @@ pub struct BlockIQ4_NL {
 
 impl Block for BlockIQ4_NL {
     const TYPE: GgmlType = GgmlType::IQ4_NL;
+    const SCALES: &'static [ScaleField] = &[ScaleField {
+        offset: 0,
+        kind: ScaleKind::F16,
+    }];
 
     // Matches gguf-py 0.19.0 quants.IQ4_NL.dequantize_blocks.
     fn dequantize(&self, out: &mut [f32]) {
@@ -47,6 +51,10 @@ pub struct BlockIQ4_XS {
 
 impl Block for BlockIQ4_XS {
     const TYPE: GgmlType = GgmlType::IQ4_XS;
+    const SCALES: &'static [ScaleField] = &[ScaleField {
+        offset: 0,
+        kind: ScaleKind::F16,
+    }];
 
     // Matches gguf-py 0.19.0 quants.IQ4_XS.dequantize_blocks.
     fn dequantize(&self, out: &mut [f32]) {

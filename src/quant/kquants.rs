@@ -10,7 +10,7 @@
 use half::f16;
 
 use super::bits::{biased, f16_to_f32, q3_k_scales, scale_min_k4, TWO_POW_23};
-use super::Block;
+use super::{Block, ScaleField, ScaleKind};
 use crate::dtype::GgmlType;
 
 /// Elements of a k-quant super-block (ggml's `QK_K`).
@@ -109,6 +109,16 @@ pub struct BlockQ8_K {
 
 impl Block for BlockQ2_K {
     const TYPE: GgmlType = GgmlType::Q2_K;
+    const SCALES: &'static [ScaleField] = &[
+        ScaleField {
+            offset: 80,
+            kind: ScaleKind::F16,
+        },
+        ScaleField {
+            offset: 82,
+            kind: ScaleKind::F16,
+        },
+    ];
 
     #[inline]
     fn dequantize(&self, out: &mut [f32]) {
@@ -132,6 +142,10 @@ impl Block for BlockQ2_K {
 
 impl Block for BlockQ3_K {
     const TYPE: GgmlType = GgmlType::Q3_K;
+    const SCALES: &'static [ScaleField] = &[ScaleField {
+        offset: 108,
+        kind: ScaleKind::F16,
+    }];
 
     #[inline]
     fn dequantize(&self, out: &mut [f32]) {
@@ -171,6 +185,16 @@ fn sub_block_scales(scales: &[u8; 12], d: f16, dmin: f16) -> ([f32; 8], [f32; 8]
 
 impl Block for BlockQ4_K {
     const TYPE: GgmlType = GgmlType::Q4_K;
+    const SCALES: &'static [ScaleField] = &[
+        ScaleField {
+            offset: 0,
+            kind: ScaleKind::F16,
+        },
+        ScaleField {
+            offset: 2,
+            kind: ScaleKind::F16,
+        },
+    ];
 
     #[inline]
     fn dequantize(&self, out: &mut [f32]) {
@@ -195,6 +219,16 @@ impl Block for BlockQ4_K {
 
 impl Block for BlockQ5_K {
     const TYPE: GgmlType = GgmlType::Q5_K;
+    const SCALES: &'static [ScaleField] = &[
+        ScaleField {
+            offset: 0,
+            kind: ScaleKind::F16,
+        },
+        ScaleField {
+            offset: 2,
+            kind: ScaleKind::F16,
+        },
+    ];
 
     #[inline]
     fn dequantize(&self, out: &mut [f32]) {
@@ -222,6 +256,10 @@ impl Block for BlockQ5_K {
 
 impl Block for BlockQ6_K {
     const TYPE: GgmlType = GgmlType::Q6_K;
+    const SCALES: &'static [ScaleField] = &[ScaleField {
+        offset: 208,
+        kind: ScaleKind::F16,
+    }];
 
     #[inline]
     fn dequantize(&self, out: &mut [f32]) {
@@ -262,6 +300,10 @@ impl Block for BlockQ6_K {
 
 impl Block for BlockQ8_K {
     const TYPE: GgmlType = GgmlType::Q8_K;
+    const SCALES: &'static [ScaleField] = &[ScaleField {
+        offset: 0,
+        kind: ScaleKind::F32,
+    }];
 
     #[inline]
     fn dequantize(&self, out: &mut [f32]) {

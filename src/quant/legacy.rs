@@ -9,7 +9,7 @@
 use half::f16;
 
 use super::bits::{f16_to_f32, TWO_POW_23};
-use super::Block;
+use super::{Block, ScaleField, ScaleKind};
 use crate::dtype::GgmlType;
 
 /// Q4_0: 32 four-bit values `q` and a scale `d`; `x = d * (q - 8)`.
@@ -105,6 +105,10 @@ fn biased5(q: u8, qh: u32, j: usize) -> (f32, f32) {
 
 impl Block for BlockQ4_0 {
     const TYPE: GgmlType = GgmlType::Q4_0;
+    const SCALES: &'static [ScaleField] = &[ScaleField {
+        offset: 0,
+        kind: ScaleKind::F16,
+    }];
 
     #[inline]
     fn dequantize(&self, out: &mut [f32]) {
@@ -121,6 +125,16 @@ impl Block for BlockQ4_0 {
 
 impl Block for BlockQ4_1 {
     const TYPE: GgmlType = GgmlType::Q4_1;
+    const SCALES: &'static [ScaleField] = &[
+        ScaleField {
+            offset: 0,
+            kind: ScaleKind::F16,
+        },
+        ScaleField {
+            offset: 2,
+            kind: ScaleKind::F16,
+        },
+    ];
 
     #[inline]
     fn dequantize(&self, out: &mut [f32]) {
@@ -137,6 +151,10 @@ impl Block for BlockQ4_1 {
 
 impl Block for BlockQ5_0 {
     const TYPE: GgmlType = GgmlType::Q5_0;
+    const SCALES: &'static [ScaleField] = &[ScaleField {
+        offset: 0,
+        kind: ScaleKind::F16,
+    }];
 
     #[inline]
     fn dequantize(&self, out: &mut [f32]) {
@@ -154,6 +172,16 @@ impl Block for BlockQ5_0 {
 
 impl Block for BlockQ5_1 {
     const TYPE: GgmlType = GgmlType::Q5_1;
+    const SCALES: &'static [ScaleField] = &[
+        ScaleField {
+            offset: 0,
+            kind: ScaleKind::F16,
+        },
+        ScaleField {
+            offset: 2,
+            kind: ScaleKind::F16,
+        },
+    ];
 
     #[inline]
     fn dequantize(&self, out: &mut [f32]) {
@@ -179,6 +207,10 @@ fn scale_i8(d: f32, qs: &[i8; 32], out: &mut [f32]) {
 
 impl Block for BlockQ8_0 {
     const TYPE: GgmlType = GgmlType::Q8_0;
+    const SCALES: &'static [ScaleField] = &[ScaleField {
+        offset: 0,
+        kind: ScaleKind::F16,
+    }];
 
     #[inline]
     fn dequantize(&self, out: &mut [f32]) {
@@ -189,6 +221,16 @@ impl Block for BlockQ8_0 {
 
 impl Block for BlockQ8_1 {
     const TYPE: GgmlType = GgmlType::Q8_1;
+    const SCALES: &'static [ScaleField] = &[
+        ScaleField {
+            offset: 0,
+            kind: ScaleKind::F16,
+        },
+        ScaleField {
+            offset: 2,
+            kind: ScaleKind::F16,
+        },
+    ];
 
     #[inline]
     fn dequantize(&self, out: &mut [f32]) {

@@ -6,7 +6,7 @@
 
 use half::f16;
 
-use super::Block;
+use super::{Block, ScaleField, ScaleKind};
 use crate::dtype::GgmlType;
 
 /// A Q1_0 block of 128 elements (1.125 bits per weight).
@@ -22,6 +22,10 @@ pub struct BlockQ1_0 {
 
 impl Block for BlockQ1_0 {
     const TYPE: GgmlType = GgmlType::Q1_0;
+    const SCALES: &'static [ScaleField] = &[ScaleField {
+        offset: 0,
+        kind: ScaleKind::F16,
+    }];
 
     // Matches ggml-quants.c dequantize_row_q1_0 (llama.cpp in llama-cpp-python 0.3.36).
     fn dequantize(&self, out: &mut [f32]) {
@@ -48,6 +52,10 @@ pub struct BlockQ2_0 {
 
 impl Block for BlockQ2_0 {
     const TYPE: GgmlType = GgmlType::Q2_0;
+    const SCALES: &'static [ScaleField] = &[ScaleField {
+        offset: 0,
+        kind: ScaleKind::F16,
+    }];
 
     // Matches ggml-quants.c dequantize_row_q2_0 (llama.cpp in llama-cpp-python 0.3.36).
     fn dequantize(&self, out: &mut [f32]) {

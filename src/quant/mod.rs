@@ -42,6 +42,12 @@ pub trait Block: sealed::Sealed + bytemuck::Pod + Send + Sync {
     /// Elements one block decodes to.
     const ELEMS: usize = Self::TYPE.elements_per_block();
 
+    /// The block's scale fields: where its floating-point scales sit and
+    /// how they are encoded (ggml-common.h). What a generator of valid
+    /// blocks (tests, benchmarks) sets to normal values, or to NaN and
+    /// infinities, instead of restating the layout.
+    const SCALES: &'static [ScaleField];
+
     /// Decodes this block into `out`, which holds exactly [`Block::ELEMS`]
     /// values ([`dequantize_blocks`] checks lengths and returns an error
     /// instead).
@@ -49,6 +55,39 @@ pub trait Block: sealed::Sealed + bytemuck::Pod + Send + Sync {
     /// # Panics
     /// When `out` is shorter than [`Block::ELEMS`].
     fn dequantize(&self, out: &mut [f32]);
+}
+
+/// One scale field of a block ([`Block::SCALES`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ScaleField {
+    /// Byte offset in the block.
+    pub offset: usize,
+    /// How the scale is encoded there.
+    pub kind: ScaleKind,
+}
+
+/// How a block's scale is encoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ScaleKind {
+    /// IEEE half precision, 2 bytes.
+    F16,
+    /// IEEE single precision, 4 bytes.
+    F32,
+    /// An E8M0 power of two, 1 byte (MXFP4).
+    E8M0,
+    /// An unsigned E4M3 float, 1 byte (NVFP4).
+    Ue4M3,
+    /// IQ1_M's f16 scale, spread over the top nibbles of its 8 `scales`
+    /// bytes: the byte at `offset` holds its top nibble (sign and three
+    /// exponent bits).
+    Iq1mScaleNibbles,
+}
+
+/// The scale fields of a block of `dtype` ([`Block::SCALES`]; none for the
+/// plain types).
+pub fn scale_fields(dtype: GgmlType) -> &'static [ScaleField] {
+    scales_of(dtype)
 }
 
 /// Dequantizes whole blocks into `out`.
@@ -135,6 +174,13 @@ macro_rules! blocks {
     ($( $(#[$doc:meta])* $variant:ident = $id:literal, $name:literal, $elems:literal, $bytes:literal, $kind:ident($($block:tt)+), [$($candle:tt)*]; )*) => {
         $( block_row!($kind, $variant, $bytes, $($block)+); )*
 
+        /// The scale fields of `dtype`'s block.
+        fn scales_of(dtype: GgmlType) -> &'static [ScaleField] {
+            match dtype {
+                $( GgmlType::$variant => block_scales!($kind, $($block)+), )*
+            }
+        }
+
         /// Decodes `bytes` of `dtype` with the kernel of its type.
         fn dispatch<O: Output>(
             dtype: GgmlType,
@@ -162,6 +208,16 @@ macro_rules! block_row {
     };
 }
 
+/// One arm of `scales_of`.
+macro_rules! block_scales {
+    (plain, $t:ty) => {
+        &[]
+    };
+    (quant, $($block:tt)+) => {
+        <$($block)+ as Block>::SCALES
+    };
+}
+
 /// One arm of [`dispatch`].
 macro_rules! block_arm {
     (plain, $dtype:ident, $bytes:ident, $order:ident, $out:ident, $t:ty) => {
@@ -173,3 +229,51 @@ macro_rules! block_arm {
 }
 
 ggml_type_table!(blocks);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every block's scale fields lie inside the block, apart, and are the
+    /// ones its kernel reads: a NaN there makes a NaN in the output of an
+    /// otherwise zero block.
+    #[test]
+    fn scale_fields_are_where_the_kernels_read_them() {
+        for &dtype in GgmlType::ALL {
+            let fields = scale_fields(dtype);
+            assert_eq!(fields.is_empty(), dtype.is_plain(), "{dtype}");
+            let size = dtype.bytes_per_block();
+            let mut used = vec![false; size];
+            for field in fields {
+                let width = match field.kind {
+                    ScaleKind::F16 => 2,
+                    ScaleKind::F32 => 4,
+                    _ => 1,
+                };
+                for taken in &mut used[field.offset..field.offset + width] {
+                    assert!(!*taken, "{dtype}: scale fields overlap");
+                    *taken = true;
+                }
+                let nan: &[u8] = match field.kind {
+                    ScaleKind::F16 => &[0x00, 0x7e],
+                    ScaleKind::F32 => &[0x00, 0x00, 0xc0, 0x7f],
+                    _ => continue,
+                };
+                // Q8_1's `s` (d times the block's sum) serves dot products;
+                // decoding never reads it.
+                if (dtype, field.offset) == (GgmlType::Q8_1, 2) {
+                    continue;
+                }
+                let mut block = vec![0u8; size];
+                block[field.offset..field.offset + width].copy_from_slice(nan);
+                let mut out = vec![0f32; dtype.elements_per_block()];
+                dequantize_bytes(dtype, &block, ByteOrder::Little, &mut out).unwrap();
+                assert!(
+                    out.iter().any(|v| v.is_nan()),
+                    "{dtype}: a NaN at byte {} changes nothing",
+                    field.offset
+                );
+            }
+        }
+    }
+}

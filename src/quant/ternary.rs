@@ -2,7 +2,7 @@
 
 use half::f16;
 
-use super::Block;
+use super::{Block, ScaleField, ScaleKind};
 use crate::dtype::GgmlType;
 
 /// `code - 1` as f32, for a code below 2^22: the bits `0x4b40_0000 | code`
@@ -66,6 +66,10 @@ pub struct BlockTQ1_0 {
 
 impl Block for BlockTQ1_0 {
     const TYPE: GgmlType = GgmlType::TQ1_0;
+    const SCALES: &'static [ScaleField] = &[ScaleField {
+        offset: 52,
+        kind: ScaleKind::F16,
+    }];
 
     // Matches gguf-py 0.19.0 quants.TQ1_0.dequantize_blocks.
     fn dequantize(&self, out: &mut [f32]) {
@@ -92,6 +96,10 @@ pub struct BlockTQ2_0 {
 
 impl Block for BlockTQ2_0 {
     const TYPE: GgmlType = GgmlType::TQ2_0;
+    const SCALES: &'static [ScaleField] = &[ScaleField {
+        offset: 64,
+        kind: ScaleKind::F16,
+    }];
 
     // Matches gguf-py 0.19.0 quants.TQ2_0.dequantize_blocks.
     fn dequantize(&self, out: &mut [f32]) {
