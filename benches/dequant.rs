@@ -17,6 +17,10 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::Rng;
 use ggufmap::format::ByteOrder;
 use ggufmap::quant::{dequantize_bytes, scale_fields, ScaleKind};
 use ggufmap::{Error, GgmlType};
@@ -36,33 +40,9 @@ struct Case {
     candle: Option<Runner>,
 }
 
-/// A small deterministic generator (xorshift64*), so the bench needs no
-/// random-number crate.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// Uniform in [0, 1).
-    fn unit(&mut self) -> f32 {
-        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
-    }
-
-    /// Roughly normal (sum of four uniforms), like weights.
-    fn weight(&mut self) -> f32 {
-        (self.unit() + self.unit() + self.unit() + self.unit() - 2.0) * 0.05
-    }
-
-    fn fill_bytes(&mut self, out: &mut [u8]) {
-        for b in out {
-            *b = self.next_u64() as u8;
-        }
-    }
+/// Weight-like values: normal, scaled as a real model's weights.
+fn weight(rng: &mut Rng) -> f32 {
+    0.05 * rng.normal()
 }
 
 /// Random blocks (or plain values) of `dtype` for `elems` elements, with
@@ -74,7 +54,7 @@ fn random_bytes(dtype: GgmlType, elems: usize, rng: &mut Rng) -> Vec<u8> {
     match dtype {
         GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 | GgmlType::F64 => {
             for v in bytes.chunks_exact_mut(size) {
-                let x = rng.weight();
+                let x = weight(rng);
                 match dtype {
                     GgmlType::F32 => v.copy_from_slice(&x.to_ne_bytes()),
                     GgmlType::F16 => v.copy_from_slice(&half::f16::from_f32(x).to_ne_bytes()),
@@ -84,20 +64,20 @@ fn random_bytes(dtype: GgmlType, elems: usize, rng: &mut Rng) -> Vec<u8> {
             }
             return bytes;
         }
-        _ => rng.fill_bytes(&mut bytes),
+        _ => bytes = rng.bytes(blocks * size),
     }
     // The scale fields the block describes ([`scale_fields`]), set to
     // finite, normal values.
     for block in bytes.chunks_exact_mut(size) {
         for field in scale_fields(dtype) {
-            let (at, scale) = (field.offset, (0.5 + rng.unit()) * 1e-3);
+            let (at, scale) = (field.offset, (0.5 + rng.unit() as f32) * 1e-3);
             match field.kind {
                 ScaleKind::F16 => {
                     block[at..at + 2].copy_from_slice(&half::f16::from_f32(scale).to_ne_bytes())
                 }
                 ScaleKind::F32 => block[at..at + 4].copy_from_slice(&scale.to_ne_bytes()),
-                ScaleKind::E8M0 => block[at] = 112 + (rng.next_u64() % 8) as u8,
-                ScaleKind::Ue4M3 => block[at] = 0x08 + (rng.next_u64() % 0x60) as u8,
+                ScaleKind::E8M0 => block[at] = 112 + (rng.next() % 8) as u8,
+                ScaleKind::Ue4M3 => block[at] = 0x08 + (rng.next() % 0x60) as u8,
                 ScaleKind::Iq1mScaleNibbles => block[at] = (block[at] & 0x0F) | 0x30,
                 _ => {}
             }
@@ -222,7 +202,7 @@ fn main() {
         .configure_from_args();
 
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-    let xs: Vec<f32> = (0..ELEMS).map(|_| rng.weight()).collect();
+    let xs: Vec<f32> = (0..ELEMS).map(|_| weight(&mut rng)).collect();
     // Allocated and touched once: no page faults inside the timed loops.
     let mut out = vec![1f32; ELEMS];
     let out_bytes = ELEMS * std::mem::size_of::<f32>();

@@ -24,6 +24,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::Rng;
 use ggufmap::pool::{BufferPool, PoolConfig};
 
 /// Bytes written by the first-touch benchmark.
@@ -62,17 +66,9 @@ impl MutexPool {
     }
 }
 
-/// xorshift64: deterministic sizes, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn request_bytes(&mut self) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        let base = BASE_SIZES[(self.0 % BASE_SIZES.len() as u64) as usize];
-        base + ((self.0 >> 32) % 16) as usize * 64
-    }
+/// A request size: one of the base sizes plus one of 16 offsets of 64 bytes.
+fn request_bytes(rng: &mut Rng) -> usize {
+    BASE_SIZES[rng.below(BASE_SIZES.len())] + rng.below(16) * 64
 }
 
 /// Mean time per iteration of each benchmark, over all of criterion's runs.
@@ -129,7 +125,7 @@ fn get_drop(c: &mut Criterion) {
             group.bench_function(BenchmarkId::new(name, threads), |b| {
                 b.iter_custom(|iters| {
                     let elapsed = run_threads(threads, iters, &|rng| {
-                        let buf = pool.get::<u8>(rng.request_bytes());
+                        let buf = pool.get::<u8>(request_bytes(rng));
                         drop(black_box(buf));
                     });
                     record(&id, elapsed, iters);
@@ -142,7 +138,7 @@ fn get_drop(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("mutex", threads), |b| {
             b.iter_custom(|iters| {
                 let elapsed = run_threads(threads, iters, &|rng| {
-                    let buf = mutex.get(rng.request_bytes());
+                    let buf = mutex.get(request_bytes(rng));
                     mutex.return_buffer(black_box(buf));
                 });
                 record(&id, elapsed, iters);
