@@ -94,6 +94,7 @@ fn inspect_lists_tensors_types_and_metadata() {
         "first tokens"
     );
     assert!(text.contains("bytes)"), "long string cut with its length");
+    assert!(text.contains("15 (Q4_K_M)"), "file type by name");
     assert!(text.contains(&format!("file size     {} bytes", gguf.file_size())));
 }
 

@@ -111,17 +111,21 @@ fn write_header(gguf: &Gguf<'_>, path: &Path, out: &mut dyn Write) -> io::Result
     )
 }
 
+/// The key whose integer names the file's quantization mix.
+const FILE_TYPE_KEY: &str = "general.file_type";
+
 fn write_metadata(gguf: &Gguf<'_>, out: &mut dyn Write) -> io::Result<()> {
     let metadata = gguf.metadata();
     writeln!(out, "\nmetadata ({} entries)", metadata.len())?;
     let table = Table::new(&[("KEY", false), ("TYPE", false), ("VALUE", false)]);
     table.write(out, || {
         metadata.iter().map(|(key, value)| {
-            vec![
-                display_name(key),
-                values::type_label(&value),
-                values::summary(&value),
-            ]
+            let mut summary = values::summary(&value);
+            let file_type = value.to_u64().and_then(values::file_type_name);
+            if let (FILE_TYPE_KEY, Some(name)) = (key, file_type) {
+                summary = format!("{summary} ({name})");
+            }
+            vec![display_name(key), values::type_label(&value), summary]
         })
     })
 }
