@@ -422,6 +422,22 @@ fn missing_file_exits_1() {
 }
 
 #[test]
+fn quiet_is_taken_before_or_after_the_subcommand() {
+    let sample = sample_str();
+    let plain = run_ok(&["verify", &sample]);
+    for args in [
+        ["--quiet", "verify", &sample],
+        ["verify", "--quiet", &sample],
+    ] {
+        let quiet = run_ok(&args);
+        // The report is the same but for its timing line.
+        let first = |b: &[u8]| String::from_utf8_lossy(b).lines().next().map(str::to_owned);
+        assert_eq!(first(&quiet), first(&plain), "{args:?}");
+    }
+    run_ok(&["-q", "dequant", &sample, "output_norm.weight", "-o", "-"]);
+}
+
+#[test]
 fn bad_usage_exits_2() {
     let no_args: [&str; 0] = [];
     for args in [

@@ -134,10 +134,17 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
         options: DequantOptions::new().parallelism(Parallelism::Pool(Arc::clone(&pool))),
         pool: Some(pool),
     };
-    let results = by_type(&model)
+    let types = by_type(&model);
+    let bar = crate::output::progress(types.len() as u64, "benchmarking", "types", args.json);
+    let results = types
         .into_iter()
-        .map(|(dtype, views)| measure_type(dtype, &views, &one, &many))
+        .map(|(dtype, views)| {
+            let result = measure_type(dtype, &views, &one, &many);
+            bar.inc(1);
+            result
+        })
         .collect::<anyhow::Result<Vec<_>>>()?;
+    bar.finish_and_clear();
     let mut out = crate::output::stdout();
     if args.json {
         print_json(args, open, open_populate, threads, &results, &mut out)?;

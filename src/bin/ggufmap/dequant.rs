@@ -158,6 +158,7 @@ fn write_tensor(t: &TensorView<'_>, args: &Args, out: &mut dyn Write) -> anyhow:
 fn stream<O: Output>(t: &TensorView<'_>, header: &[u8], out: &mut dyn Write) -> anyhow::Result<()> {
     let mut header = Some(header);
     let mut written = 0u64;
+    let bar = crate::output::progress(t.n_elements(), "dequantizing", "values", false);
     for chunk in t.dequantize_chunks::<O>(CHUNK_BYTES, &DequantOptions::default()) {
         let values = chunk?.data;
         if let Some(header) = header.take() {
@@ -165,7 +166,9 @@ fn stream<O: Output>(t: &TensorView<'_>, header: &[u8], out: &mut dyn Write) -> 
         }
         write_le(out, &values)?;
         written += values.len() as u64;
+        bar.inc(values.len() as u64);
     }
+    bar.finish_and_clear();
     if let Some(header) = header {
         out.write_all(header)?;
     }

@@ -31,6 +31,9 @@ use ggufmap::{Error, Gguf, OpenOptions};
 #[derive(Debug, Parser)]
 #[command(name = "ggufmap", version, about, propagate_version = true)]
 struct Cli {
+    /// No progress bars (they go to stderr, and only on a terminal).
+    #[arg(short, long, global = true)]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -61,6 +64,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    output::set_quiet(cli.quiet);
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         // The reader went away (`| head`): nothing more to say to anyone.

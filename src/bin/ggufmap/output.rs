@@ -124,6 +124,31 @@ pub fn quote_bytes(bytes: &[u8]) -> String {
     out
 }
 
+/// Set by `--quiet`: no progress bars.
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Turns progress bars off (`--quiet`).
+pub fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// A progress bar on stderr over `total` `unit`s, labelled `what`: shown
+/// only on a terminal, never with `--quiet` or when stdout carries JSON
+/// (`hidden`).
+pub fn progress(total: u64, what: &str, unit: &str, hidden: bool) -> indicatif::ProgressBar {
+    let quiet = QUIET.load(std::sync::atomic::Ordering::Relaxed);
+    if hidden || quiet || !io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    let template =
+        format!("{what} {{bar:40}} {{human_pos}}/{{human_len}} {unit} {{per_sec}} eta {{eta}}");
+    let style = indicatif::ProgressStyle::with_template(&template)
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar
+}
+
 /// A byte count for people: `1.50 MiB`.
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];

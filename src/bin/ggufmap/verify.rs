@@ -10,7 +10,7 @@
 //! one small buffer per thread (two for a streamed file: the bytes read,
 //! and their values).
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -20,7 +20,7 @@ use anyhow::Context;
 use ggufmap::memory::MemoryUsage;
 use ggufmap::pool::BufferPool;
 use ggufmap::{DequantOptions, Gguf, Parallelism, TensorView};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use rayon::prelude::*;
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
@@ -212,17 +212,8 @@ fn count(values: &[f32]) -> Counts {
 }
 
 fn progress_bar(model: &Gguf<'_>, json: bool) -> ProgressBar {
-    if json || !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
     let elements = model.tensors().map(|t| t.n_elements()).sum();
-    let bar = ProgressBar::new(elements);
-    let style = ProgressStyle::with_template(
-        "verifying {bar:40} {human_pos}/{human_len} values {per_sec} eta {eta}",
-    )
-    .unwrap_or_else(|_| ProgressStyle::default_bar());
-    bar.set_style(style);
-    bar
+    crate::output::progress(elements, "verifying", "values", json)
 }
 
 fn print_text(model: &Gguf<'_>, summary: &Summary, out: &mut dyn Write) -> std::io::Result<()> {
