@@ -78,7 +78,7 @@ fn random_bytes(dtype: GgmlType, elems: usize, rng: &mut Rng) -> Vec<u8> {
                 ScaleKind::F32 => block[at..at + 4].copy_from_slice(&scale.to_ne_bytes()),
                 ScaleKind::E8M0 => block[at] = 112 + (rng.next() % 8) as u8,
                 ScaleKind::Ue4M3 => block[at] = 0x08 + (rng.next() % 0x60) as u8,
-                ScaleKind::Iq1mScaleNibbles => block[at] = (block[at] & 0x0F) | 0x30,
+                ScaleKind::Iq1mScaleNibbles => block[at + 7] = (block[at + 7] & 0x0F) | 0x30,
                 _ => {}
             }
         }

@@ -70,36 +70,44 @@ gguf = None
 T = None
 
 
-# --- block layouts (ggml-common.h) ---------------------------------------------------------
+# --- block layouts ---------------------------------------------------------------------------
 
-# type -> (elements per block, bytes per block, byte offsets of its f16 scale fields)
-LAYOUTS: dict[str, tuple[int, int, tuple[int, ...]]] = {
-    "Q4_0": (32, 18, (0,)),  # d, qs[16]
-    "Q4_1": (32, 20, (0, 2)),  # d, m, qs[16]
-    "Q5_0": (32, 22, (0,)),  # d, qh[4], qs[16]
-    "Q5_1": (32, 24, (0, 2)),  # d, m, qh[4], qs[16]
-    "Q8_0": (32, 34, (0,)),  # d, qs[32]
-    "Q2_K": (256, 84, (80, 82)),  # scales[16], qs[64], d, dmin
-    "Q3_K": (256, 110, (108,)),  # hmask[32], qs[64], scales[12], d
-    "Q4_K": (256, 144, (0, 2)),  # d, dmin, scales[12], qs[128]
-    "Q5_K": (256, 176, (0, 2)),  # d, dmin, scales[12], qh[32], qs[128]
-    "Q6_K": (256, 210, (208,)),  # ql[128], qh[64], scales[16], d
-    "TQ1_0": (256, 54, (52,)),  # qs[48], qh[4], d
-    "TQ2_0": (256, 66, (64,)),  # qs[64], d
-    "IQ2_XXS": (256, 66, (0,)),  # d, qs[32] (u16)
-    "IQ2_XS": (256, 74, (0,)),  # d, qs[32] (u16), scales[8]
-    "IQ2_S": (256, 82, (0,)),  # d, qs[64], qh[8], scales[8]
-    "IQ3_XXS": (256, 98, (0,)),  # d, qs[96]
-    "IQ3_S": (256, 110, (0,)),  # d, qs[64], qh[8], signs[32], scales[4]
-    "IQ1_S": (256, 50, (0,)),  # d, qs[32], qh[8] (u16)
-    "IQ1_M": (256, 56, ()),  # qs[32], qh[16], scales[8]: the f16 scale is the top nibbles
-    "IQ4_NL": (32, 18, (0,)),  # d, qs[16]
-    "IQ4_XS": (256, 136, (0,)),  # d, scales_h (u16), scales_l[4], qs[128]
-    "MXFP4": (32, 17, ()),  # e (E8M0), qs[16]
-    "NVFP4": (64, 36, ()),  # d[4] (UE4M3), qs[32]
-}
-# IQ1_M: the four little-endian u16 at this offset carry the f16 scale in their top nibbles.
-IQ1_M_SCALES = 48
+# The block types made here: those gguf-py dequantizes.
+FIXTURE_TYPES = (
+    "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0",
+    "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K",
+    "TQ1_0", "TQ2_0",
+    "IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ3_XXS", "IQ3_S", "IQ1_S", "IQ1_M", "IQ4_NL", "IQ4_XS",
+    "MXFP4", "NVFP4",
+)
+
+LAYOUT_FILE = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "BLOCK_LAYOUT"
+
+
+def read_layouts() -> tuple[dict[str, tuple[int, int, tuple[int, ...]]], int]:
+    """The block layouts as ggufmap's block types describe them
+    (tests/fixtures/BLOCK_LAYOUT, kept equal to them by a test): type ->
+    (elements per block, bytes per block, byte offsets of its f16 scale
+    fields), and where IQ1_M's scale nibbles start."""
+    layouts, iq1_m = {}, None
+    for line in LAYOUT_FILE.read_text().splitlines():
+        if not line or line.startswith("#"):
+            continue
+        name, elems, size, *fields = line.split()
+        f16 = []
+        for field in fields:
+            kind, at = field.split("@")
+            if kind == "f16":
+                f16.append(int(at))
+            elif kind == "iq1m":
+                iq1_m = int(at)
+        layouts[name] = (int(elems), int(size), tuple(f16))
+    return {name: layouts[name] for name in FIXTURE_TYPES}, iq1_m
+
+
+# type -> (elements per block, bytes per block, byte offsets of its f16 scale fields);
+# IQ1_M: the four little-endian u16 at IQ1_M_SCALES carry the f16 scale in their top nibbles.
+LAYOUTS, IQ1_M_SCALES = read_layouts()
 
 # Blocks per fixture: whole fixtures stay well under the size budget.
 BLOCKS_SMALL = 256  # 32- and 64-element blocks

@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
 
 use ggufmap::format::ByteOrder;
-use ggufmap::quant::dequantize_bytes;
+use ggufmap::quant::{dequantize_bytes, scale_fields, ScaleKind};
 use ggufmap::GgmlType;
 use half::{bf16, f16};
 
@@ -113,6 +113,54 @@ fn every_type_is_covered() {
             "{ty}: needs exactly one of a fixture, hand vectors or a plain-type unit test"
         );
     }
+}
+
+/// `tests/fixtures/BLOCK_LAYOUT`: each block type's geometry and scale
+/// fields as the blocks describe them (`quant::scale_fields`), for
+/// `scripts/make_fixtures.py`, which reads its layouts from there.
+fn block_layout() -> String {
+    let mut out = String::from(
+        "# Block layouts as ggufmap's block types describe them (quant::scale_fields),\n\
+         # read by scripts/make_fixtures.py; kept equal by tests/dequant_fixtures.rs.\n\
+         # <type> <elements per block> <bytes per block> <kind>@<byte offset>...\n",
+    );
+    for &ty in GgmlType::ALL.iter().filter(|t| !t.is_plain()) {
+        out.push_str(&format!(
+            "{} {} {}",
+            ty.name(),
+            ty.elements_per_block(),
+            ty.bytes_per_block()
+        ));
+        for field in scale_fields(ty) {
+            let kind = match field.kind {
+                ScaleKind::F16 => "f16",
+                ScaleKind::F32 => "f32",
+                ScaleKind::E8M0 => "e8m0",
+                ScaleKind::Ue4M3 => "ue4m3",
+                ScaleKind::Iq1mScaleNibbles => "iq1m",
+                other => panic!("no name for {other:?}"),
+            };
+            out.push_str(&format!(" {kind}@{}", field.offset));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// The committed layout file is what the blocks say (set
+/// `GGUFMAP_WRITE_LAYOUT=1` to rewrite it).
+#[test]
+fn block_layout_file_is_the_blocks_own() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/BLOCK_LAYOUT");
+    let expected = block_layout();
+    if std::env::var_os("GGUFMAP_WRITE_LAYOUT").is_some() {
+        std::fs::write(path, &expected).expect("write BLOCK_LAYOUT");
+    }
+    let committed = std::fs::read_to_string(path).expect("read BLOCK_LAYOUT");
+    assert_eq!(
+        committed, expected,
+        "rewrite it with GGUFMAP_WRITE_LAYOUT=1"
+    );
 }
 
 #[test]

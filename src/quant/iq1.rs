@@ -104,7 +104,7 @@ impl BlockIQ1_M {
 impl Block for BlockIQ1_M {
     const TYPE: GgmlType = GgmlType::IQ1_M;
     const SCALES: &'static [ScaleField] = &[ScaleField {
-        offset: 55,
+        offset: 48,
         kind: ScaleKind::Iq1mScaleNibbles,
     }];
 

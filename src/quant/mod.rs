@@ -78,14 +78,18 @@ pub enum ScaleKind {
     E8M0,
     /// An unsigned E4M3 float, 1 byte (NVFP4).
     Ue4M3,
-    /// IQ1_M's f16 scale, spread over the top nibbles of its 8 `scales`
-    /// bytes: the byte at `offset` holds its top nibble (sign and three
+    /// IQ1_M's f16 scale, spread over its 8 `scales` bytes from `offset`:
+    /// four little-endian `u16`s whose top nibbles are the scale's four
+    /// nibbles, lowest first (the last byte holds its sign and top three
     /// exponent bits).
     Iq1mScaleNibbles,
 }
 
 /// The scale fields of a block of `dtype` ([`Block::SCALES`]; none for the
 /// plain types).
+///
+/// `tests/fixtures/BLOCK_LAYOUT` writes them out for the fixture script
+/// (a test keeps it equal to these).
 pub fn scale_fields(dtype: GgmlType) -> &'static [ScaleField] {
     scales_of(dtype)
 }
@@ -248,6 +252,7 @@ mod tests {
                 let width = match field.kind {
                     ScaleKind::F16 => 2,
                     ScaleKind::F32 => 4,
+                    ScaleKind::Iq1mScaleNibbles => 8,
                     _ => 1,
                 };
                 for taken in &mut used[field.offset..field.offset + width] {
