@@ -68,23 +68,16 @@ fn a_streamed_model_gives_the_same_tensors_as_in_memory() {
         assert_eq!(b.byte_range(), a.byte_range());
         assert!(matches!(b.bytes(), Err(Error::NotInMemory { tensor }) if tensor == name));
         assert_eq!(b.read_bytes().unwrap(), a.read_bytes().unwrap());
-        let expected = bits(
-            &a.dequantize_to_vec::<f32>(&DequantOptions::default())
-                .unwrap(),
-        );
-        assert_eq!(
-            bits(
-                &b.dequantize_to_vec::<f32>(&DequantOptions::default())
-                    .unwrap()
-            ),
-            expected,
-            "{name}"
-        );
+        let opts = DequantOptions::default();
+        let values = a.dequantize_to_vec::<f32>(&opts).unwrap();
+        let streamed_values = b.dequantize_to_vec::<f32>(&opts).unwrap();
+        common::assert_same_bits(name, &streamed_values, &values);
+        let expected = bits(&values);
         for par in [Parallelism::Sequential, Parallelism::default()] {
             let mut out = vec![0f32; expected.len()];
             b.dequantize_into(&mut out, &DequantOptions::new().parallelism(par.clone()))
                 .unwrap();
-            assert_eq!(bits(&out), expected, "{name}");
+            common::assert_same_bits(name, &out, &values);
         }
         // Chunks of one block each, and chunks handed to a callback.
         let mut streamed = vec![0u32; expected.len()];
@@ -106,10 +99,8 @@ fn a_streamed_model_gives_the_same_tensors_as_in_memory() {
 
 #[test]
 fn a_file_can_be_streamed_by_path() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("every-type.gguf");
     let bytes = every_type_file();
-    std::fs::write(&path, &bytes).unwrap();
+    let (_dir, path) = common::temp_file("every-type.gguf", &bytes);
     let stream = Gguf::open_with(&path, &OpenOptions::new().streamed(true)).unwrap();
     assert!(stream.is_streamed());
     assert_eq!(stream.path(), Some(path.as_path()));

@@ -47,3 +47,25 @@ impl Rng {
 pub fn pseudo_random_bytes(len: usize, seed: u64) -> Vec<u8> {
     Rng(seed).bytes(len)
 }
+
+/// Asserts that `a` and `b` hold the same f32 bit patterns (so NaNs
+/// compare, payloads included), naming `what` and the first difference.
+pub fn assert_same_bits(what: &str, a: &[f32], b: &[f32]) {
+    assert_eq!(a.len(), b.len(), "{what}: lengths differ");
+    if let Some(i) = (0..a.len()).find(|&i| a[i].to_bits() != b[i].to_bits()) {
+        panic!(
+            "{what}: element {i} differs: {:#010x} vs {:#010x}",
+            a[i].to_bits(),
+            b[i].to_bits()
+        );
+    }
+}
+
+/// `bytes` written to a file named `name` in a new temporary directory,
+/// removed when the returned guard drops.
+pub fn temp_file(name: &str, bytes: &[u8]) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join(name);
+    std::fs::write(&path, bytes).expect("write the temporary file");
+    (dir, path)
+}
