@@ -1,10 +1,22 @@
-//! The checks of the `open` and `dequantize` fuzz targets.
+//! The checks of the `open` and `dequantize` fuzz targets, as named
+//! properties: each function is one property, named for what it asserts.
 //!
-//! [`open_bytes`] parses its input and, when it parses, uses everything
-//! (every metadata value and array element, every typed getter, every
-//! tensor view, dequantization of a bounded prefix), asserting that the
-//! pieces agree with each other. [`dequantize`] decodes block bytes every
-//! way there is and asserts that all ways agree.
+//! [`open_bytes`] parses its input every way (borrowed, read into memory,
+//! streamed: they agree on whether and how it fails) and, when it parses,
+//! checks:
+//! - [`streamed_equals_in_memory`]: a streamed model gives the same bytes
+//!   and values;
+//! - [`model_hangs_together`]: header, tensor layout and lookups agree;
+//! - [`metadata_walks_and_lookups_agree`], with
+//!   [`typed_getters_agree_with_the_value`]: every value and array element
+//!   walked, every key found, every getter consistent;
+//! - [`tensor_views_agree`], with [`plain_views_agree`],
+//!   [`every_dequantization_path_agrees`] and
+//!   [`a_bounded_prefix_dequantizes`]: shapes, sizes, typed views and every
+//!   way of dequantizing give the same bits.
+//!
+//! [`dequantize`] decodes block bytes every way there is and asserts that
+//! all ways agree.
 //!
 //! This file lives in ggufmap's `tests/` (so the packaged crate's tests
 //! have it) and is compiled into `tests/fuzz_regressions.rs` and, through
@@ -52,20 +64,20 @@ pub fn open_bytes(data: &[u8]) {
         }
     }
     if let Ok(g) = &borrowed {
-        check_gguf(g);
+        model_hangs_together(g);
     }
     if let Ok(g) = &copied {
-        check_gguf(g);
+        model_hangs_together(g);
     }
     if let (Ok(g), Ok(s)) = (&borrowed, &streamed) {
-        check_gguf(s);
-        check_same_tensors(g, s);
+        model_hangs_together(s);
+        streamed_equals_in_memory(g, s);
     }
 }
 
 /// A streamed model gives the tensors of the same file in memory: the
 /// same bytes, and the same values where they decode.
-fn check_same_tensors(in_memory: &Gguf<'_>, streamed: &Gguf<'_>) {
+fn streamed_equals_in_memory(in_memory: &Gguf<'_>, streamed: &Gguf<'_>) {
     assert!(streamed.is_streamed());
     assert_eq!(streamed.as_bytes(), None);
     for (a, b) in in_memory.tensors().zip(streamed.tensors()) {
@@ -87,7 +99,7 @@ fn check_same_tensors(in_memory: &Gguf<'_>, streamed: &Gguf<'_>) {
 }
 
 /// Uses everything of a parsed file.
-pub fn check_gguf(g: &Gguf<'_>) {
+pub fn model_hangs_together(g: &Gguf<'_>) {
     let len = g.file_size();
     assert!(matches!(g.version(), 2 | 3));
     assert!(g.alignment().is_power_of_two());
@@ -98,14 +110,14 @@ pub fn check_gguf(g: &Gguf<'_>) {
         assert_eq!(bytes.len() as u64, len);
     }
 
-    check_metadata(g);
+    metadata_walks_and_lookups_agree(g);
 
     // Tensors: views agree with lookups; data is packed in order inside the file.
     assert_eq!(g.tensors().count(), g.tensor_count());
     let mut previous_end = g.data_start() as u64;
     let mut total = 0u64;
     for t in g.tensors() {
-        check_tensor(&t);
+        tensor_views_agree(&t);
         let range = t.byte_range();
         assert!(
             range.start >= previous_end,
@@ -134,7 +146,7 @@ pub fn check_gguf(g: &Gguf<'_>) {
     ));
 }
 
-fn check_metadata(g: &Gguf<'_>) {
+fn metadata_walks_and_lookups_agree(g: &Gguf<'_>) {
     let md = g.metadata();
     assert_eq!(md.iter().len(), md.len());
     assert_eq!(md.is_empty(), md.iter().next().is_none());
@@ -151,7 +163,7 @@ fn check_metadata(g: &Gguf<'_>) {
             same_value(&got, &value),
             "get({key:?}) differs from iteration"
         );
-        check_getters(g, key, &value);
+        typed_getters_agree_with_the_value(g, key, &value);
         walk_value(
             &value,
             0,
@@ -184,7 +196,7 @@ fn check_metadata(g: &Gguf<'_>) {
 
 /// Every typed getter on `key`: exactly the one of the value's type
 /// succeeds, with the value.
-fn check_getters(g: &Gguf<'_>, key: &str, value: &Value<'_>) {
+fn typed_getters_agree_with_the_value(g: &Gguf<'_>, key: &str, value: &Value<'_>) {
     let md = g.metadata();
     let vt = value.value_type();
     macro_rules! getter {
@@ -311,7 +323,7 @@ fn walk_array(a: &ArrayView<'_>, depth: usize, file_len: usize) {
 }
 
 /// Uses one tensor view.
-pub fn check_tensor(t: &TensorView<'_>) {
+pub fn tensor_views_agree(t: &TensorView<'_>) {
     let dims = t.dims();
     assert!(dims.len() <= MAX_DIMS);
     let shape: Vec<usize> = dims.iter().rev().map(|&d| d as usize).collect();
@@ -332,14 +344,14 @@ pub fn check_tensor(t: &TensorView<'_>) {
     assert_eq!(t.n_elements() % dtype.elements_per_block() as u64, 0);
 
     match dtype {
-        GgmlType::F32 => check_plain::<f32>(t),
-        GgmlType::F16 => check_plain::<f16>(t),
-        GgmlType::BF16 => check_plain::<bf16>(t),
-        GgmlType::F64 => check_plain::<f64>(t),
-        GgmlType::I8 => check_plain::<i8>(t),
-        GgmlType::I16 => check_plain::<i16>(t),
-        GgmlType::I32 => check_plain::<i32>(t),
-        GgmlType::I64 => check_plain::<i64>(t),
+        GgmlType::F32 => plain_views_agree::<f32>(t),
+        GgmlType::F16 => plain_views_agree::<f16>(t),
+        GgmlType::BF16 => plain_views_agree::<bf16>(t),
+        GgmlType::F64 => plain_views_agree::<f64>(t),
+        GgmlType::I8 => plain_views_agree::<i8>(t),
+        GgmlType::I16 => plain_views_agree::<i16>(t),
+        GgmlType::I32 => plain_views_agree::<i32>(t),
+        GgmlType::I64 => plain_views_agree::<i64>(t),
         _ => {
             assert!(matches!(
                 t.as_slice::<f32>(),
@@ -353,13 +365,13 @@ pub fn check_tensor(t: &TensorView<'_>) {
     }
 
     if t.n_elements() <= MAX_DEQUANT_ELEMS {
-        check_dequantize_whole(t);
+        every_dequantization_path_agrees(t);
     } else {
-        check_dequantize_prefix(t);
+        a_bounded_prefix_dequantizes(t);
     }
 }
 
-fn check_plain<T: ggufmap::Element + PartialEq + std::fmt::Debug>(t: &TensorView<'_>) {
+fn plain_views_agree<T: ggufmap::Element + PartialEq + std::fmt::Debug>(t: &TensorView<'_>) {
     let n = t.n_elements() as usize;
     let cow = t
         .read_slice::<T>()
@@ -402,7 +414,7 @@ fn allowed_dequant_error(e: &Error) -> bool {
     matches!(e, Error::Unsupported { .. })
 }
 
-fn check_dequantize_whole(t: &TensorView<'_>) {
+fn every_dequantization_path_agrees(t: &TensorView<'_>) {
     let f32s = match t.dequantize_to_vec::<f32>(&DequantOptions::default()) {
         Ok(v) => v,
         Err(e) => {
@@ -491,7 +503,7 @@ fn check_dequantize_whole(t: &TensorView<'_>) {
     ));
 }
 
-fn check_dequantize_prefix(t: &TensorView<'_>) {
+fn a_bounded_prefix_dequantizes(t: &TensorView<'_>) {
     let dtype = t.dtype();
     let elems = dtype.elements_per_block();
     let blocks = (MAX_DEQUANT_ELEMS as usize / elems).max(1);
@@ -692,7 +704,7 @@ pub fn dequantize(data: &[u8]) {
         supported
     );
     if n as u64 <= MAX_DEQUANT_ELEMS {
-        check_gguf(&g);
+        model_hangs_together(&g);
     }
 }
 
