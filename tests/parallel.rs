@@ -168,3 +168,33 @@ fn streaming_a_model_keeps_anonymous_memory_bounded() {
         peak >> 20
     );
 }
+
+/// The shared generator's valid blocks (normal scales where each block
+/// says they are) decode to finite values, in parallel as alone.
+#[test]
+fn valid_blocks_decode_to_finite_values() {
+    let mut rng = common::Rng(7);
+    for &dtype in GgmlType::ALL {
+        let blocks = awkward_block_count(dtype, 4);
+        let bytes = common::valid_blocks(dtype, blocks, &mut rng);
+        let n = blocks * dtype.elements_per_block();
+        let mut out = vec![0f32; n];
+        dequantize_parallel(
+            dtype,
+            &bytes,
+            ByteOrder::Little,
+            &mut out,
+            &Parallelism::default(),
+        )
+        .unwrap();
+        if !matches!(
+            dtype,
+            GgmlType::I8 | GgmlType::I16 | GgmlType::I32 | GgmlType::I64
+        ) {
+            assert!(
+                out.iter().all(|v| v.is_finite()),
+                "{dtype}: a non-finite value"
+            );
+        }
+    }
+}

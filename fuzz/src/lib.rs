@@ -27,9 +27,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 use arbitrary::{Result as ArbResult, Unstructured};
-use ggufmap::format::{
-    ValueType, ALIGNMENT_KEY, DEFAULT_ALIGNMENT, MAX_ARRAY_DEPTH, MAX_TENSOR_NAME_LEN,
-};
+use ggufmap::format::{ValueType, ALIGNMENT_KEY, DEFAULT_ALIGNMENT, MAX_ARRAY_DEPTH};
 use ggufmap::split::{part_file_name, SPLIT_COUNT_KEY, SPLIT_NO_KEY, SPLIT_TENSORS_COUNT_KEY};
 use ggufmap::{Error, GgmlType, Gguf, GgufWriter, MetaArray, MetaValue, OpenOptions};
 
@@ -40,6 +38,7 @@ pub use checks::dequantize;
 use checks::{model_hangs_together, order, same_meta};
 
 mod candle;
+mod raw;
 
 /// The `candle` target (see `candle.rs`): byte 0 even, a file built with
 /// `GgufWriter` from `arbitrary` input; odd, the file as given. Its
@@ -231,17 +230,25 @@ fn roundtrip_inner(u: &mut Unstructured<'_>) -> ArbResult<()> {
         };
         let mut deepest = 0;
         let value = meta_value(u, 0, &mut deepest)?;
-        let key_ok = key != ALIGNMENT_KEY && !metadata.iter().any(|(k, _)| *k == key);
-        let too_deep = deepest > MAX_ARRAY_DEPTH;
         let added = w.add_metadata(key.clone(), value.clone());
-        // The writer refuses exactly the bad keys and the arrays nested
-        // deeper than the reader accepts.
-        assert_eq!(
-            added.is_ok(),
-            key_ok && !too_deep,
-            "add_metadata({key:?}, nested {deepest} deep): {:?}",
-            added.err()
-        );
+        if key == ALIGNMENT_KEY {
+            // An API rule, not the format's: the alignment is set with
+            // `set_alignment`.
+            assert!(added.is_err(), "add_metadata({ALIGNMENT_KEY:?}) accepted");
+        } else {
+            // Differential: the writer accepts exactly what the reader
+            // accepts, the same entries encoded without checks.
+            let mut with = metadata.clone();
+            with.push((key.clone(), value.clone()));
+            let reader = reader_verdict(order, alignment, &with, &[]);
+            assert_eq!(
+                added.is_ok(),
+                reader.is_ok(),
+                "add_metadata({key:?}, nested {deepest} deep): writer {:?}, reader {:?}",
+                added.err(),
+                reader.err()
+            );
+        }
         if added.is_ok() {
             metadata.push((key, value));
         }
@@ -288,11 +295,6 @@ fn roundtrip_inner(u: &mut Unstructured<'_>) -> ArbResult<()> {
             };
             (dims, data)
         };
-        let valid_bytes = name.len() < MAX_TENSOR_NAME_LEN
-            && !tensors.iter().any(|t| t.name == name)
-            && dims.len() <= 4
-            && dims.iter().all(|&d| i64::try_from(d).is_ok())
-            && dtype.tensor_bytes(&dims) == Some(data.len() as u64);
         // The reader's (and ggml's) rule: the running product of the dims
         // fits an i64, even when a later dim is 0.
         let elements_fit = dims
@@ -300,35 +302,44 @@ fn roundtrip_inner(u: &mut Unstructured<'_>) -> ArbResult<()> {
             .try_fold(1u64, |acc, &d| acc.checked_mul(d))
             .is_some_and(|n| i64::try_from(n).is_ok());
         let added = w.add_tensor(name.clone(), dtype, &dims, data.clone());
+        let candidate = Expected {
+            name,
+            dtype,
+            dims,
+            data,
+        };
         let call = || {
             format!(
-                "add_tensor({name:?}, {dtype}, {dims:?}, {} bytes)",
-                data.len()
+                "add_tensor({:?}, {}, {:?}, {} bytes)",
+                candidate.name,
+                candidate.dtype,
+                candidate.dims,
+                candidate.data.len()
             )
         };
-        if added.is_ok() {
-            assert!(valid_bytes, "{} accepted", call());
-            assert!(
-                elements_fit || KNOWN_WRITER_GAPS,
-                "{} accepted an element count over i64",
-                call()
-            );
-            wrote_element_overflow |= !elements_fit;
+        let declared = candidate.dtype.tensor_bytes(&candidate.dims);
+        if matches!(declared, Some(n) if n != candidate.data.len() as u64) {
+            // An API rule, not the format's: the bytes given must be the
+            // ones dims and type make.
+            assert!(added.is_err(), "{} accepted", call());
         } else {
+            // Differential: the writer accepts exactly what the reader
+            // accepts, the same tensors encoded without checks.
+            let mut with: Vec<&Expected> = tensors.iter().collect();
+            with.push(&candidate);
+            let reader = reader_verdict(order, alignment, &metadata, &with);
+            let tolerated = KNOWN_WRITER_GAPS && !elements_fit && added.is_ok();
             assert!(
-                !(valid_bytes && elements_fit),
-                "{} refused: {:?}",
+                added.is_ok() == reader.is_ok() || tolerated,
+                "{}: writer {:?}, reader {:?}",
                 call(),
-                added.err()
+                added.as_ref().err(),
+                reader.err()
             );
         }
+        wrote_element_overflow |= added.is_ok() && !elements_fit;
         if added.is_ok() {
-            tensors.push(Expected {
-                name,
-                dtype,
-                dims,
-                data,
-            });
+            tensors.push(candidate);
         }
     }
 
@@ -376,6 +387,28 @@ fn roundtrip_inner(u: &mut Unstructured<'_>) -> ArbResult<()> {
     }
     model_hangs_together(&g);
     Ok(())
+}
+
+/// The reader's verdict on `metadata` and `tensors` encoded without checks
+/// ([`raw::encode`]).
+fn reader_verdict(
+    order: ggufmap::format::ByteOrder,
+    alignment: u32,
+    metadata: &[(String, MetaValue)],
+    tensors: &[&Expected],
+) -> Result<(), Error> {
+    let metadata: Vec<(&str, &MetaValue)> = metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let tensors: Vec<raw::RawTensor<'_>> = tensors
+        .iter()
+        .map(|t| raw::RawTensor {
+            name: &t.name,
+            dtype: t.dtype,
+            dims: &t.dims,
+            data: &t.data,
+        })
+        .collect();
+    let bytes = raw::encode(order, alignment, &metadata, &tensors);
+    Gguf::from_bytes(&bytes).map(drop)
 }
 
 /// A fresh directory for one split input, under one temporary directory

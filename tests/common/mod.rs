@@ -69,3 +69,46 @@ pub fn temp_file(name: &str, bytes: &[u8]) -> (tempfile::TempDir, std::path::Pat
     std::fs::write(&path, bytes).expect("write the temporary file");
     (dir, path)
 }
+
+/// `n` valid blocks of `dtype`: random bytes, with every scale field the
+/// block describes (`quant::scale_fields`) set to a finite, normal value
+/// of the size real models have; plain types get small normal values.
+pub fn valid_blocks(dtype: ggufmap::GgmlType, n: usize, rng: &mut Rng) -> Vec<u8> {
+    use ggufmap::quant::{scale_fields, ScaleKind};
+    let size = dtype.bytes_per_block();
+    let mut bytes = rng.bytes(n * size);
+    for block in bytes.chunks_exact_mut(size) {
+        if dtype.is_plain() {
+            let x = 0.02 * rng.normal();
+            match size {
+                2 if dtype == ggufmap::GgmlType::BF16 => {
+                    block.copy_from_slice(&half::bf16::from_f32(x).to_le_bytes())
+                }
+                2 if dtype == ggufmap::GgmlType::F16 => {
+                    block.copy_from_slice(&half::f16::from_f32(x).to_le_bytes())
+                }
+                4 if dtype == ggufmap::GgmlType::F32 => block.copy_from_slice(&x.to_le_bytes()),
+                8 if dtype == ggufmap::GgmlType::F64 => {
+                    block.copy_from_slice(&f64::from(x).to_le_bytes())
+                }
+                _ => {} // integers: any bytes are valid
+            }
+            continue;
+        }
+        for field in scale_fields(dtype) {
+            let at = field.offset;
+            let scale = ((0.5 + rng.unit()) * 1e-3) as f32;
+            match field.kind {
+                ScaleKind::F16 => {
+                    block[at..at + 2].copy_from_slice(&half::f16::from_f32(scale).to_le_bytes())
+                }
+                ScaleKind::F32 => block[at..at + 4].copy_from_slice(&scale.to_le_bytes()),
+                ScaleKind::E8M0 => block[at] = 112 + rng.below(8) as u8,
+                ScaleKind::Ue4M3 => block[at] = 0x08 + rng.below(0x60) as u8,
+                ScaleKind::Iq1mScaleNibbles => block[at + 7] = (block[at + 7] & 0x0F) | 0x30,
+                _ => {}
+            }
+        }
+    }
+    bytes
+}
