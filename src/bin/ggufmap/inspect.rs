@@ -181,7 +181,7 @@ fn write_histogram(gguf: &Gguf<'_>, out: &mut dyn Write) -> io::Result<()> {
             vec![
                 s.dtype.to_string(),
                 s.count.to_string(),
-                s.bytes.to_string(),
+                human_bytes(s.bytes),
                 format!("{:.1}%", percent(s.bytes, total)),
             ]
         })

@@ -27,7 +27,7 @@ use serde::{Serialize, Serializer};
 use serde_json::json;
 
 use crate::memory_json;
-use crate::output::display_name;
+use crate::output::{display_name, human_bytes};
 
 /// Arguments of `verify`.
 #[derive(Debug, clap::Args)]
@@ -244,10 +244,10 @@ fn print_text(model: &Gguf<'_>, summary: &Summary, out: &mut dyn Write) -> std::
     };
     writeln!(
         out,
-        "{verdict}: {} tensors, {} values, {} bytes of tensor data; {} NaN, {} infinite",
+        "{verdict}: {} tensors, {} values, {} of tensor data; {} NaN, {} infinite",
         model.tensor_count(),
         tally.elements,
-        model.tensor_bytes(),
+        human_bytes(model.tensor_bytes()),
         tally.total.nan,
         tally.total.inf
     )?;
