@@ -25,6 +25,28 @@ pub const MAX_STREAMED_HEADER_BYTES: u64 = 1 << 30;
 
 /// A GGUF model: one file, or every part of a split model, opened as one.
 ///
+/// ```
+/// use ggufmap::{DequantOptions, GgmlType, Gguf, GgufWriter};
+///
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("tiny.gguf");
+/// let mut writer = GgufWriter::new();
+/// writer.add_metadata("general.architecture", "llama")?;
+/// writer.add_tensor("w", GgmlType::F32, &[4, 2], bytemuck::cast_slice(&[0.5f32; 8]))?;
+/// writer.write_file(&path)?;
+///
+/// let model = Gguf::open(&path)?; // mapped; the first part of a split model opens them all
+/// assert_eq!(model.metadata().get_str("general.architecture")?, "llama");
+/// for t in model.tensors() {
+///     assert_eq!((t.name(), t.shape()), ("w", vec![2, 4]));
+/// }
+/// let w = model.tensor("w")?;
+/// assert_eq!(w.as_slice::<f32>()?, &[0.5; 8]); // borrowed from the mapping
+/// let values = w.dequantize::<half::f16>(&DequantOptions::default())?; // pooled
+/// assert_eq!(values[0], half::f16::from_f32(0.5));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
 /// Opening maps (or reads) each file and validates its whole header; tensor
 /// data is not touched until a tensor is used. Everything borrowed from a
 /// `Gguf` (metadata strings, arrays, tensor bytes) points into the mapping:

@@ -30,6 +30,23 @@ pub(crate) use source::TensorSource;
 /// Where the part's bytes are in memory (mapped, read, or borrowed),
 /// [`TensorView::bytes`] and the typed views borrow them; where the model
 /// is streamed, they are read when asked for.
+///
+/// ```
+/// use std::io::Cursor;
+/// use ggufmap::{DequantOptions, Error, GgmlType, Gguf, GgufWriter};
+///
+/// let mut writer = GgufWriter::new();
+/// writer.add_tensor("w", GgmlType::F32, &[3], bytemuck::cast_slice(&[1f32, 2.0, 3.0]))?;
+/// let bytes = writer.to_bytes()?;
+///
+/// // Streamed: nothing to borrow, everything to read.
+/// let model = Gguf::from_reader(Cursor::new(bytes))?;
+/// let w = model.tensor("w")?;
+/// assert!(matches!(w.as_slice::<f32>(), Err(Error::NotInMemory { .. })));
+/// assert_eq!(w.read_slice::<f32>()?.as_ref(), &[1.0, 2.0, 3.0]);
+/// assert_eq!(w.dequantize_to_vec::<f32>(&DequantOptions::default())?, vec![1.0, 2.0, 3.0]);
+/// # Ok::<(), ggufmap::Error>(())
+/// ```
 #[derive(Clone, Copy)]
 pub struct TensorView<'a> {
     name: &'a str,
