@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 
 use ggufmap::format::{parse, Value, ValueType};
-use ggufmap::{GgufWriter, MetaValue};
+use ggufmap::{Gguf, GgufWriter, MetaValue};
 
 #[test]
 fn integer_conversions_widen_exactly() {
@@ -108,4 +108,26 @@ fn tensor_infos_know_where_they_are() {
     assert_eq!(first.n_elements(), 6);
     assert_eq!(first.n_bytes(), 24);
     assert_eq!(second.data_offset(), 32, "24 bytes padded to 32");
+}
+
+#[test]
+fn the_strings_fast_path_gives_what_the_general_decoder_gives() {
+    let mut w = GgufWriter::new();
+    let tokens = ["", "a", "héllo", "\u{1F600}", "tab\there"];
+    w.add_metadata("t", MetaValue::strings(tokens)).unwrap();
+    let bytes = w.to_bytes().unwrap();
+    let file = Gguf::from_bytes(&bytes).unwrap();
+    let array = file.metadata().get_array("t").unwrap();
+    let fast: Vec<_> = array.strings().unwrap().collect();
+    let general: Vec<_> = array.iter().map(|v| v.as_string().unwrap()).collect();
+    assert_eq!(fast.len(), tokens.len());
+    for ((f, g), want) in fast.iter().zip(&general).zip(tokens) {
+        assert_eq!(f.as_str().unwrap(), want);
+        assert_eq!((f.as_bytes(), f.offset()), (g.as_bytes(), g.offset()));
+    }
+    // Offsets point at the string bytes in the file.
+    for s in &fast {
+        let at = s.offset() as usize;
+        assert_eq!(&bytes[at..at + s.as_bytes().len()], s.as_bytes());
+    }
 }

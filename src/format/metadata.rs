@@ -448,7 +448,18 @@ impl<'data> Iterator for Strings<'data> {
     type Item = GgufStr<'data>;
 
     fn next(&mut self) -> Option<GgufStr<'data>> {
-        self.0.next()?.as_string()
+        // The hot loop of walking a vocabulary: the array was validated when
+        // the file was parsed, so read each string's length and bytes
+        // directly, without the general value decoder and its `Result`.
+        let it = &mut self.0;
+        it.remaining = it.remaining.checked_sub(1)?;
+        match it.reader.next_string() {
+            Some((bytes, offset)) => Some(GgufStr { bytes, offset }),
+            None => {
+                it.remaining = 0;
+                None
+            }
+        }
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {

@@ -160,6 +160,18 @@ impl<'data> Reader<'data> {
         Ok(())
     }
 
+    /// The next length-prefixed string's bytes and their offset, or `None`
+    /// (cursor unmoved) where it does not fit: the fast path of walking a
+    /// validated string array, with no error to build.
+    pub(crate) fn next_string(&mut self) -> Option<(&'data [u8], u64)> {
+        let start = self.pos.checked_add(8)?;
+        let len = u64::decode(self.data.get(self.pos..start)?, self.order)?;
+        let end = start.checked_add(usize::try_from(len).ok()?)?;
+        let bytes = self.data.get(start..end)?;
+        self.pos = end;
+        Some((bytes, start as u64))
+    }
+
     /// Reads a length-prefixed string's bytes.
     pub(crate) fn string(&mut self, what: &'static str) -> Result<&'data [u8]> {
         let len = self.count(what, 1)?;
