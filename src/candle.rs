@@ -322,7 +322,7 @@ impl TensorView<'_> {
                 return QTensor::new(storage, self.candle_shape()?).map_err(candle_err(name));
             }
         }
-        let len = usize::try_from(self.info().n_bytes()).unwrap_or(usize::MAX);
+        let len = self.n_bytes()?;
         let mut staging = AlignedBytes::zeroed(len);
         source
             .copy_into(staging.bytes_mut(), parallelism)

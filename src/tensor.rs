@@ -250,8 +250,11 @@ impl<'a> TensorView<'a> {
             })
     }
 
-    /// Bytes of data as `usize`.
-    fn n_bytes(&self) -> Result<usize> {
+    /// Bytes of data as `usize`, for buffers in memory.
+    ///
+    /// # Errors
+    /// [`Error::SizeOverflow`] if it does not fit this platform's `usize`.
+    pub(crate) fn n_bytes(&self) -> Result<usize> {
         usize::try_from(self.info.n_bytes()).map_err(|_| Error::SizeOverflow {
             tensor: self.name.to_owned(),
             what: "byte count on this platform",

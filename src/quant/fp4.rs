@@ -49,10 +49,7 @@ pub struct BlockMXFP4 {
 
 impl Block for BlockMXFP4 {
     const TYPE: GgmlType = GgmlType::MXFP4;
-    const SCALES: &'static [ScaleField] = &[ScaleField {
-        offset: 0,
-        kind: ScaleKind::E8M0,
-    }];
+    const SCALES: &'static [ScaleField] = &[ScaleField::at(0, ScaleKind::E8M0)];
 
     // Matches gguf-py 0.19.0 quants.MXFP4.dequantize_blocks.
     fn dequantize(&self, out: &mut [f32]) {
@@ -76,22 +73,10 @@ pub struct BlockNVFP4 {
 impl Block for BlockNVFP4 {
     const TYPE: GgmlType = GgmlType::NVFP4;
     const SCALES: &'static [ScaleField] = &[
-        ScaleField {
-            offset: 0,
-            kind: ScaleKind::Ue4M3,
-        },
-        ScaleField {
-            offset: 1,
-            kind: ScaleKind::Ue4M3,
-        },
-        ScaleField {
-            offset: 2,
-            kind: ScaleKind::Ue4M3,
-        },
-        ScaleField {
-            offset: 3,
-            kind: ScaleKind::Ue4M3,
-        },
+        ScaleField::at(0, ScaleKind::Ue4M3),
+        ScaleField::at(1, ScaleKind::Ue4M3),
+        ScaleField::at(2, ScaleKind::Ue4M3),
+        ScaleField::at(3, ScaleKind::Ue4M3),
     ];
 
     // Matches gguf-py 0.19.0 quants.NVFP4.dequantize_blocks.

@@ -50,10 +50,7 @@ pub struct BlockIQ1_S {
 
 impl Block for BlockIQ1_S {
     const TYPE: GgmlType = GgmlType::IQ1_S;
-    const SCALES: &'static [ScaleField] = &[ScaleField {
-        offset: 0,
-        kind: ScaleKind::F16,
-    }];
+    const SCALES: &'static [ScaleField] = &[ScaleField::at(0, ScaleKind::F16)];
 
     // Matches gguf-py 0.19.0 quants.IQ1_S.dequantize_blocks.
     fn dequantize(&self, out: &mut [f32]) {
@@ -103,10 +100,7 @@ impl BlockIQ1_M {
 
 impl Block for BlockIQ1_M {
     const TYPE: GgmlType = GgmlType::IQ1_M;
-    const SCALES: &'static [ScaleField] = &[ScaleField {
-        offset: 48,
-        kind: ScaleKind::Iq1mScaleNibbles,
-    }];
+    const SCALES: &'static [ScaleField] = &[ScaleField::at(48, ScaleKind::Iq1mScaleNibbles)];
 
     // Matches gguf-py 0.19.0 quants.IQ1_M.dequantize_blocks.
     fn dequantize(&self, out: &mut [f32]) {

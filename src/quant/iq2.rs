@@ -30,10 +30,7 @@ pub struct BlockIQ2_XXS {
 
 impl Block for BlockIQ2_XXS {
     const TYPE: GgmlType = GgmlType::IQ2_XXS;
-    const SCALES: &'static [ScaleField] = &[ScaleField {
-        offset: 0,
-        kind: ScaleKind::F16,
-    }];
+    const SCALES: &'static [ScaleField] = &[ScaleField::at(0, ScaleKind::F16)];
 
     // Matches gguf-py 0.19.0 quants.IQ2_XXS.dequantize_blocks.
     fn dequantize(&self, out: &mut [f32]) {
@@ -65,10 +62,7 @@ pub struct BlockIQ2_XS {
 
 impl Block for BlockIQ2_XS {
     const TYPE: GgmlType = GgmlType::IQ2_XS;
-    const SCALES: &'static [ScaleField] = &[ScaleField {
-        offset: 0,
-        kind: ScaleKind::F16,
-    }];
+    const SCALES: &'static [ScaleField] = &[ScaleField::at(0, ScaleKind::F16)];
 
     // Matches gguf-py 0.19.0 quants.IQ2_XS.dequantize_blocks.
     fn dequantize(&self, out: &mut [f32]) {
@@ -101,10 +95,7 @@ pub struct BlockIQ2_S {
 
 impl Block for BlockIQ2_S {
     const TYPE: GgmlType = GgmlType::IQ2_S;
-    const SCALES: &'static [ScaleField] = &[ScaleField {
-        offset: 0,
-        kind: ScaleKind::F16,
-    }];
+    const SCALES: &'static [ScaleField] = &[ScaleField::at(0, ScaleKind::F16)];
 
     // Matches gguf-py 0.19.0 quants.IQ2_S.dequantize_blocks.
     fn dequantize(&self, out: &mut [f32]) {

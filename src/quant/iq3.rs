@@ -32,10 +32,7 @@ pub struct BlockIQ3_XXS {
 
 impl Block for BlockIQ3_XXS {
     const TYPE: GgmlType = GgmlType::IQ3_XXS;
-    const SCALES: &'static [ScaleField] = &[ScaleField {
-        offset: 0,
-        kind: ScaleKind::F16,
-    }];
+    const SCALES: &'static [ScaleField] = &[ScaleField::at(0, ScaleKind::F16)];
 
     // Matches gguf-py 0.19.0 quants.IQ3_XXS.dequantize_blocks.
     fn dequantize(&self, out: &mut [f32]) {
@@ -77,10 +74,7 @@ pub struct BlockIQ3_S {
 
 impl Block for BlockIQ3_S {
     const TYPE: GgmlType = GgmlType::IQ3_S;
-    const SCALES: &'static [ScaleField] = &[ScaleField {
-        offset: 0,
-        kind: ScaleKind::F16,
-    }];
+    const SCALES: &'static [ScaleField] = &[ScaleField::at(0, ScaleKind::F16)];
 
     // Matches gguf-py 0.19.0 quants.IQ3_S.dequantize_blocks.
     fn dequantize(&self, out: &mut [f32]) {

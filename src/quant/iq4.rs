@@ -23,10 +23,7 @@ pub struct BlockIQ4_NL {
 
 impl Block for BlockIQ4_NL {
     const TYPE: GgmlType = GgmlType::IQ4_NL;
-    const SCALES: &'static [ScaleField] = &[ScaleField {
-        offset: 0,
-        kind: ScaleKind::F16,
-    }];
+    const SCALES: &'static [ScaleField] = &[ScaleField::at(0, ScaleKind::F16)];
 
     // Matches gguf-py 0.19.0 quants.IQ4_NL.dequantize_blocks.
     fn dequantize(&self, out: &mut [f32]) {
@@ -51,10 +48,7 @@ pub struct BlockIQ4_XS {
 
 impl Block for BlockIQ4_XS {
     const TYPE: GgmlType = GgmlType::IQ4_XS;
-    const SCALES: &'static [ScaleField] = &[ScaleField {
-        offset: 0,
-        kind: ScaleKind::F16,
-    }];
+    const SCALES: &'static [ScaleField] = &[ScaleField::at(0, ScaleKind::F16)];
 
     // Matches gguf-py 0.19.0 quants.IQ4_XS.dequantize_blocks.
     fn dequantize(&self, out: &mut [f32]) {

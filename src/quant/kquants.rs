@@ -110,14 +110,8 @@ pub struct BlockQ8_K {
 impl Block for BlockQ2_K {
     const TYPE: GgmlType = GgmlType::Q2_K;
     const SCALES: &'static [ScaleField] = &[
-        ScaleField {
-            offset: 80,
-            kind: ScaleKind::F16,
-        },
-        ScaleField {
-            offset: 82,
-            kind: ScaleKind::F16,
-        },
+        ScaleField::at(80, ScaleKind::F16),
+        ScaleField::at(82, ScaleKind::F16),
     ];
 
     #[inline]
@@ -142,10 +136,7 @@ impl Block for BlockQ2_K {
 
 impl Block for BlockQ3_K {
     const TYPE: GgmlType = GgmlType::Q3_K;
-    const SCALES: &'static [ScaleField] = &[ScaleField {
-        offset: 108,
-        kind: ScaleKind::F16,
-    }];
+    const SCALES: &'static [ScaleField] = &[ScaleField::at(108, ScaleKind::F16)];
 
     #[inline]
     fn dequantize(&self, out: &mut [f32]) {
@@ -186,14 +177,8 @@ fn sub_block_scales(scales: &[u8; 12], d: f16, dmin: f16) -> ([f32; 8], [f32; 8]
 impl Block for BlockQ4_K {
     const TYPE: GgmlType = GgmlType::Q4_K;
     const SCALES: &'static [ScaleField] = &[
-        ScaleField {
-            offset: 0,
-            kind: ScaleKind::F16,
-        },
-        ScaleField {
-            offset: 2,
-            kind: ScaleKind::F16,
-        },
+        ScaleField::at(0, ScaleKind::F16),
+        ScaleField::at(2, ScaleKind::F16),
     ];
 
     #[inline]
@@ -220,14 +205,8 @@ impl Block for BlockQ4_K {
 impl Block for BlockQ5_K {
     const TYPE: GgmlType = GgmlType::Q5_K;
     const SCALES: &'static [ScaleField] = &[
-        ScaleField {
-            offset: 0,
-            kind: ScaleKind::F16,
-        },
-        ScaleField {
-            offset: 2,
-            kind: ScaleKind::F16,
-        },
+        ScaleField::at(0, ScaleKind::F16),
+        ScaleField::at(2, ScaleKind::F16),
     ];
 
     #[inline]
@@ -256,10 +235,7 @@ impl Block for BlockQ5_K {
 
 impl Block for BlockQ6_K {
     const TYPE: GgmlType = GgmlType::Q6_K;
-    const SCALES: &'static [ScaleField] = &[ScaleField {
-        offset: 208,
-        kind: ScaleKind::F16,
-    }];
+    const SCALES: &'static [ScaleField] = &[ScaleField::at(208, ScaleKind::F16)];
 
     #[inline]
     fn dequantize(&self, out: &mut [f32]) {
@@ -300,10 +276,7 @@ impl Block for BlockQ6_K {
 
 impl Block for BlockQ8_K {
     const TYPE: GgmlType = GgmlType::Q8_K;
-    const SCALES: &'static [ScaleField] = &[ScaleField {
-        offset: 0,
-        kind: ScaleKind::F32,
-    }];
+    const SCALES: &'static [ScaleField] = &[ScaleField::at(0, ScaleKind::F32)];
 
     #[inline]
     fn dequantize(&self, out: &mut [f32]) {

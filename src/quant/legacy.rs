@@ -105,10 +105,7 @@ fn biased5(q: u8, qh: u32, j: usize) -> (f32, f32) {
 
 impl Block for BlockQ4_0 {
     const TYPE: GgmlType = GgmlType::Q4_0;
-    const SCALES: &'static [ScaleField] = &[ScaleField {
-        offset: 0,
-        kind: ScaleKind::F16,
-    }];
+    const SCALES: &'static [ScaleField] = &[ScaleField::at(0, ScaleKind::F16)];
 
     #[inline]
     fn dequantize(&self, out: &mut [f32]) {
@@ -126,14 +123,8 @@ impl Block for BlockQ4_0 {
 impl Block for BlockQ4_1 {
     const TYPE: GgmlType = GgmlType::Q4_1;
     const SCALES: &'static [ScaleField] = &[
-        ScaleField {
-            offset: 0,
-            kind: ScaleKind::F16,
-        },
-        ScaleField {
-            offset: 2,
-            kind: ScaleKind::F16,
-        },
+        ScaleField::at(0, ScaleKind::F16),
+        ScaleField::at(2, ScaleKind::F16),
     ];
 
     #[inline]
@@ -151,10 +142,7 @@ impl Block for BlockQ4_1 {
 
 impl Block for BlockQ5_0 {
     const TYPE: GgmlType = GgmlType::Q5_0;
-    const SCALES: &'static [ScaleField] = &[ScaleField {
-        offset: 0,
-        kind: ScaleKind::F16,
-    }];
+    const SCALES: &'static [ScaleField] = &[ScaleField::at(0, ScaleKind::F16)];
 
     #[inline]
     fn dequantize(&self, out: &mut [f32]) {
@@ -173,14 +161,8 @@ impl Block for BlockQ5_0 {
 impl Block for BlockQ5_1 {
     const TYPE: GgmlType = GgmlType::Q5_1;
     const SCALES: &'static [ScaleField] = &[
-        ScaleField {
-            offset: 0,
-            kind: ScaleKind::F16,
-        },
-        ScaleField {
-            offset: 2,
-            kind: ScaleKind::F16,
-        },
+        ScaleField::at(0, ScaleKind::F16),
+        ScaleField::at(2, ScaleKind::F16),
     ];
 
     #[inline]
@@ -207,10 +189,7 @@ fn scale_i8(d: f32, qs: &[i8; 32], out: &mut [f32]) {
 
 impl Block for BlockQ8_0 {
     const TYPE: GgmlType = GgmlType::Q8_0;
-    const SCALES: &'static [ScaleField] = &[ScaleField {
-        offset: 0,
-        kind: ScaleKind::F16,
-    }];
+    const SCALES: &'static [ScaleField] = &[ScaleField::at(0, ScaleKind::F16)];
 
     #[inline]
     fn dequantize(&self, out: &mut [f32]) {
@@ -222,14 +201,8 @@ impl Block for BlockQ8_0 {
 impl Block for BlockQ8_1 {
     const TYPE: GgmlType = GgmlType::Q8_1;
     const SCALES: &'static [ScaleField] = &[
-        ScaleField {
-            offset: 0,
-            kind: ScaleKind::F16,
-        },
-        ScaleField {
-            offset: 2,
-            kind: ScaleKind::F16,
-        },
+        ScaleField::at(0, ScaleKind::F16),
+        ScaleField::at(2, ScaleKind::F16),
     ];
 
     #[inline]

@@ -22,10 +22,7 @@ pub struct BlockQ1_0 {
 
 impl Block for BlockQ1_0 {
     const TYPE: GgmlType = GgmlType::Q1_0;
-    const SCALES: &'static [ScaleField] = &[ScaleField {
-        offset: 0,
-        kind: ScaleKind::F16,
-    }];
+    const SCALES: &'static [ScaleField] = &[ScaleField::at(0, ScaleKind::F16)];
 
     // Matches ggml-quants.c dequantize_row_q1_0 (llama.cpp in llama-cpp-python 0.3.36).
     fn dequantize(&self, out: &mut [f32]) {
@@ -52,10 +49,7 @@ pub struct BlockQ2_0 {
 
 impl Block for BlockQ2_0 {
     const TYPE: GgmlType = GgmlType::Q2_0;
-    const SCALES: &'static [ScaleField] = &[ScaleField {
-        offset: 0,
-        kind: ScaleKind::F16,
-    }];
+    const SCALES: &'static [ScaleField] = &[ScaleField::at(0, ScaleKind::F16)];
 
     // Matches ggml-quants.c dequantize_row_q2_0 (llama.cpp in llama-cpp-python 0.3.36).
     fn dequantize(&self, out: &mut [f32]) {

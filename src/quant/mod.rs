@@ -66,6 +66,13 @@ pub struct ScaleField {
     pub kind: ScaleKind,
 }
 
+impl ScaleField {
+    /// A field of `kind` at `offset`.
+    pub const fn at(offset: usize, kind: ScaleKind) -> Self {
+        ScaleField { offset, kind }
+    }
+}
+
 /// How a block's scale is encoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]

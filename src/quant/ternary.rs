@@ -66,10 +66,7 @@ pub struct BlockTQ1_0 {
 
 impl Block for BlockTQ1_0 {
     const TYPE: GgmlType = GgmlType::TQ1_0;
-    const SCALES: &'static [ScaleField] = &[ScaleField {
-        offset: 52,
-        kind: ScaleKind::F16,
-    }];
+    const SCALES: &'static [ScaleField] = &[ScaleField::at(52, ScaleKind::F16)];
 
     // Matches gguf-py 0.19.0 quants.TQ1_0.dequantize_blocks.
     fn dequantize(&self, out: &mut [f32]) {
@@ -96,10 +93,7 @@ pub struct BlockTQ2_0 {
 
 impl Block for BlockTQ2_0 {
     const TYPE: GgmlType = GgmlType::TQ2_0;
-    const SCALES: &'static [ScaleField] = &[ScaleField {
-        offset: 64,
-        kind: ScaleKind::F16,
-    }];
+    const SCALES: &'static [ScaleField] = &[ScaleField::at(64, ScaleKind::F16)];
 
     // Matches gguf-py 0.19.0 quants.TQ2_0.dequantize_blocks.
     fn dequantize(&self, out: &mut [f32]) {

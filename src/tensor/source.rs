@@ -177,7 +177,7 @@ impl<'a> TensorSource<'a> {
     /// parallel work items where they are read.
     #[cfg_attr(not(feature = "candle"), allow(dead_code))]
     pub(crate) fn copy_into(&self, out: &mut [u8], parallelism: &Parallelism) -> Result<()> {
-        let expected = usize::try_from(self.view.info().n_bytes()).unwrap_or(usize::MAX);
+        let expected = self.view.n_bytes()?;
         if out.len() != expected {
             return Err(Error::LengthMismatch {
                 tensor: Some(self.view.name().to_owned()),
