@@ -158,6 +158,26 @@ impl AtomicFile {
     }
 }
 
+impl AtomicFile {
+    /// Appends `len` bytes of `file` from `offset`, through the kernel
+    /// where the operating system offers a copy between files
+    /// (`copy_file_range` on Linux, which also shares blocks where the file
+    /// system can), else through a bounded buffer. Moves `file`'s cursor.
+    /// Returns the bytes copied: fewer than `len` only where `file` ends
+    /// first.
+    ///
+    /// # Errors
+    /// The operating system's error reading `file` or writing the output.
+    pub fn copy_from(&mut self, file: &File, offset: u64, len: u64) -> io::Result<u64> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut file = file;
+        file.seek(SeekFrom::Start(offset))?;
+        // `BufWriter<File>` and `Take<&File>` are what std's copy
+        // specialises: it flushes the buffer, then copies in the kernel.
+        io::copy(&mut file.take(len), &mut self.writer)
+    }
+}
+
 impl Write for AtomicFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.writer.write(buf)

@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashSet;
+use std::fs::File;
 use std::io::{Read, Write};
 use std::path::Path;
 
@@ -223,6 +224,12 @@ pub struct GgufWriter<'a> {
     /// Keys and tensor names added so far: duplicates found in O(1) each.
     keys: HashSet<String>,
     names: HashSet<String>,
+    /// Where among the metadata entries `general.alignment` goes, when
+    /// placed ([`GgufWriter::add_alignment_key`]); else first, and only
+    /// when the alignment is not the default.
+    alignment_at: Option<usize>,
+    /// Whether the last tensor's data is padded to the alignment too.
+    pad_end: bool,
 }
 
 impl Default for GgufWriter<'_> {
@@ -241,6 +248,8 @@ impl<'a> GgufWriter<'a> {
             tensors: Vec::new(),
             keys: HashSet::new(),
             names: HashSet::new(),
+            alignment_at: None,
+            pad_end: false,
         }
     }
 
@@ -260,6 +269,34 @@ impl<'a> GgufWriter<'a> {
         Ok(self)
     }
 
+    /// Records `general.alignment` (a `u32`: the alignment the file is
+    /// written with) here, after the metadata entries added so far, and
+    /// even when the alignment is the default 32. Without it the key is
+    /// written first, and only for another alignment; with it a copy of a
+    /// file that holds the key where it holds it can be byte for byte the
+    /// same.
+    ///
+    /// # Errors
+    /// [`Error::Write`] if the key was already placed.
+    pub fn add_alignment_key(&mut self) -> Result<&mut Self> {
+        if self.alignment_at.is_some() {
+            return Err(Error::Write {
+                what: format!("metadata key {ALIGNMENT_KEY:?}"),
+                reason: WriteRefusal::DuplicateKey,
+            });
+        }
+        self.alignment_at = Some(self.metadata.len());
+        Ok(self)
+    }
+
+    /// Pads the last tensor's data to the alignment too, as llama.cpp and
+    /// the `gguf` Python package do; by default the file ends with the last
+    /// tensor's bytes. Readers accept either.
+    pub fn pad_end(&mut self, yes: bool) -> &mut Self {
+        self.pad_end = yes;
+        self
+    }
+
     /// Sets the byte order of numbers in the file (tensor bytes are written
     /// as given).
     pub fn set_byte_order(&mut self, order: ByteOrder) -> &mut Self {
@@ -271,7 +308,8 @@ impl<'a> GgufWriter<'a> {
     ///
     /// # Errors
     /// [`Error::Write`] for a key already added or `general.alignment` (set
-    /// it with [`GgufWriter::set_alignment`]).
+    /// it with [`GgufWriter::set_alignment`], place it with
+    /// [`GgufWriter::add_alignment_key`]).
     pub fn add_metadata(
         &mut self,
         key: impl Into<String>,
@@ -401,35 +439,47 @@ impl<'a> GgufWriter<'a> {
         mut out: impl Write,
         mut fill: impl FnMut(&str, &mut dyn Write) -> std::io::Result<()>,
     ) -> Result<()> {
+        self.write_body(&mut out, |t, out| {
+            let mut counted = Counted {
+                out,
+                written: 0,
+                limit: t.len,
+                overflowed: false,
+            };
+            let result = fill(&t.name, &mut counted);
+            if !counted.overflowed {
+                result.map_err(Error::stream)?;
+            }
+            if counted.overflowed || counted.written != t.len {
+                return Err(Error::Write {
+                    what: format!("tensor {:?}", t.name),
+                    reason: WriteRefusal::WrongByteCount,
+                });
+            }
+            Ok(())
+        })?;
+        out.flush().map_err(Error::stream)
+    }
+
+    /// The header, then each tensor's bytes (given, or written by
+    /// `declared` for a declared tensor) and the padding after it.
+    fn write_body<W: Write>(
+        &self,
+        out: &mut W,
+        mut declared: impl FnMut(&PendingTensor<'a>, &mut W) -> Result<()>,
+    ) -> Result<()> {
         out.write_all(&self.header()?).map_err(Error::stream)?;
         for (i, t) in self.tensors.iter().enumerate() {
             match &t.data {
                 TensorData::Bytes(bytes) => out.write_all(bytes).map_err(Error::stream)?,
-                TensorData::Later => {
-                    let mut counted = Counted {
-                        out: &mut out,
-                        written: 0,
-                        limit: t.len,
-                        overflowed: false,
-                    };
-                    let result = fill(&t.name, &mut counted);
-                    if !counted.overflowed {
-                        result.map_err(Error::stream)?;
-                    }
-                    if counted.overflowed || counted.written != t.len {
-                        return Err(Error::Write {
-                            what: format!("tensor {:?}", t.name),
-                            reason: WriteRefusal::WrongByteCount,
-                        });
-                    }
-                }
+                TensorData::Later => declared(t, out)?,
             }
-            if i + 1 < self.tensors.len() {
+            if self.pad_end || i + 1 < self.tensors.len() {
                 let padding = align_up(t.len, self.alignment).map_or(0, |end| end - t.len);
-                write_zeros(&mut out, padding).map_err(Error::stream)?;
+                write_zeros(out, padding).map_err(Error::stream)?;
             }
         }
-        out.flush().map_err(Error::stream)
+        Ok(())
     }
 
     /// Writes the file at `path`, atomically and streaming: to a temporary
@@ -467,13 +517,77 @@ impl<'a> GgufWriter<'a> {
             source,
         };
         let file = AtomicFile::create(path).map_err(io)?;
-        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+        self.write_atomic_with(file, fill)
+    }
+
+    /// [`GgufWriter::write_file_with`] into an [`AtomicFile`] the caller
+    /// made (so it chooses, say, which inputs the output may not be:
+    /// [`AtomicFile::create_apart_from`]), committed once complete; a
+    /// failure drops it, leaving its target as it was.
+    ///
+    /// # Errors
+    /// As [`GgufWriter::write_file_with`].
+    pub fn write_atomic_with(
+        &self,
+        mut out: AtomicFile,
+        fill: impl FnMut(&str, &mut dyn Write) -> std::io::Result<()>,
+    ) -> Result<()> {
+        let path = out.target().to_owned();
+        let io = |source| Error::Io {
+            path: Some(path.clone()),
+            source,
+        };
         self.write_to_with(&mut out, fill).map_err(|e| match e {
             Error::Io { path: None, source } => io(source),
             other => other,
         })?;
-        let file = out.into_inner().map_err(|e| io(e.into_error()))?;
-        file.commit().map_err(io)
+        out.commit().map_err(io)
+    }
+
+    /// Writes the file into `out` and commits it, the bytes of each tensor
+    /// added by [`GgufWriter::declare_tensor`] copied from a file:
+    /// `source(name)` gives the file and the offset in it where they start.
+    /// The copy goes through the kernel where the operating system offers
+    /// one (`copy_file_range` on Linux, [`AtomicFile::copy_from`]), else
+    /// through a bounded buffer: memory holds the header, none of the data.
+    ///
+    /// The caller makes `out`, so it chooses what the output may not be
+    /// ([`AtomicFile::create_apart_from`]); a failure drops `out`, leaving
+    /// its target as it was.
+    ///
+    /// # Errors
+    /// As [`GgufWriter::write_file`]; an error `source` returns, or a
+    /// source file that ends before a tensor's bytes do, is an
+    /// [`Error::Io`] naming the target.
+    pub fn write_copying<'f>(
+        &self,
+        mut out: AtomicFile,
+        mut source: impl FnMut(&str) -> std::io::Result<(&'f File, u64)>,
+    ) -> Result<()> {
+        let path = out.target().to_owned();
+        let io = |source| Error::Io {
+            path: Some(path.clone()),
+            source,
+        };
+        self.write_body(&mut out, |t, out| {
+            let (file, offset) = source(&t.name).map_err(Error::stream)?;
+            let copied = out.copy_from(file, offset, t.len).map_err(Error::stream)?;
+            if copied != t.len {
+                return Err(Error::stream(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!(
+                        "the source of tensor {:?} ends after {copied} of its {} bytes",
+                        t.name, t.len
+                    ),
+                )));
+            }
+            Ok(())
+        })
+        .map_err(|e| match e {
+            Error::Io { path: None, source } => io(source),
+            other => other,
+        })?;
+        out.commit().map_err(io)
     }
 
     /// The whole file as bytes.
@@ -496,14 +610,18 @@ impl<'a> GgufWriter<'a> {
         w.out.extend_from_slice(&MAGIC);
         w.num(3u32);
         w.num(self.tensors.len() as u64);
-        let alignment_entry =
-            (self.alignment != DEFAULT_ALIGNMENT).then_some(MetaValue::U32(self.alignment));
+        let alignment_entry = (self.alignment_at.is_some() || self.alignment != DEFAULT_ALIGNMENT)
+            .then_some(MetaValue::U32(self.alignment));
         w.num((self.metadata.len() + usize::from(alignment_entry.is_some())) as u64);
-        if let Some(value) = &alignment_entry {
-            w.entry(ALIGNMENT_KEY, value);
-        }
-        for (key, value) in &self.metadata {
+        let alignment_at = self.alignment_at.unwrap_or(0);
+        for (i, (key, value)) in self.metadata.iter().enumerate() {
+            if let (Some(entry), true) = (&alignment_entry, i == alignment_at) {
+                w.entry(ALIGNMENT_KEY, entry);
+            }
             w.entry(key, value);
+        }
+        if let (Some(entry), true) = (&alignment_entry, alignment_at >= self.metadata.len()) {
+            w.entry(ALIGNMENT_KEY, entry);
         }
         let overflow = || Error::Write {
             what: "tensor data".into(),
