@@ -106,11 +106,13 @@ fn inspect_json() -> Json {
 fn inspect_json_header_matches_library() {
     let json = inspect_json();
     let gguf = Gguf::open(sample()).expect("sample opens");
-    assert_eq!(json["version"], gguf.version());
+    assert_eq!(json["schema_version"], 1);
+    assert_eq!(json["command"], "inspect");
+    assert_eq!(json["gguf_version"], gguf.version());
     assert_eq!(json["alignment"], gguf.alignment());
     assert_eq!(json["tensor_count"], gguf.tensor_count());
     assert_eq!(json["metadata_count"], gguf.metadata().len());
-    assert_eq!(json["data_offset"], gguf.data_start());
+    assert_eq!(json["data_start"], gguf.data_start());
     assert_eq!(json["file_size"], gguf.file_size());
     assert_eq!(json["byte_order"], "little");
     assert_eq!(
@@ -125,16 +127,27 @@ fn inspect_json_metadata_matches_library() {
     let gguf = Gguf::open(sample()).expect("sample opens");
     let meta = gguf.metadata();
     let m = &json["metadata"];
+    // File order, each value with its type.
+    let keys: Vec<&str> = m
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let file_order: Vec<&str> = meta.iter().map(|(k, _)| k).collect();
+    assert_eq!(keys, file_order);
     assert_eq!(
         m["general.architecture"],
-        meta.get_str("general.architecture").expect("arch")
+        serde_json::json!({"type": "string", "value": meta.get_str("general.architecture").expect("arch")})
     );
     assert_eq!(
         m["llama.embedding_length"],
-        meta.get_u32("llama.embedding_length").expect("width")
+        serde_json::json!({"type": "u32", "value": meta.get_u32("llama.embedding_length").expect("width")})
     );
-    assert_eq!(m["tokenizer.ggml.add_bos_token"], true);
-    let eps = m["llama.attention.layer_norm_rms_epsilon"]
+    assert_eq!(m["tokenizer.ggml.add_bos_token"]["value"], true);
+    assert_eq!(m["tokenizer.ggml.add_bos_token"]["type"], "bool");
+    assert_eq!(m["llama.attention.layer_norm_rms_epsilon"]["type"], "f32");
+    let eps = m["llama.attention.layer_norm_rms_epsilon"]["value"]
         .as_f64()
         .expect("number") as f32;
     assert_eq!(
@@ -154,11 +167,12 @@ fn inspect_json_metadata_matches_library() {
         .take(8)
         .map(|s| s.to_string_lossy().into_owned())
         .collect();
-    assert_eq!(j["first"], serde_json::json!(first));
+    assert_eq!(j["value"], serde_json::json!(first));
+    assert_eq!(j["truncated"], true);
 
     let scores = &m["tokenizer.ggml.scores"];
     assert_eq!(scores["element_type"], "f32");
-    assert_eq!(scores["first"].as_array().map(Vec::len), Some(8));
+    assert_eq!(scores["value"].as_array().map(Vec::len), Some(8));
     assert_eq!(m["tokenizer.ggml.token_type"]["element_type"], "i32");
 }
 
@@ -173,12 +187,17 @@ fn inspect_json_tensors_match_library() {
         assert_eq!(j["dtype"], t.dtype().name());
         assert_eq!(j["dims"], serde_json::json!(t.dims()));
         assert_eq!(j["shape"], serde_json::json!(t.shape()));
-        assert_eq!(j["offset"], t.byte_range().start);
+        assert_eq!(j["file_offset"], t.byte_range().start);
+        assert_eq!(j["data_offset"], t.info().data_offset());
+        assert_eq!(
+            j["file_offset"].as_u64(),
+            Some(json["data_start"].as_u64().expect("start") + t.info().data_offset())
+        );
         assert_eq!(j["bytes"], t.info().n_bytes());
     }
-    let histogram = json["type_histogram"].as_object().expect("histogram");
+    let histogram = json["type_histogram"].as_array().expect("histogram");
     let total: u64 = histogram
-        .values()
+        .iter()
         .map(|h| h["bytes"].as_u64().expect("bytes"))
         .sum();
     assert_eq!(total, gguf.tensor_bytes());
@@ -186,7 +205,112 @@ fn inspect_json_tensors_match_library() {
         .tensors()
         .filter(|t| t.dtype() == GgmlType::Q4_K)
         .count();
-    assert_eq!(histogram["Q4_K"]["count"], q4k);
+    let entry = histogram
+        .iter()
+        .find(|h| h["dtype"] == "Q4_K")
+        .expect("Q4_K");
+    assert_eq!(entry["count"], q4k);
+    let bytes: Vec<u64> = histogram
+        .iter()
+        .map(|h| h["bytes"].as_u64().expect("bytes"))
+        .collect();
+    assert!(
+        bytes.windows(2).all(|w| w[0] >= w[1]),
+        "largest first: {bytes:?}"
+    );
+}
+
+#[test]
+fn inspect_filters_select_keys_and_tensors_in_every_format() {
+    let file = sample_str();
+    let json: Json = serde_json::from_slice(&run_ok(&[
+        "inspect",
+        "--json",
+        &file,
+        "--tensor",
+        "blk.0.ffn_*",
+        "--tensor",
+        "output*",
+        "--key",
+        "general.*",
+    ]))
+    .expect("valid JSON");
+    let names: Vec<&str> = json["tensors"]
+        .as_array()
+        .expect("tensors")
+        .iter()
+        .map(|t| t["name"].as_str().expect("name"))
+        .collect();
+    let gguf = Gguf::open(sample()).expect("sample opens");
+    let expected: Vec<&str> = gguf
+        .tensors()
+        .map(|t| t.name())
+        .filter(|n| n.starts_with("blk.0.ffn_") || n.starts_with("output"))
+        .collect();
+    assert!(expected.len() >= 4, "{expected:?}");
+    assert_eq!(names, expected);
+    let keys: Vec<&String> = json["metadata"]
+        .as_object()
+        .expect("metadata")
+        .keys()
+        .collect();
+    assert!(
+        !keys.is_empty() && keys.iter().all(|k| k.starts_with("general.")),
+        "{keys:?}"
+    );
+    // Counts describe the file, whatever is shown.
+    assert_eq!(json["tensor_count"], gguf.tensor_count());
+    assert_eq!(json["metadata_count"], gguf.metadata().len());
+
+    let json: Json = serde_json::from_slice(&run_ok(&["inspect", "--json", "--no-tensors", &file]))
+        .expect("JSON");
+    assert!(json.get("tensors").is_none());
+    assert!(json.get("type_histogram").is_some());
+
+    let text = String::from_utf8(run_ok(&[
+        "inspect",
+        &file,
+        "--key",
+        "llama.*",
+        "--no-tensors",
+    ]))
+    .expect("utf-8");
+    assert!(text.contains("llama.block_count"), "{text}");
+    assert!(!text.contains("general.name"), "{text}");
+    assert!(!text.contains("blk.0.attn_q.weight"), "{text}");
+}
+
+#[test]
+fn inspect_markdown_is_tables_with_every_row() {
+    let text = String::from_utf8(run_ok(&["inspect", "--markdown", &sample_str()])).expect("utf-8");
+    let gguf = Gguf::open(sample()).expect("sample opens");
+    assert!(text.starts_with("# "), "{text}");
+    assert!(
+        text.contains("| key | type | value |\n| --- | --- | --- |"),
+        "{text}"
+    );
+    assert!(
+        text.contains("| general.file_type | u32 | 15 (Q4_K_M) |"),
+        "{text}"
+    );
+    for t in gguf.tensors() {
+        assert!(
+            text.contains(&format!("| {} | {} |", t.name(), t.dtype())),
+            "{}",
+            t.name()
+        );
+    }
+    // Every table row has as many cells as its header.
+    for line in text.lines().filter(|l| l.starts_with('|')) {
+        assert!(line.ends_with(" |"), "{line}");
+    }
+}
+
+#[test]
+fn a_bad_glob_is_a_usage_error() {
+    let out = run(&["inspect", "--tensor", "blk.[", &sample_str()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a glob"));
 }
 
 /// The first tensor of `dtype` in the sample.
@@ -515,15 +639,15 @@ fn awkward_values_give_valid_json_and_safe_text() {
     let json: Json =
         serde_json::from_slice(&run_ok(&["inspect", "--json", &path])).expect("valid JSON");
     let m = &json["metadata"];
-    assert_eq!(m["nan"], "NaN");
-    assert_eq!(m["inf"], "Infinity");
-    assert_eq!(m["neg_inf"], "-Infinity");
+    assert_eq!(m["nan"]["value"], "NaN");
+    assert_eq!(m["inf"]["value"], "Infinity");
+    assert_eq!(m["inf"]["type"], "f64");
+    assert_eq!(m["neg_inf"]["value"], "-Infinity");
     // Not UTF-8: the exact bytes are kept beside the lossy text.
-    assert_eq!(m["bytes"]["valid_utf8"], false);
-    assert_eq!(m["bytes"]["lossy"], "\u{fffd}a");
-    assert_eq!(m["bytes"]["hex"], "ff61");
+    assert_eq!(m["bytes"]["value"]["lossy"], "\u{fffd}a");
+    assert_eq!(m["bytes"]["value"]["hex"], "ff61");
     assert_eq!(m["nested"]["element_type"], "array");
-    assert_eq!(m["nested"]["first"][0]["first"], serde_json::json!([1, 2]));
+    assert_eq!(m["nested"]["value"][0]["value"], serde_json::json!([1, 2]));
 
     let text = String::from_utf8(run_ok(&["inspect", &path])).expect("utf-8");
     assert!(

@@ -73,13 +73,14 @@ fn inspect_of_a_split_model_lists_every_part_and_tensor() {
         .map(|t| t["part"].as_u64().unwrap())
         .collect();
     assert_eq!(parts, [0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 2, 2]);
-    assert!(single.get("parts").is_none());
+    assert_eq!(single["parts"].as_array().unwrap().len(), 1);
     // The metadata is the single file's plus the split keys.
     let metadata = split["metadata"].as_object().unwrap();
     for (key, value) in single["metadata"].as_object().unwrap() {
         assert_eq!(metadata.get(key), Some(value), "{key}");
     }
-    assert_eq!(metadata["split.count"], 3, "{metadata:?}");
+    assert_eq!(metadata["split.count"]["value"], 3, "{metadata:?}");
+    assert_eq!(metadata["split.count"]["type"], "u16", "{metadata:?}");
     let text = String::from_utf8(run_ok(&["inspect", first.to_str().unwrap()])).unwrap();
     assert!(text.contains("parts         3"), "{text}");
     assert!(text.contains("sample-00003-of-00003.gguf"), "{text}");

@@ -103,10 +103,10 @@ fn bench_reports_every_type_present() {
     reported.sort_unstable();
     assert_eq!(reported, present);
     for t in types {
-        assert!(t["one_thread_gbps"].as_f64().unwrap() > 0.0);
-        assert!(t["n_threads_gbps"].as_f64().unwrap() > 0.0);
+        assert!(t["one_thread_gb_per_second"].as_f64().unwrap() > 0.0);
+        assert!(t["n_threads_gb_per_second"].as_f64().unwrap() > 0.0);
     }
-    assert!(report["open_ms"].as_f64().unwrap() > 0.0);
+    assert!(report["open_seconds"].as_f64().unwrap() > 0.0);
 }
 
 #[cfg(feature = "candle")]
@@ -356,22 +356,22 @@ fn verify_with_a_progress_bar_on_a_terminal() {
 fn bench_json_speedups_are_consistent() {
     let report = json(&ggufmap(&["bench", SAMPLE, "--json", "--threads", "2"]));
     assert_eq!(report["threads"], 2);
-    assert!(report["open_populate_ms"].as_f64().unwrap() > 0.0);
+    assert!(report["open_populate_seconds"].as_f64().unwrap() > 0.0);
     for t in report["types"].as_array().unwrap() {
-        let one = t["one_thread_gbps"].as_f64().unwrap();
-        let many = t["n_threads_gbps"].as_f64().unwrap();
+        let one = t["one_thread_gb_per_second"].as_f64().unwrap();
+        let many = t["n_threads_gb_per_second"].as_f64().unwrap();
         let speedup = t["speedup"].as_f64().unwrap();
         assert!((speedup - many / one).abs() < 1e-9 * speedup.max(1.0));
-        assert!(t["one_thread_median_gbps"].as_f64().unwrap() > 0.0);
-        assert!(t["n_threads_median_gbps"].as_f64().unwrap() > 0.0);
+        assert!(t["one_thread_median_gb_per_second"].as_f64().unwrap() > 0.0);
+        assert!(t["n_threads_median_gb_per_second"].as_f64().unwrap() > 0.0);
         assert!(t["passes"].as_u64().unwrap() >= 5);
         let across = &t["across_tensors"];
         for key in [
-            "one_thread_gbps",
-            "n_threads_gbps",
+            "one_thread_gb_per_second",
+            "n_threads_gb_per_second",
             "speedup",
-            "one_thread_median_gbps",
-            "n_threads_median_gbps",
+            "one_thread_median_gb_per_second",
+            "n_threads_median_gb_per_second",
             "median_speedup",
         ] {
             assert!(across[key].as_f64().unwrap() > 0.0, "across_tensors.{key}");

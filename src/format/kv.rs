@@ -114,12 +114,14 @@ impl<'data> Metadata<'data> {
         self.entry(key).and_then(|e| self.value_of(e))
     }
 
-    /// Every entry in file order.
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&'data str, Value<'data>)> + '_ {
+    /// Every entry in file order. The iterator borrows the file, not this
+    /// view, so it may outlive a `Metadata` made for the occasion.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&'data str, Value<'data>)> + 'data {
+        let view = *self;
         self.entries.iter().map(move |e| {
             // Validated at parse time; a `u8` zero stands in only if that
             // invariant were broken.
-            (e.key(self.data), self.value_of(e).unwrap_or(Value::U8(0)))
+            (e.key(view.data), view.value_of(e).unwrap_or(Value::U8(0)))
         })
     }
 

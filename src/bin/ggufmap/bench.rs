@@ -97,13 +97,14 @@ impl Scaling {
             gbps(elements, self.one.median),
             gbps(elements, self.many.median),
         );
+        let f = crate::values::f64_json;
         json!({
-            "one_thread_gbps": one,
-            "n_threads_gbps": many,
-            "speedup": many / one,
-            "one_thread_median_gbps": one_median,
-            "n_threads_median_gbps": many_median,
-            "median_speedup": many_median / one_median,
+            "one_thread_gb_per_second": f(one),
+            "n_threads_gb_per_second": f(many),
+            "speedup": f(many / one),
+            "one_thread_median_gb_per_second": f(one_median),
+            "n_threads_median_gb_per_second": f(many_median),
+            "median_speedup": f(many_median / one_median),
         })
     }
 }
@@ -264,8 +265,8 @@ fn print_text(
     writeln!(
         out,
         "open (median of {OPENS}): {:.3} ms lazy, {:.3} ms with populate",
-        ms(open),
-        ms(open_populate)
+        open.as_secs_f64() * 1e3,
+        open_populate.as_secs_f64() * 1e3
     )?;
     writeln!(
         out,
@@ -328,28 +329,26 @@ fn print_json(
         .map(|r| {
             // The tensor-by-tensor figures at the top level, the way across
             // tensors under `across_tensors`.
-            let mut entry = r.per_tensor.json(r.elements);
-            if let Some(map) = entry.as_object_mut() {
-                map.insert("dtype".to_owned(), json!(r.dtype.name()));
-                map.insert("tensors".to_owned(), json!(r.tensors));
-                map.insert("elements".to_owned(), json!(r.elements));
-                map.insert("passes".to_owned(), json!(r.passes));
+            let mut entry = json!({
+                "dtype": r.dtype.name(),
+                "tensors": r.tensors,
+                "elements": r.elements,
+                "passes": r.passes,
+            });
+            if let (Some(map), Value::Object(per_tensor)) =
+                (entry.as_object_mut(), r.per_tensor.json(r.elements))
+            {
+                map.extend(per_tensor);
                 map.insert("across_tensors".to_owned(), r.across.json(r.elements));
             }
             entry
         })
         .collect();
-    let report = json!({
-        "file": args.file.display().to_string(),
+    let fields = json!({
         "threads": threads,
-        "open_ms": ms(open),
-        "open_populate_ms": ms(open_populate),
+        "open_seconds": open.as_secs_f64(),
+        "open_populate_seconds": open_populate.as_secs_f64(),
         "types": types,
     });
-    writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
-    Ok(())
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
+    crate::report::write_json(&crate::report::object("bench", &args.file, fields), out)
 }

@@ -61,8 +61,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
             .iter()
             .map(|f| json!({"tensor": f.tensor, "dtype": f.dtype.name(), "loaded_as": f.loaded_as.as_str(), "reason": f.reason.description()}))
             .collect();
-        let report_json = json!({
-            "file": args.file.display().to_string(),
+        let fields = json!({
             "as": report.load_as.name(),
             "tensors": report.tensors,
             "quantized": report.quantized,
@@ -78,7 +77,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
             "after_matmul": used.as_ref().map(Used::json),
             "fallbacks": fallbacks,
         });
-        writeln!(out, "{}", serde_json::to_string_pretty(&report_json)?)?;
+        crate::report::write_json(&crate::report::object("load", &args.file, fields), &mut out)?;
     } else {
         writeln!(out, "{report}")?;
         writeln!(out, "{}", memory_json::line(usage.as_ref()))?;
@@ -116,7 +115,7 @@ impl Used {
     fn json(&self) -> Value {
         json!({
             "wall_seconds": self.seconds,
-            "checksum": self.checksum,
+            "checksum": crate::values::f64_json(self.checksum),
             "memory": memory_json::json(self.usage.as_ref()),
         })
     }

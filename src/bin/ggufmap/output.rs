@@ -218,6 +218,28 @@ impl Table {
         Ok(())
     }
 
+    /// Writes the rows as a markdown (GitHub) table: numbers right-aligned,
+    /// `|` in cells escaped. Rows are written as they come.
+    pub fn write_markdown(
+        &self,
+        out: &mut dyn Write,
+        rows: impl Iterator<Item = Vec<String>>,
+    ) -> io::Result<()> {
+        let header: Vec<String> = self.headers.iter().map(|h| markdown_cell(h)).collect();
+        writeln!(out, "| {} |", header.join(" | "))?;
+        let rules: Vec<&str> = self
+            .right
+            .iter()
+            .map(|&right| if right { "---:" } else { "---" })
+            .collect();
+        writeln!(out, "| {} |", rules.join(" | "))?;
+        for row in rows {
+            let cells: Vec<String> = row.iter().map(|c| markdown_cell(c)).collect();
+            writeln!(out, "| {} |", cells.join(" | "))?;
+        }
+        Ok(())
+    }
+
     fn write_row(&self, out: &mut dyn Write, row: &[String], widths: &[usize]) -> io::Result<()> {
         let mut line = String::new();
         for (i, cell) in row.iter().enumerate() {
@@ -238,4 +260,13 @@ impl Table {
             format!("{cell:<width$}")
         }
     }
+}
+
+/// Text for one markdown table cell: `|` escaped, and line breaks (which
+/// would end the row) shown as `\n`. Callers pass text already made safe
+/// for a terminal ([`display_name`], [`quote_bytes`]).
+pub fn markdown_cell(text: &str) -> String {
+    text.replace('|', "\\|")
+        .replace('\r', "\\r")
+        .replace('\n', "\\n")
 }

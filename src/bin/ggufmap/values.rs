@@ -16,9 +16,9 @@ const MAX_ELEMENT_CHARS: usize = 24;
 const ARRAY_SUMMARY_WIDTH: usize = 64;
 /// Most elements an array summary shows.
 const ARRAY_SUMMARY_ELEMENTS: usize = 8;
-/// Elements of an array given in JSON under `first`.
-pub const JSON_FIRST_ELEMENTS: usize = 8;
-/// Nesting levels of arrays whose `first` elements JSON shows: deeper ones
+/// Elements of an array JSON gives unless asked for all.
+pub const JSON_FIRST_ELEMENTS: u64 = 8;
+/// Nesting levels of arrays whose first elements JSON gives: deeper ones
 /// are summarised by type and length only, so that output stays small even
 /// for arrays of arrays of arrays.
 const JSON_FIRST_DEPTH: usize = 2;
@@ -114,43 +114,82 @@ fn offset_after_chars(bytes: &[u8], n: usize) -> Option<usize> {
     None
 }
 
-/// The JSON form of a value, written as it is produced (no value tree):
-/// numbers and booleans as themselves; strings as JSON strings, or, when
-/// not valid UTF-8, as `{"type":"string","valid_utf8":false,"lossy":..,
-/// "hex":..}` so no byte is lost; arrays as
-/// `{"type":"array","element_type":..,"len":..,"first":[..]}`.
-pub struct JsonValue<'a, 'data>(pub &'a Value<'data>);
+/// How much of each array JSON gives.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Arrays {
+    /// The first [`JSON_FIRST_ELEMENTS`] elements, [`JSON_FIRST_DEPTH`]
+    /// levels deep: output stays small for a 262,144-token vocabulary.
+    #[default]
+    First,
+    /// Every element at every depth (still written as produced: no tree).
+    Full,
+}
+
+/// The JSON form of a metadata value, typed and written as it is produced
+/// (no value tree): `{"type": "u32", "value": 7}`; arrays add
+/// `element_type`, `len` and `truncated` (true when `value` holds fewer
+/// than `len` elements), their elements plain JSON values, each nested
+/// array again such an object. A string that is not UTF-8 is
+/// `{"lossy": .., "hex": ..}` wherever a string would be, so no byte is
+/// lost. `schemas/inspect.schema.json` is the contract.
+pub struct JsonValue<'a, 'data> {
+    /// The value.
+    pub value: &'a Value<'data>,
+    /// How much of arrays to give.
+    pub arrays: Arrays,
+}
 
 impl Serialize for JsonValue<'_, '_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        serialize_value(self.0, 0, s)
+        match self.value {
+            Value::Array(a) => serialize_array(a, 0, self.arrays, s),
+            scalar => {
+                let mut map = s.serialize_map(Some(2))?;
+                map.serialize_entry("type", scalar.value_type().name())?;
+                map.serialize_entry(
+                    "value",
+                    &Element {
+                        value: *scalar,
+                        depth: 0,
+                        arrays: self.arrays,
+                    },
+                )?;
+                map.end()
+            }
+        }
     }
 }
 
-fn serialize_value<S: Serializer>(
-    value: &Value<'_>,
+/// A value inside a typed object or an array: itself, plainly.
+struct Element<'data> {
+    value: Value<'data>,
     depth: usize,
-    s: S,
-) -> Result<S::Ok, S::Error> {
-    match *value {
-        Value::U8(v) => s.serialize_u8(v),
-        Value::I8(v) => s.serialize_i8(v),
-        Value::U16(v) => s.serialize_u16(v),
-        Value::I16(v) => s.serialize_i16(v),
-        Value::U32(v) => s.serialize_u32(v),
-        Value::I32(v) => s.serialize_i32(v),
-        Value::U64(v) => s.serialize_u64(v),
-        Value::I64(v) => s.serialize_i64(v),
-        Value::F32(v) => f32_json(v).serialize(s),
-        Value::F64(v) => f64_json(v).serialize(s),
-        Value::Bool(v) => s.serialize_bool(v),
-        Value::String(text) => JsonStr(text).serialize(s),
-        Value::Array(a) => serialize_array(&a, depth, s),
+    arrays: Arrays,
+}
+
+impl Serialize for Element<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.value {
+            Value::U8(v) => s.serialize_u8(v),
+            Value::I8(v) => s.serialize_i8(v),
+            Value::U16(v) => s.serialize_u16(v),
+            Value::I16(v) => s.serialize_i16(v),
+            Value::U32(v) => s.serialize_u32(v),
+            Value::I32(v) => s.serialize_i32(v),
+            Value::U64(v) => s.serialize_u64(v),
+            Value::I64(v) => s.serialize_i64(v),
+            Value::F32(v) => f32_json(v).serialize(s),
+            Value::F64(v) => f64_json(v).serialize(s),
+            Value::Bool(v) => s.serialize_bool(v),
+            Value::String(text) => JsonStr(text).serialize(s),
+            Value::Array(a) => serialize_array(&a, self.depth, self.arrays, s),
+        }
     }
 }
 
-/// A string from the file as JSON: itself when valid UTF-8, else an object
-/// with the lossy text and the exact bytes in hex.
+/// A string from the file as JSON: itself when valid UTF-8, else
+/// `{"lossy": .., "hex": ..}`: the text with U+FFFD for each bad sequence,
+/// and the exact bytes.
 pub struct JsonStr<'data>(pub GgufStr<'data>);
 
 impl Serialize for JsonStr<'_> {
@@ -158,9 +197,7 @@ impl Serialize for JsonStr<'_> {
         match std::str::from_utf8(self.0.as_bytes()) {
             Ok(text) => s.serialize_str(text),
             Err(_) => {
-                let mut map = s.serialize_map(Some(4))?;
-                map.serialize_entry("type", "string")?;
-                map.serialize_entry("valid_utf8", &false)?;
+                let mut map = s.serialize_map(Some(2))?;
                 map.serialize_entry("lossy", &self.0.to_string_lossy())?;
                 map.serialize_entry("hex", &Hex(self.0.as_bytes()))?;
                 map.end()
@@ -184,54 +221,59 @@ impl std::fmt::Display for Hex<'_> {
     }
 }
 
+/// Elements of an array at `depth` that JSON gives.
+fn shown(a: &ArrayView<'_>, depth: usize, arrays: Arrays) -> u64 {
+    match arrays {
+        Arrays::Full => a.len(),
+        Arrays::First if depth < JSON_FIRST_DEPTH => a.len().min(JSON_FIRST_ELEMENTS),
+        Arrays::First => 0,
+    }
+}
+
 fn serialize_array<S: Serializer>(
     a: &ArrayView<'_>,
     depth: usize,
+    arrays: Arrays,
     s: S,
 ) -> Result<S::Ok, S::Error> {
-    let mut map = s.serialize_map(None)?;
+    let shown = shown(a, depth, arrays);
+    let mut map = s.serialize_map(Some(5))?;
     map.serialize_entry("type", "array")?;
     map.serialize_entry("element_type", a.element_type().name())?;
     map.serialize_entry("len", &a.len())?;
-    if depth < JSON_FIRST_DEPTH {
-        map.serialize_entry(
-            "first",
-            &First {
-                array: a,
-                depth: depth + 1,
-            },
-        )?;
-    }
+    map.serialize_entry("truncated", &(shown < a.len()))?;
+    map.serialize_entry(
+        "value",
+        &Elements {
+            array: a,
+            shown,
+            depth: depth + 1,
+            arrays,
+        },
+    )?;
     map.end()
 }
 
-/// The first [`JSON_FIRST_ELEMENTS`] elements of an array, streamed.
-struct First<'a, 'data> {
+/// The first `shown` elements of an array, streamed.
+struct Elements<'a, 'data> {
     array: &'a ArrayView<'data>,
+    shown: u64,
     depth: usize,
+    arrays: Arrays,
 }
 
-impl Serialize for First<'_, '_> {
+impl Serialize for Elements<'_, '_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut seq = s.serialize_seq(None)?;
-        for element in self.array.iter().take(JSON_FIRST_ELEMENTS) {
-            seq.serialize_element(&Nested {
-                value: element,
+        let shown = usize::try_from(self.shown).unwrap_or(usize::MAX);
+        let mut seq = s.serialize_seq(Some(shown))?;
+        for value in self.array.iter().take(shown) {
+            seq.serialize_element(&Element {
+                value,
                 depth: self.depth,
+                arrays: self.arrays,
             })?;
         }
         seq.end()
-    }
-}
-
-struct Nested<'data> {
-    value: Value<'data>,
-    depth: usize,
-}
-
-impl Serialize for Nested<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        serialize_value(&self.value, self.depth, s)
     }
 }
 

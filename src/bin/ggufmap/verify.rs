@@ -301,8 +301,7 @@ impl Serialize for Report<'_, '_> {
         } = *self;
         let tally = &summary.tally;
         let pool = BufferPool::global().stats();
-        let mut map = s.serialize_map(None)?;
-        map.serialize_entry("file", &args.file.display().to_string())?;
+        let mut map = crate::report::start(s, "verify", &args.file)?;
         map.serialize_entry("valid", &true)?;
         map.serialize_entry("tensor_count", &model.tensor_count())?;
         map.serialize_entry("elements", &tally.elements)?;
