@@ -224,7 +224,7 @@ fn resolve_links(path: &Path) -> io::Result<PathBuf> {
 /// True when `a` and `b` name one file (the same device and inode on Unix,
 /// so hard links and symbolic links are seen through); false when either
 /// does not exist. Errors when a path exists but cannot be examined.
-fn same_file(a: &Path, b: &Path) -> io::Result<bool> {
+pub(crate) fn same_file(a: &Path, b: &Path) -> io::Result<bool> {
     Ok(match (identity(a)?, identity(b)?) {
         (Some(a), Some(b)) => a == b,
         _ => false,

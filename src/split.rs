@@ -30,6 +30,18 @@ pub const SPLIT_COUNT_KEY: &str = "split.count";
 /// The key holding the number of tensors in all parts together (`i32`).
 pub const SPLIT_TENSORS_COUNT_KEY: &str = "split.tensors.count";
 
+/// How [`Gguf::write_split_with`](crate::Gguf::write_split_with) decides where a part ends, as the two
+/// modes of llama.cpp's `gguf-split`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SplitLimit {
+    /// At most this many tensors per part (`--split-max-tensors`).
+    Tensors(usize),
+    /// At most this many bytes of tensor data per part, each tensor counted
+    /// with its padding (`--split-max-size`); a tensor larger than the
+    /// limit gets a part of its own. Headers are not counted.
+    Bytes(u64),
+}
+
 /// The file name of part `part` (0-based) of `count`, given the prefix:
 /// `<prefix>-00001-of-00003.gguf` for part 0 of 3, as llama.cpp's
 /// `llama_split_path` writes it.

@@ -10,11 +10,15 @@
 
 mod bench;
 mod dequant;
+mod edit;
 mod inspect;
 #[cfg(feature = "candle")]
 mod load;
 mod memory_json;
+mod merge;
 mod output;
+mod report;
+mod split;
 mod values;
 mod verify;
 
@@ -49,6 +53,12 @@ enum Command {
     Verify(verify::Args),
     /// Measure open time and per-type dequantization throughput, 1 vs N threads.
     Bench(bench::Args),
+    /// Set, delete or rename metadata keys and tensors; the data is copied, the result atomic.
+    Edit(edit::Args),
+    /// Write a model as the parts of a split model, as llama.cpp's gguf-split does.
+    Split(split::Args),
+    /// Write a split model's parts as one file.
+    Merge(merge::Args),
     /// Load every tensor into candle; report time and peak memory.
     #[cfg(feature = "candle")]
     Load(load::Args),
@@ -100,6 +110,9 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Dequant(args) => dequant::run(&args),
         Command::Verify(args) => verify::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Edit(args) => edit::run(&args),
+        Command::Split(args) => split::run(&args),
+        Command::Merge(args) => merge::run(&args),
         #[cfg(feature = "candle")]
         Command::Load(args) => load::run(&args),
         #[cfg(not(feature = "candle"))]
