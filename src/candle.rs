@@ -183,6 +183,7 @@ fn dense_tensor<O: Output + WithDType>(
     }
 }
 
+#[cfg_attr(docsrs, doc(cfg(feature = "candle")))]
 impl TensorView<'_> {
     /// The tensor as a dense candle [`Tensor`] of element type `dtype`,
     /// shape outermost first ([`TensorView::shape`]).

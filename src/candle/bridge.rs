@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::format::{ArrayView, ByteOrder, Value, ValueType};
 use crate::model::Gguf;
 
+#[cfg_attr(docsrs, doc(cfg(feature = "candle")))]
 impl Gguf<'_> {
     /// candle's [`gguf_file::Content`] for this model, built from the index
     /// (no second parse): metadata converted to candle's values (strings

@@ -88,6 +88,17 @@ pub struct LoadOptions {
     dequant: DequantOptions,
     through_mapping: bool,
     copy_quantized: bool,
+    progress: Option<Progress>,
+}
+
+/// A callback told the file bytes of each tensor once it is loaded.
+#[derive(Clone)]
+struct Progress(std::sync::Arc<dyn Fn(u64) + Send + Sync>);
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Progress(..)")
+    }
 }
 
 impl LoadOptions {
@@ -99,6 +110,36 @@ impl LoadOptions {
             dequant: DequantOptions::default(),
             through_mapping: false,
             copy_quantized: false,
+            progress: None,
+        }
+    }
+
+    /// Calls `progress` with the bytes a tensor occupies in the file each
+    /// time one is loaded (from whichever thread loaded it): a progress bar
+    /// over [`Gguf::tensor_bytes`] for a long load.
+    ///
+    /// ```
+    /// # use std::sync::atomic::{AtomicU64, Ordering};
+    /// # use std::sync::Arc;
+    /// use ggufmap::candle::{LoadAs, LoadOptions};
+    /// # let gguf = ggufmap::Gguf::open(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/sample.gguf"))?;
+    /// let done = Arc::new(AtomicU64::new(0));
+    /// let counter = Arc::clone(&done);
+    /// let options = LoadOptions::new(LoadAs::F16)
+    ///     .on_progress(move |bytes| { counter.fetch_add(bytes, Ordering::Relaxed); });
+    /// gguf.load_candle_with(&candle_core::Device::Cpu, &options)?;
+    /// assert_eq!(done.load(Ordering::Relaxed), gguf.tensor_bytes());
+    /// # Ok::<(), ggufmap::Error>(())
+    /// ```
+    pub fn on_progress(mut self, progress: impl Fn(u64) + Send + Sync + 'static) -> Self {
+        self.progress = Some(Progress(std::sync::Arc::new(progress)));
+        self
+    }
+
+    /// Tells the progress callback, if any, that `source`'s tensor is loaded.
+    fn report_loaded(&self, source: &TensorSource<'_>) {
+        if let Some(Progress(progress)) = &self.progress {
+            progress(source.view().info().n_bytes());
         }
     }
 
@@ -405,6 +446,7 @@ fn plan_type(view: &TensorView<'_>, load_as: LoadAs) -> Plan {
     }
 }
 
+#[cfg_attr(docsrs, doc(cfg(feature = "candle")))]
 impl Gguf<'_> {
     /// Loads every tensor into candle on `device`, as `load_as` says, in
     /// parallel on rayon's global pool.
@@ -460,9 +502,12 @@ impl Gguf<'_> {
         let mut loaded = Vec::with_capacity(work.len());
         for (source, plan) in large {
             loaded.push(load_one(source, *plan, device, dequant)?);
+            options.report_loaded(source);
         }
         loaded.extend(par.try_map(rest, |(source, plan)| {
-            load_one(source, *plan, device, dequant)
+            let tensor = load_one(source, *plan, device, dequant)?;
+            options.report_loaded(source);
+            Ok(tensor)
         })?);
 
         let mut tensors = HashMap::with_capacity(loaded.len());

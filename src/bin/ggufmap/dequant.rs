@@ -182,7 +182,7 @@ fn stream<O: Output>(t: &TensorView<'_>, header: &[u8], out: &mut dyn Write) -> 
 /// The header of a NumPy .npy v1.0 file: magic, version, header length,
 /// then the header dict padded with spaces and a newline so that the data
 /// starts at a multiple of 64 bytes.
-fn npy_header(descr: &str, shape: &[usize]) -> anyhow::Result<Vec<u8>> {
+pub(crate) fn npy_header(descr: &str, shape: &[usize]) -> anyhow::Result<Vec<u8>> {
     let dims: Vec<String> = shape.iter().map(usize::to_string).collect();
     let shape = match dims.as_slice() {
         [one] => format!("({one},)"),

@@ -48,10 +48,15 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     // resident) so it measures the load alone where the OS allows it.
     let model = crate::open(&args.file, &args.open)?;
     let peak_reset = ggufmap::memory::reset_peak();
+    let bar = crate::output::progress(model.tensor_bytes(), "loading", "", args.json);
+    bar.set_style(crate::output::bytes_style("loading"));
+    let ticks = bar.clone();
     let options = LoadOptions::new(args.load_as)
         .parallelism(Parallelism::threads(args.threads)?)
-        .copy_quantized(args.copy);
+        .copy_quantized(args.copy)
+        .on_progress(move |bytes| ticks.inc(bytes));
     let LoadedModel { tensors, report } = model.load_candle_with(&Device::Cpu, &options)?;
+    bar.finish_and_clear();
     let usage = ggufmap::memory::usage();
     let used = args.matmul.then(|| use_weights(tensors)).transpose()?;
     let mut out = crate::output::stdout();

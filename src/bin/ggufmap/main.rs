@@ -11,6 +11,7 @@
 mod bench;
 mod dequant;
 mod edit;
+mod export;
 mod inspect;
 #[cfg(feature = "candle")]
 mod load;
@@ -59,6 +60,8 @@ enum Command {
     Split(split::Args),
     /// Write a split model's parts as one file.
     Merge(merge::Args),
+    /// Write tensors, dequantized, as safetensors or .npz (streamed, bounded memory).
+    Export(export::Args),
     /// Load every tensor into candle; report time and peak memory.
     #[cfg(feature = "candle")]
     Load(load::Args),
@@ -113,6 +116,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Edit(args) => edit::run(&args),
         Command::Split(args) => split::run(&args),
         Command::Merge(args) => merge::run(&args),
+        Command::Export(args) => export::run(&args),
         #[cfg(feature = "candle")]
         Command::Load(args) => load::run(&args),
         #[cfg(not(feature = "candle"))]

@@ -149,6 +149,14 @@ pub fn progress(total: u64, what: &str, unit: &str, hidden: bool) -> indicatif::
     bar
 }
 
+/// A progress bar style counting bytes (`120 MiB/253 MiB`), labelled `what`.
+pub fn bytes_style(what: &str) -> indicatif::ProgressStyle {
+    let template =
+        format!("{what} {{bar:40}} {{binary_bytes}}/{{binary_total_bytes}} {{binary_bytes_per_sec}} eta {{eta}}");
+    indicatif::ProgressStyle::with_template(&template)
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+}
+
 /// A byte count for people: `1.50 MiB`.
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
