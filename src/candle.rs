@@ -195,6 +195,17 @@ impl TensorView<'_> {
     ///   `I16`, `I32` or `I64`; I32 as `I32` or `I64`; I64 as `I64`. See
     ///   [`GgmlType::candle_dtype`] for the natural choice.
     ///
+    /// ```
+    /// use candle_core::{DType, Device};
+    /// use ggufmap::DequantOptions;
+    /// # let model = ggufmap::Gguf::open(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/sample.gguf"))?;
+    /// let t = model.tensor("blk.0.ffn_down.weight")?; // Q8_0, dims [128, 256]
+    /// let dense = t.to_candle(&Device::Cpu, DType::F16, &DequantOptions::default())?;
+    /// assert_eq!(dense.dims(), &[256, 128]); // outermost first
+    /// assert_eq!(dense.dtype(), DType::F16);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::CandleUnsupported`] for any other pairing,
     /// [`Error::Candle`] if candle rejects the tensor (a device error), and
@@ -282,6 +293,17 @@ impl TensorView<'_> {
     /// on [`Gguf`](crate::Gguf) applies to it, and pages are read in when
     /// first used). Otherwise the bytes are copied once: on the CPU into a
     /// buffer the `QTensor` takes over, elsewhere to `device`.
+    ///
+    /// ```
+    /// use candle_core::Device;
+    /// # let model = ggufmap::Gguf::open(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/sample.gguf"))?;
+    /// let q = model.tensor("blk.0.attn_q.weight")?.to_qtensor(&Device::Cpu)?;
+    /// assert_eq!(q.dtype(), candle_core::quantized::GgmlDType::Q4K);
+    /// assert_eq!(q.shape().dims(), &[256, 256]);
+    /// let dense = q.dequantize(&Device::Cpu)?; // candle's own dequantizer
+    /// assert_eq!(dense.dims(), &[256, 256]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::CandleUnsupported`] for the other types (IQ*, TQ*, MXFP4,

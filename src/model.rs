@@ -112,6 +112,21 @@ impl Advice {
 }
 
 /// How [`Gguf::open_with`] brings a file into memory.
+///
+/// ```
+/// use ggufmap::{Advice, Gguf, OpenOptions};
+/// # let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/sample.gguf");
+/// // Mapped, with the kernel told the data will be read front to back.
+/// let mapped = Gguf::open_with(path, &OpenOptions::new().advise(Advice::Sequential))?;
+/// assert!(mapped.is_mapped());
+/// // Read into memory: nothing depends on the file afterwards.
+/// let owned = Gguf::open_with(path, &OpenOptions::new().in_memory(true))?;
+/// assert!(!owned.is_mapped() && owned.as_bytes().is_some());
+/// // Streamed: the header in memory, tensor data read when used.
+/// let streamed = Gguf::open_with(path, &OpenOptions::new().streamed(true))?;
+/// assert!(streamed.is_streamed());
+/// # Ok::<(), ggufmap::Error>(())
+/// ```
 #[derive(Clone, Debug, Default)]
 pub struct OpenOptions {
     populate: bool,
@@ -208,6 +223,23 @@ impl Gguf<'static> {
     /// [`Gguf::open`] does for parts named as `gguf-split` names them, for
     /// parts named otherwise.
     ///
+    /// ```
+    /// use ggufmap::{Gguf, OpenOptions};
+    /// # let model = Gguf::open(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/sample.gguf"))?;
+    /// # let dir = tempfile::tempdir()?;
+    /// let written = model.write_split(dir.path().join("m"), 6)?;
+    /// // Renamed as another tool might name them.
+    /// let mut paths = Vec::new();
+    /// for (i, path) in written.iter().enumerate() {
+    ///     let renamed = dir.path().join(format!("part{i}.bin"));
+    ///     std::fs::rename(path, &renamed)?;
+    ///     paths.push(renamed);
+    /// }
+    /// let split = Gguf::open_split(&paths, &OpenOptions::new())?;
+    /// assert_eq!(split.tensor_count(), model.tensor_count());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     /// As [`Gguf::open`] for the first part; [`Error::SplitNoParts`] for no
     /// paths; [`Error::SplitPartMissing`] for a part that does not exist;
@@ -296,6 +328,19 @@ impl Gguf<'static> {
     /// [`Error::NotInMemory`]; [`TensorView::read_bytes`],
     /// [`TensorView::read_slice`], dequantization and candle loading work as
     /// on a mapping. Reads from several threads take turns on the reader.
+    ///
+    /// ```
+    /// use ggufmap::{DequantOptions, Gguf};
+    /// # let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/sample.gguf");
+    /// // Any `Read + Seek`: here a cursor over bytes from elsewhere.
+    /// let bytes = std::fs::read(path)?;
+    /// let model = Gguf::from_reader(std::io::Cursor::new(bytes))?;
+    /// let values = model
+    ///     .tensor("token_embd.weight")?
+    ///     .dequantize_to_vec::<f32>(&DequantOptions::default())?;
+    /// assert_eq!(values.len(), 384 * 256);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::Io`] if seeking or reading the header fails; any parse

@@ -12,6 +12,18 @@ use crate::model::Gguf;
 /// Reads go through the storage the model was opened with: a mapped file
 /// is read by position through its handle (so its pages do not become
 /// resident), bytes in memory are copied, a stream is read.
+///
+/// ```
+/// use std::io::{Read, Seek, SeekFrom};
+/// # let model = ggufmap::Gguf::open(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/sample.gguf"))?;
+/// let t = model.tensor("output_norm.weight")?;
+/// let mut reader = model.reader();
+/// reader.seek(SeekFrom::Start(t.byte_range().start))?;
+/// let mut first = [0u8; 4];
+/// reader.read_exact(&mut first)?;
+/// assert_eq!(f32::from_le_bytes(first), t.as_slice::<f32>()?[0]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct ModelReader<'a> {
     model: &'a Gguf<'a>,

@@ -54,6 +54,25 @@ impl MetadataEntry {
 }
 
 /// The metadata of a file: a borrowed view that decodes values on access.
+///
+/// ```
+/// use ggufmap::format::Value;
+/// # let model = ggufmap::Gguf::open(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/sample.gguf"))?;
+/// let meta = model.metadata();
+/// assert_eq!(meta.get_u32("llama.embedding_length")?, 256);
+/// assert!(meta.get_str("llama.embedding_length").is_err()); // the wrong type is an error
+/// assert!(meta.get("no.such.key").is_none());
+/// // Every entry in file order; numbers widen with `to_u64`.
+/// let counts = meta
+///     .iter()
+///     .filter_map(|(key, value)| Some((key, value.to_u64()?)))
+///     .filter(|(key, _)| key.ends_with("_count"));
+/// for (key, n) in counts {
+///     println!("{key} = {n}");
+/// }
+/// assert!(matches!(meta.get("tokenizer.ggml.add_bos_token"), Some(Value::Bool(true))));
+/// # Ok::<(), ggufmap::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug)]
 pub struct Metadata<'data> {
     pub(crate) data: &'data [u8],

@@ -360,6 +360,21 @@ pub(crate) fn validated_array<'data>(
 /// [`ArrayView::get`] is O(1) for fixed-size element types and O(index) for
 /// strings and nested arrays, whose elements have no fixed size; iterate
 /// with [`ArrayView::iter`] instead.
+///
+/// ```
+/// use ggufmap::format::{Value, ValueType};
+/// # let model = ggufmap::Gguf::open(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/sample.gguf"))?;
+/// let meta = model.metadata();
+/// let tokens = meta.get_array("tokenizer.ggml.tokens")?;
+/// assert_eq!((tokens.element_type(), tokens.len()), (ValueType::String, 384));
+/// // Strings borrowed from the file, walked without allocating.
+/// let longest = tokens.strings()?.map(|t| t.len()).max();
+/// assert!(longest.is_some());
+/// // Numbers by index, in O(1).
+/// let scores = meta.get_array("tokenizer.ggml.scores")?;
+/// assert!(matches!(scores.get(10), Some(Value::F32(_))));
+/// # Ok::<(), ggufmap::Error>(())
+/// ```
 #[derive(Clone, Copy)]
 pub struct ArrayView<'data> {
     elem_type: ValueType,

@@ -1,5 +1,6 @@
 //! `ggufmap load`: load every tensor into candle and report time and memory.
 
+use crate::output::human_bytes;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -84,7 +85,10 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
         });
         crate::report::write_json(&crate::report::object("load", &args.file, fields), &mut out)?;
     } else {
-        writeln!(out, "{report}")?;
+        writeln!(out, "{}", summary_line(&report))?;
+        for fallback in &report.fallbacks {
+            writeln!(out, "  fallback: {fallback}")?;
+        }
         writeln!(out, "{}", memory_json::line(usage.as_ref()))?;
         if let Some(used) = &used {
             writeln!(out, "{}", used.line())?;
@@ -98,6 +102,24 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     }
     out.flush()?;
     Ok(())
+}
+
+/// The load in one line, sizes for people.
+fn summary_line(report: &ggufmap::candle::LoadReport) -> String {
+    let in_place = match report.mapped {
+        0 => String::new(),
+        n => format!(" ({n} read in place)"),
+    };
+    format!(
+        "loaded {} tensors as {} ({} quantized{in_place}, {} dense): {} of tensor data -> {} in {:.1} ms",
+        report.tensors,
+        report.load_as,
+        report.quantized,
+        report.dense,
+        human_bytes(report.file_bytes),
+        human_bytes(report.loaded_bytes),
+        report.elapsed.as_secs_f64() * 1e3
+    )
 }
 
 /// What reading every weight once took.
