@@ -278,3 +278,43 @@ fn the_schemas_reject_what_the_program_does_not_write() {
     document["metadata"]["general.architecture"] = Json::from("llama");
     assert!(!validator.is_valid(&document));
 }
+
+#[test]
+fn diff_matches_its_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = sample().to_string_lossy().into_owned();
+    let edited = dir.path().join("edited.gguf");
+    let edited = edited.to_string_lossy().into_owned();
+    let status = Command::new(BIN)
+        .args([
+            "edit",
+            &file,
+            "-o",
+            &edited,
+            "--set",
+            "general.name=x",
+            "--set",
+            "n:f32=nan",
+        ])
+        .args([
+            "--delete",
+            "tokenizer.chat_template",
+            "--rename-tensor",
+            "blk.0.attn_k.weight=k",
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let document = check(&["diff", "--json", &file, &edited]);
+    assert_eq!(document["metadata"]["added"][0]["value"]["value"], "NaN");
+    check(&["diff", "--json", &file, &file]);
+    let mut props = Vec::new();
+    let diff_schema = schema("diff");
+    properties(&diff_schema, "diff".to_owned(), &mut props);
+    for (path, prop) in props {
+        let described = ["description", "$ref", "const"]
+            .iter()
+            .any(|k| prop.get(k).is_some());
+        assert!(described, "{path} has no description");
+    }
+}

@@ -10,6 +10,7 @@
 
 mod bench;
 mod dequant;
+mod diff;
 mod edit;
 mod export;
 mod inspect;
@@ -62,6 +63,8 @@ enum Command {
     Merge(merge::Args),
     /// Write tensors, dequantized, as safetensors or .npz (streamed, bounded memory).
     Export(export::Args),
+    /// Compare two models: metadata, tensors, and the values of tensors in both.
+    Diff(diff::Args),
     /// Load every tensor into candle; report time and peak memory.
     #[cfg(feature = "candle")]
     Load(load::Args),
@@ -117,6 +120,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Split(args) => split::run(&args),
         Command::Merge(args) => merge::run(&args),
         Command::Export(args) => export::run(&args),
+        Command::Diff(args) => diff::run(&args),
         #[cfg(feature = "candle")]
         Command::Load(args) => load::run(&args),
         #[cfg(not(feature = "candle"))]
