@@ -195,11 +195,7 @@ fn candle_read(bytes: &[u8]) -> candle_core::quantized::gguf_file::Content {
 fn ggufmap_open_and_walk_vocab(bytes: &[u8]) -> usize {
     let file = Gguf::from_bytes(bytes).unwrap();
     let tokens = file.metadata().get_array("tokenizer.ggml.tokens").unwrap();
-    tokens
-        .strings()
-        .unwrap()
-        .map(|s| s.as_str().map_or(0, str::len))
-        .sum()
+    tokens.strs().unwrap().map(|s| s.map_or(0, str::len)).sum()
 }
 
 /// Median wall time of `runs` calls.

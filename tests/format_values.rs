@@ -131,3 +131,62 @@ fn the_strings_fast_path_gives_what_the_general_decoder_gives() {
         assert_eq!(&bytes[at..at + s.as_bytes().len()], s.as_bytes());
     }
 }
+
+/// `ArrayView::strs` of an array holding `tokens`, against each token
+/// validated on its own.
+fn strs_agree_with_per_string_checks(tokens: &[Vec<u8>]) -> Vec<Result<String, u64>> {
+    let mut w = GgufWriter::new();
+    let items = tokens.iter().cloned().map(MetaValue::String).collect();
+    let array = ggufmap::MetaArray::new(ValueType::String, items).unwrap();
+    w.add_metadata("t", MetaValue::Array(array)).unwrap();
+    let bytes = w.to_bytes().unwrap();
+    let file = Gguf::from_bytes(&bytes).unwrap();
+    let array = file.metadata().get_array("t").unwrap();
+    let fast: Vec<Result<String, u64>> = array
+        .strs()
+        .unwrap()
+        .map(|r| {
+            r.map(str::to_owned).map_err(|e| match e {
+                ggufmap::Error::InvalidUtf8 { offset, .. } => offset,
+                other => panic!("{other}"),
+            })
+        })
+        .collect();
+    let slow: Vec<Result<String, u64>> = array
+        .strings()
+        .unwrap()
+        .map(|s| s.as_str().map(str::to_owned).map_err(|_| s.offset()))
+        .collect();
+    assert_eq!(fast, slow);
+    fast
+}
+
+#[test]
+fn strs_check_the_whole_array_once_and_each_string_where_it_must() {
+    // All valid, ASCII and not.
+    let valid: Vec<Vec<u8>> = ["", "a", "héllo", "\u{1F600}", "日本語"]
+        .map(|s| s.as_bytes().to_vec())
+        .into();
+    let all = strs_agree_with_per_string_checks(&valid);
+    assert!(all.iter().all(Result::is_ok));
+    // One invalid element: only it is an error, at its own offset.
+    let mut mixed = valid.clone();
+    mixed[2] = b"h\xffllo".to_vec();
+    let results = strs_agree_with_per_string_checks(&mixed);
+    assert_eq!(results.iter().filter(|r| r.is_err()).count(), 1);
+    assert!(results[2].is_err());
+    // A string ending in a lead byte, followed by a length prefix whose
+    // first byte is a continuation byte (136 = 0x88): the whole array is
+    // UTF-8, the first string is not.
+    let straddle = vec![b"x\xc3".to_vec(), vec![b'y'; 136], b"z".to_vec()];
+    let results = strs_agree_with_per_string_checks(&straddle);
+    assert!(results[0].is_err());
+    assert_eq!(results[1].as_deref(), Ok(&*"y".repeat(136)));
+    // A string starting with a continuation byte after a length whose
+    // first byte is a lead byte (195 = 0xc3).
+    let lead = vec![vec![b'a'; 195 - 8], b"\xa9".to_vec()];
+    let _ = strs_agree_with_per_string_checks(&lead);
+    let lead = vec![vec![0x80; 1], vec![b'q'; 0xc3], b"\x80\x80".to_vec()];
+    let results = strs_agree_with_per_string_checks(&lead);
+    assert!(results[0].is_err() && results[2].is_err());
+}

@@ -22,7 +22,7 @@ mod tensor_info;
 
 pub use index::{parse, parse_header, Index};
 pub use kv::{Metadata, MetadataEntry};
-pub use metadata::{ArrayIter, ArrayView, GgufStr, Strings, Value, ValueType};
+pub use metadata::{ArrayIter, ArrayView, GgufStr, Strings, Strs, Value, ValueType};
 pub use reader::ByteOrder;
 pub use tensor_info::TensorInfo;
 
