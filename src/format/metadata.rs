@@ -499,7 +499,7 @@ pub struct Strs<'data> {
 impl<'data> Strs<'data> {
     /// `s` as a slice of the validated array text, if both its ends fall on
     /// character boundaries there (then it is UTF-8 on its own).
-    fn from_text(&self, s: &GgufStr<'data>) -> Option<&'data str> {
+    fn slice_of_text(&self, s: &GgufStr<'data>) -> Option<&'data str> {
         let text = self.text?;
         let start = usize::try_from(s.offset.checked_sub(self.text_start)?).ok()?;
         text.get(start..start.checked_add(s.len())?)
@@ -511,7 +511,7 @@ impl<'data> Iterator for Strs<'data> {
 
     fn next(&mut self) -> Option<Result<&'data str>> {
         let s = self.strings.next()?;
-        Some(self.from_text(&s).map_or_else(|| s.as_str(), Ok))
+        Some(self.slice_of_text(&s).map_or_else(|| s.as_str(), Ok))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
