@@ -84,6 +84,8 @@ fn every_command(file: &str, tensor: &str) -> Vec<Vec<String>> {
         vec!["verify", file, "--json", "--strict", "--threads", "1"],
         vec!["verify", file, "--threads", "2"],
         vec!["bench", file, "--threads", "2", "--json"],
+        vec!["inspect", file, "--markdown", "--full-arrays"],
+        vec!["diff", file, file, "--json", "--exit-code"],
     ];
     for format in ["raw", "npy"] {
         for dtype in ["f32", "f16", "bf16"] {
@@ -95,6 +97,48 @@ fn every_command(file: &str, tensor: &str) -> Vec<Vec<String>> {
     for load_as in ["quantized", "f16", "bf16", "f32"] {
         commands.push(vec!["load", file, "--as", load_as, "--matmul"]);
         commands.push(vec!["load", file, "--as", load_as, "--copy", "--json"]);
+    }
+    let mut commands: Vec<Vec<String>> = commands
+        .into_iter()
+        .map(|c| c.into_iter().map(str::to_owned).collect())
+        .collect();
+    commands.extend(writing_commands(file, tensor));
+    commands
+}
+
+/// The subcommands that write files, their outputs beside `file`.
+fn writing_commands(file: &str, tensor: &str) -> Vec<Vec<String>> {
+    let beside = |name: &str| format!("{file}.{name}");
+    let (edited, prefix) = (beside("edited.gguf"), beside("part"));
+    let rename = format!("{tensor}=renamed");
+    let mut commands = vec![
+        vec![
+            "edit",
+            file,
+            "-o",
+            &edited,
+            "--set",
+            "general.name=x",
+            "--rename-tensor",
+            &rename,
+        ],
+        vec!["diff", file, &edited],
+        vec!["split", file, "--max-tensors", "1", "-o", &prefix],
+    ];
+    let first_part = format!("{prefix}-00001-of-00004.gguf");
+    let merged = beside("merged.gguf");
+    commands.push(vec!["merge", &first_part, "-o", &merged]);
+    let outputs: Vec<(String, &str, &str)> = ["f32", "f16", "bf16"]
+        .iter()
+        .flat_map(|dtype| {
+            ["safetensors", "npz"]
+                .map(|format| (beside(&format!("{dtype}.{format}")), format, *dtype))
+        })
+        .collect();
+    for (out, format, dtype) in &outputs {
+        commands.push(vec![
+            "export", file, "--format", format, "--dtype", dtype, "-o", out,
+        ]);
     }
     commands
         .into_iter()
@@ -172,6 +216,25 @@ fn every_subcommand_and_flag_survives_every_malformed_and_edge_file() {
             &["dequant", &file, "w", "-o", "-"],
             &["load", &file, "--matmul"],
             &["bench", &file],
+            &["edit", &file, "--set", "general.name=x", "-o", "-"],
+            &[
+                "split",
+                &file,
+                "--max-tensors",
+                "1",
+                "-o",
+                &format!("{file}.part"),
+            ],
+            &["merge", &file, "-o", &format!("{file}.merged")],
+            &[
+                "export",
+                &file,
+                "--format",
+                "npz",
+                "-o",
+                &format!("{file}.npz"),
+            ],
+            &["diff", &file, &sample().to_string_lossy()],
         ] {
             run(args);
         }
@@ -358,9 +421,21 @@ fn json_is_valid_for_any_bytes_and_keeps_them() {
 #[test]
 fn a_closed_stdout_ends_every_subcommand_quietly() {
     let file = sample().to_string_lossy().into_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let out = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+    let (prefix, merged, edited) = (out("part"), out("merged.gguf"), out("edited.gguf"));
+    let first_part = format!("{prefix}-00001-of-00003.gguf");
+    let exported = out("model.safetensors");
     for args in [
         &["inspect", &file][..],
         &["inspect", "--json", &file],
+        &["inspect", "--markdown", &file],
+        &["split", &file, "--max-tensors", "5", "-o", &prefix],
+        &["merge", &first_part, "-o", &merged],
+        &["edit", &file, "-o", &edited, "--set", "general.name=x"],
+        &["diff", &file, &edited],
+        &["diff", &file, &edited, "--json"],
+        &["export", &file, "--format", "safetensors", "-o", &exported],
         &["verify", &file],
         &["verify", "--json", &file],
         &["bench", &file, "--threads", "2"],
