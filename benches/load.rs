@@ -88,24 +88,48 @@ fn synthetic(dir: &Path) -> PathBuf {
 }
 
 fn ours(path: &Path, copy: bool) -> usize {
+    ours_as(path, LoadAs::Quantized, copy)
+}
+
+fn ours_as(path: &Path, load_as: LoadAs, copy: bool) -> usize {
     let file = Gguf::open(path).expect("open");
-    let options = LoadOptions::new(LoadAs::Quantized).copy_quantized(copy);
+    let options = LoadOptions::new(load_as).copy_quantized(copy);
     let model = file.load_candle_with(&Device::Cpu, &options).expect("load");
     model.tensors.len()
 }
 
 fn candles(path: &Path) -> usize {
+    candles_as(path, LoadAs::Quantized)
+}
+
+/// candle's own path: `Content::read`, `content.tensor` for every tensor,
+/// then, for a dense load, `QTensor::dequantize` (f32) or
+/// `dequantize_f16`, one tensor at a time as candle offers it.
+fn candles_as(path: &Path, load_as: LoadAs) -> usize {
     let mut file = std::fs::File::open(path).expect("open");
     let content = Content::read(&mut file).expect("read");
     let names: Vec<String> = content.tensor_infos.keys().cloned().collect();
-    names
-        .iter()
-        .map(|name| {
-            content
-                .tensor(&mut file, name, &Device::Cpu)
-                .expect("tensor")
-        })
-        .count()
+    let mut dense = Vec::new();
+    for name in &names {
+        let q = content
+            .tensor(&mut file, name, &Device::Cpu)
+            .expect("tensor");
+        match load_as {
+            LoadAs::F32 => dense.push(q.dequantize(&Device::Cpu).expect("dequantize")),
+            LoadAs::F16 => dense.push(q.dequantize_f16(&Device::Cpu).expect("dequantize")),
+            _ => drop(q),
+        }
+    }
+    names.len() + dense.len()
+}
+
+/// `LoadAs` from its name, for the child process measuring a peak.
+fn load_as_named(name: &str) -> LoadAs {
+    match name {
+        "f16" => LoadAs::F16,
+        "f32" => LoadAs::F32,
+        _ => LoadAs::Quantized,
+    }
 }
 
 fn median(times: &mut [Duration]) -> Duration {
@@ -117,10 +141,19 @@ fn median(times: &mut [Duration]) -> Duration {
 /// through candle's own path and prints its peak resident bytes.
 const CANDLE_PATH_PEAK: &str = "GGUFMAP_CANDLE_PATH_PEAK";
 
+/// With [`CANDLE_PATH_PEAK`]: what candle's path loads (`quantized`,
+/// `f16`, `f32`).
+const CANDLE_PATH_AS: &str = "GGUFMAP_CANDLE_PATH_AS";
+
 /// Peak resident bytes of candle's own path, in a process of its own.
 fn candles_peak(path: &Path) -> Option<u64> {
+    candles_peak_as(path, "quantized")
+}
+
+fn candles_peak_as(path: &Path, load_as: &str) -> Option<u64> {
     let out = Command::new(std::env::current_exe().ok()?)
         .env(CANDLE_PATH_PEAK, path)
+        .env(CANDLE_PATH_AS, load_as)
         .output()
         .ok()?;
     String::from_utf8(out.stdout).ok()?.trim().parse().ok()
@@ -143,7 +176,8 @@ fn main() {
     if let Some(path) = std::env::var_os(CANDLE_PATH_PEAK) {
         // A fresh process: without a reset the peak is still the load's.
         let _ = ggufmap::memory::reset_peak();
-        std::hint::black_box(candles(Path::new(&path)));
+        let load_as = std::env::var(CANDLE_PATH_AS).unwrap_or_default();
+        std::hint::black_box(candles_as(Path::new(&path), load_as_named(&load_as)));
         let peak = ggufmap::memory::usage().and_then(|u| u.peak_resident);
         println!("{}", peak.map_or_else(String::new, |p| p.to_string()));
         return;
@@ -200,4 +234,45 @@ fn main() {
         mib(size),
         1.1 * mib(size) + 32.0
     );
+    dense_loads(&path);
+}
+
+/// `load --as f16` and `--as f32` against candle's own path followed by
+/// dequantization, interleaved, median of [`RUNS`]; peaks each in its own
+/// process, against the output plus 64 MiB.
+fn dense_loads(path: &Path) {
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    println!("\nwhole-model dense load, same run (median of {RUNS}; peak: own process)");
+    println!(
+        "{:<5} {:>12} {:>12} {:>9} {:>12} {:>12} {:>14}",
+        "as", "ggufmap", "candle", "speedup", "peak ours", "peak candle", "output+64MiB"
+    );
+    for (name, load_as) in [("f16", LoadAs::F16), ("f32", LoadAs::F32)] {
+        let (mut ours_t, mut candle_t) = (Vec::new(), Vec::new());
+        for _ in 0..RUNS {
+            let start = Instant::now();
+            std::hint::black_box(ours_as(path, load_as, false));
+            ours_t.push(start.elapsed());
+            let start = Instant::now();
+            std::hint::black_box(candles_as(path, load_as));
+            candle_t.push(start.elapsed());
+        }
+        let (ours_m, candle_m) = (median(&mut ours_t), median(&mut candle_t));
+        let output = Gguf::open(path)
+            .expect("open")
+            .tensors()
+            .map(|t| t.n_elements() * if name == "f16" { 2 } else { 4 })
+            .sum::<u64>();
+        let show =
+            |p: Option<u64>| p.map_or_else(|| "n/a".to_owned(), |p| format!("{:.1}", mib(p)));
+        println!(
+            "{name:<5} {:>12.3?} {:>12.3?} {:>8.2}x {:>12} {:>12} {:>14.1}",
+            ours_m,
+            candle_m,
+            candle_m.as_secs_f64() / ours_m.as_secs_f64(),
+            show(peak(path, &["--as", name])),
+            show(candles_peak_as(path, name)),
+            mib(output) + 64.0
+        );
+    }
 }

@@ -53,6 +53,8 @@ measure "cp" cp "$MODEL" "$WORK/out.cp"
 measure "cp, then sync of the copy" sh -c 'cp "$1" "$2" && sync "$2"' sh "$MODEL" "$WORK/out.cp"
 measure "ggufmap edit --set general.name=... -o OUT" \
     "$BIN" edit "$MODEL" -o "$WORK/out.gguf" --set "general.name=edited by ggufmap"
+measure "ggufmap edit ... --no-sync (as cp: no sync)" \
+    "$BIN" edit "$MODEL" -o "$WORK/out.gguf" --set "general.name=edited by ggufmap" --no-sync
 measure "gguf_new_metadata --general-name ... (gguf-py)" \
     sh -c 'python3 -m gguf.scripts.gguf_new_metadata --general-name "edited by gguf-py" "$1" "$2" --force 2>/dev/null' sh "$MODEL" "$WORK/out.py.gguf"
 "$BIN" edit "$MODEL" -o "$WORK/edited.gguf" --set "general.name=edited by ggufmap"

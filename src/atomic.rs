@@ -42,6 +42,8 @@ pub struct AtomicFile {
     target: PathBuf,
     /// The temporary file, or `None` when writing the target directly.
     temporary: Option<PathBuf>,
+    /// Whether [`AtomicFile::commit`] syncs the data before the rename.
+    durable: bool,
 }
 
 impl AtomicFile {
@@ -99,6 +101,7 @@ impl AtomicFile {
             writer: BufWriter::with_capacity(1 << 20, file),
             target,
             temporary,
+            durable: true,
         }
     }
 
@@ -135,7 +138,30 @@ impl AtomicFile {
         &self.target
     }
 
-    /// Finishes the file: flushes, syncs and renames it over the target.
+    /// Whether [`AtomicFile::commit`] syncs the file to disk before renaming
+    /// it (the default, `true`). Without the sync, commit costs what a
+    /// plain copy costs, and readers still never see a partial file; but a
+    /// power loss or crash of the system soon after may leave the target
+    /// empty or incomplete on file systems that do not order the rename
+    /// after the data.
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("scratch.bin");
+    /// let mut out = ggufmap::AtomicFile::create(&path)?.durable(false);
+    /// out.write_all(b"scratch data")?;
+    /// out.commit()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[must_use]
+    pub fn durable(mut self, yes: bool) -> Self {
+        self.durable = yes;
+        self
+    }
+
+    /// Finishes the file: flushes, syncs (unless not
+    /// [`durable`](AtomicFile::durable)) and renames it over the target.
     ///
     /// # Errors
     /// The operating system's error; the target is then left as it was and
@@ -145,11 +171,12 @@ impl AtomicFile {
         let Some(temporary) = self.temporary.take() else {
             return Ok(());
         };
-        let renamed = self
-            .writer
-            .get_ref()
-            .sync_all()
-            .and_then(|()| fs::rename(&temporary, &self.target));
+        let synced = if self.durable {
+            self.writer.get_ref().sync_all()
+        } else {
+            Ok(())
+        };
+        let renamed = synced.and_then(|()| fs::rename(&temporary, &self.target));
         if renamed.is_err() {
             // Best effort: the error worth reporting is the one above.
             let _ = fs::remove_file(&temporary);

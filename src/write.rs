@@ -10,7 +10,7 @@ use crate::atomic::AtomicFile;
 use crate::dtype::GgmlType;
 use crate::error::{Error, Result, WriteRefusal};
 use crate::format::{
-    align_up, ByteOrder, Value, ValueType, ALIGNMENT_KEY, DEFAULT_ALIGNMENT, MAGIC,
+    align_up, ArrayView, ByteOrder, Value, ValueType, ALIGNMENT_KEY, DEFAULT_ALIGNMENT, MAGIC,
     MAX_ARRAY_DEPTH, MAX_DIMS, MAX_TENSOR_NAME_LEN,
 };
 
@@ -35,10 +35,48 @@ pub enum MetaValue {
 }
 
 /// An owned metadata array: an element type and elements of that type.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct MetaArray {
     element_type: ValueType,
-    items: Vec<MetaValue>,
+    items: Items,
+}
+
+/// The elements of a [`MetaArray`].
+#[derive(Clone, Debug)]
+enum Items {
+    /// Made by the caller.
+    Values(Vec<MetaValue>),
+    /// Copied from a file's array ([`MetaValue::from_value`]) as encoded
+    /// there: written back verbatim in the same byte order, so a
+    /// 262,144-token vocabulary costs one buffer, not an allocation per
+    /// token. Decoded only if asked for ([`MetaArray::items`]).
+    Encoded(EncodedItems),
+}
+
+#[derive(Clone, Debug)]
+struct EncodedItems {
+    /// The elements' bytes, validated when the file was parsed.
+    bytes: Vec<u8>,
+    len: u64,
+    order: ByteOrder,
+    /// How deeply arrays nest in the array (1 without nested arrays).
+    nesting: usize,
+    decoded: std::sync::OnceLock<Vec<MetaValue>>,
+}
+
+impl EncodedItems {
+    /// A view of the elements, as the file had them.
+    fn view(&self, element_type: ValueType) -> ArrayView<'_> {
+        ArrayView::over_validated(element_type, self.len, &self.bytes, self.order)
+    }
+}
+
+impl PartialEq for MetaArray {
+    /// Arrays are equal when their element types and elements are,
+    /// however they are held.
+    fn eq(&self, other: &Self) -> bool {
+        self.element_type == other.element_type && self.items() == other.items()
+    }
 }
 
 impl MetaArray {
@@ -55,8 +93,30 @@ impl MetaArray {
         }
         Ok(MetaArray {
             element_type,
-            items,
+            items: Items::Values(items),
         })
+    }
+
+    /// An owned copy of an array read from a file, kept as encoded there.
+    fn from_view(view: &ArrayView<'_>) -> Self {
+        MetaArray {
+            element_type: view.element_type(),
+            items: Items::Encoded(EncodedItems {
+                bytes: view.raw_bytes().to_vec(),
+                len: view.len(),
+                order: view.byte_order(),
+                nesting: view_nesting(view),
+                decoded: std::sync::OnceLock::new(),
+            }),
+        }
+    }
+
+    /// How many elements.
+    fn len(&self) -> u64 {
+        match &self.items {
+            Items::Values(items) => items.len() as u64,
+            Items::Encoded(encoded) => encoded.len,
+        }
     }
 
     /// The element type.
@@ -64,9 +124,18 @@ impl MetaArray {
         self.element_type
     }
 
-    /// The elements.
+    /// The elements (decoded on first use for an array copied from a file).
     pub fn items(&self) -> &[MetaValue] {
-        &self.items
+        match &self.items {
+            Items::Values(items) => items,
+            Items::Encoded(encoded) => encoded.decoded.get_or_init(|| {
+                encoded
+                    .view(self.element_type)
+                    .iter()
+                    .map(|v| MetaValue::from_value(&v))
+                    .collect()
+            }),
+        }
     }
 }
 
@@ -103,7 +172,7 @@ impl MetaValue {
             .collect();
         MetaValue::Array(MetaArray {
             element_type: ValueType::String,
-            items,
+            items: Items::Values(items),
         })
     }
 
@@ -119,10 +188,7 @@ impl MetaValue {
             Value::F32(v) => MetaValue::F32(v),
             Value::Bool(v) => MetaValue::Bool(v),
             Value::String(s) => MetaValue::String(s.as_bytes().to_vec()),
-            Value::Array(a) => MetaValue::Array(MetaArray {
-                element_type: a.element_type(),
-                items: a.iter().map(|v| MetaValue::from_value(&v)).collect(),
-            }),
+            Value::Array(a) => MetaValue::Array(MetaArray::from_view(&a)),
             Value::U64(v) => MetaValue::U64(v),
             Value::I64(v) => MetaValue::I64(v),
             Value::F64(v) => MetaValue::F64(v),
@@ -142,7 +208,7 @@ macro_rules! meta_from {
             fn from(items: Vec<$t>) -> Self {
                 MetaValue::Array(MetaArray {
                     element_type: ValueType::$variant,
-                    items: items.into_iter().map(MetaValue::$variant).collect(),
+                    items: Items::Values(items.into_iter().map(MetaValue::$variant).collect()),
                 })
             }
         }
@@ -171,9 +237,24 @@ impl From<MetaArray> for MetaValue {
 /// How deeply arrays nest in `value` (0 for a scalar).
 fn nesting_depth(value: &MetaValue) -> usize {
     match value {
-        MetaValue::Array(a) => 1 + a.items.iter().map(nesting_depth).max().unwrap_or(0),
+        MetaValue::Array(a) => match &a.items {
+            Items::Values(items) => 1 + items.iter().map(nesting_depth).max().unwrap_or(0),
+            Items::Encoded(encoded) => encoded.nesting,
+        },
         _ => 0,
     }
+}
+
+/// How deeply arrays nest in a file's array (1 without nested arrays).
+fn view_nesting(view: &ArrayView<'_>) -> usize {
+    if view.element_type() != ValueType::Array {
+        return 1;
+    }
+    let inner = view.iter().filter_map(|v| match v {
+        Value::Array(a) => Some(view_nesting(&a)),
+        _ => None,
+    });
+    1 + inner.max().unwrap_or(0)
 }
 
 struct PendingTensor<'a> {
@@ -569,25 +650,100 @@ impl<'a> GgufWriter<'a> {
             path: Some(path.clone()),
             source,
         };
-        self.write_body(&mut out, |t, out| {
-            let (file, offset) = source(&t.name).map_err(Error::stream)?;
-            let copied = out.copy_from(file, offset, t.len).map_err(Error::stream)?;
-            if copied != t.len {
-                return Err(Error::stream(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    format!(
-                        "the source of tensor {:?} ends after {copied} of its {} bytes",
-                        t.name, t.len
-                    ),
-                )));
-            }
-            Ok(())
-        })
-        .map_err(|e| match e {
-            Error::Io { path: None, source } => io(source),
-            other => other,
-        })?;
+        let sources = self
+            .tensors
+            .iter()
+            .map(|t| match t.data {
+                TensorData::Later => source(&t.name).map(Some),
+                TensorData::Bytes(_) => Ok(None),
+            })
+            .collect::<std::io::Result<Vec<_>>>()
+            .map_err(io)?;
+        self.copy_body(&mut out, &sources).map_err(io)?;
         out.commit().map_err(io)
+    }
+
+    /// The header, then the tensors: given bytes written, declared ones
+    /// copied from `sources`. Tensors that follow each other in the same
+    /// source file, separated by exactly the padding the output needs and
+    /// that padding all zeros there (a file whose metadata alone changed),
+    /// are copied as one range: one system call for a whole data section.
+    fn copy_body(
+        &self,
+        out: &mut AtomicFile,
+        sources: &[Option<(&File, u64)>],
+    ) -> std::io::Result<()> {
+        out.write_all(&self.header().map_err(std::io::Error::other)?)?;
+        let mut i = 0;
+        while let Some(t) = self.tensors.get(i) {
+            let last = match (&t.data, sources.get(i).copied().flatten()) {
+                (TensorData::Bytes(bytes), _) => {
+                    out.write_all(bytes)?;
+                    i
+                }
+                (TensorData::Later, Some((file, start))) => {
+                    let (last, len) = self.contiguous_run(i, file, start, sources)?;
+                    let copied = out.copy_from(file, start, len)?;
+                    if copied != len {
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::UnexpectedEof,
+                            format!(
+                                "the source of tensor {:?} ends after {copied} of {len} bytes",
+                                t.name
+                            ),
+                        ));
+                    }
+                    last
+                }
+                (TensorData::Later, None) => {
+                    return Err(std::io::Error::other(format!(
+                        "no source for tensor {:?}",
+                        t.name
+                    )))
+                }
+            };
+            if self.pad_end || last + 1 < self.tensors.len() {
+                write_zeros(out, self.padding_after(last))?;
+            }
+            i = last + 1;
+        }
+        Ok(())
+    }
+
+    /// Zero bytes the output has after tensor `i`'s data.
+    fn padding_after(&self, i: usize) -> u64 {
+        let len = self.tensors.get(i).map_or(0, |t| t.len);
+        align_up(len, self.alignment).map_or(0, |end| end - len)
+    }
+
+    /// The last tensor of the run that starts at tensor `first` (at `start`
+    /// in `file`) and the bytes from `start` to its end: each next tensor
+    /// must come from `file` right after the previous one's output padding,
+    /// and that padding must be zeros in `file`.
+    fn contiguous_run(
+        &self,
+        first: usize,
+        file: &File,
+        start: u64,
+        sources: &[Option<(&File, u64)>],
+    ) -> std::io::Result<(usize, u64)> {
+        let mut last = first;
+        let mut end = start.saturating_add(self.tensors.get(first).map_or(0, |t| t.len));
+        while let (Some(next), Some(Some((next_file, next_start)))) =
+            (self.tensors.get(last + 1), sources.get(last + 1))
+        {
+            let gap = self.padding_after(last);
+            let follows = std::ptr::eq(file, *next_file)
+                && gap <= MAX_CHECKED_GAP
+                && end.checked_add(gap) == Some(*next_start)
+                && is_zeros(file, end, gap)?;
+            if !follows {
+                break;
+            }
+            end = next_start.saturating_add(next.len);
+            last += 1;
+        }
+        Ok((last, end.saturating_sub(start)))
     }
 
     /// The whole file as bytes.
@@ -667,6 +823,24 @@ fn checked_tensor_bytes(name: &str, dtype: GgmlType, dims: &[u64]) -> Result<u64
     match dtype.tensor_bytes(dims) {
         Some(n) => Ok(n),
         None => fail(WriteRefusal::RowNotWholeBlocks),
+    }
+}
+
+/// Most padding bytes between two tensors that [`GgufWriter::write_copying`]
+/// reads to check they are zeros before copying them with the tensors; a
+/// larger gap (a huge alignment) ends the run instead.
+const MAX_CHECKED_GAP: u64 = 64 * 1024;
+
+/// True when `file` holds `len` (at most [`MAX_CHECKED_GAP`]) zero bytes at
+/// `offset`. Moves `file`'s cursor.
+fn is_zeros(mut file: &File, offset: u64, len: u64) -> std::io::Result<bool> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut bytes = vec![0u8; usize::try_from(len).map_err(std::io::Error::other)?];
+    file.seek(SeekFrom::Start(offset))?;
+    match file.read_exact(&mut bytes) {
+        Ok(()) => Ok(bytes.iter().all(|&b| b == 0)),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(e) => Err(e),
     }
 }
 
@@ -763,9 +937,12 @@ impl Encoder {
             MetaValue::String(s) => self.bytes(s),
             MetaValue::Array(a) => {
                 self.num(a.element_type.id());
-                self.num(a.items.len() as u64);
-                for item in &a.items {
-                    self.value(item);
+                self.num(a.len());
+                match &a.items {
+                    Items::Encoded(encoded) if encoded.order == self.order => {
+                        self.out.extend_from_slice(&encoded.bytes);
+                    }
+                    _ => a.items().iter().for_each(|item| self.value(item)),
                 }
             }
             MetaValue::U64(v) => self.num(*v),

@@ -387,6 +387,30 @@ pub struct ArrayView<'data> {
 }
 
 impl<'data> ArrayView<'data> {
+    /// A view of elements validated earlier (by the parser, when they were
+    /// part of a file) and since copied to `bytes`.
+    pub(crate) fn over_validated(
+        elem_type: ValueType,
+        len: u64,
+        bytes: &'data [u8],
+        order: ByteOrder,
+    ) -> Self {
+        ArrayView {
+            elem_type,
+            len,
+            data: bytes,
+            start: 0,
+            end: bytes.len(),
+            order,
+            depth: 1,
+        }
+    }
+
+    /// The byte order of the elements.
+    pub fn byte_order(&self) -> ByteOrder {
+        self.order
+    }
+
     /// The type of every element.
     pub fn element_type(&self) -> ValueType {
         self.elem_type

@@ -47,6 +47,11 @@ pub struct Args {
     /// Rename a tensor (OLD must exist; NEW must not be taken).
     #[arg(long, value_name = "OLD=NEW")]
     pub rename_tensor: Vec<String>,
+    /// Do not sync the result to disk before renaming it into place: as
+    /// fast as `cp`, and no reader ever sees a partial file, but a system
+    /// crash soon after may leave it incomplete on some file systems.
+    #[arg(long)]
+    pub no_sync: bool,
 }
 
 /// What happens to a key.
@@ -90,6 +95,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         None => AtomicFile::create(&args.file)
             .with_context(|| format!("cannot replace {}", args.file.display()))?,
     };
+    let out = out.durable(!args.no_sync);
     let target = out.target().display().to_string();
     let mut offsets = gguf.tensors().map(|t| t.byte_range().start);
     writer

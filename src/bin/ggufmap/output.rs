@@ -150,6 +150,7 @@ pub fn progress(total: u64, what: &str, unit: &str, hidden: bool) -> indicatif::
 }
 
 /// A progress bar style counting bytes (`120 MiB/253 MiB`), labelled `what`.
+#[cfg(feature = "candle")]
 pub fn bytes_style(what: &str) -> indicatif::ProgressStyle {
     let template =
         format!("{what} {{bar:40}} {{binary_bytes}}/{{binary_total_bytes}} {{binary_bytes_per_sec}} eta {{eta}}");
