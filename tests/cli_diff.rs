@@ -4,26 +4,15 @@
 //! ways; the exit code with and without `--exit-code`.
 #![cfg(feature = "cli")]
 
+mod cli_common;
+
+use cli_common::{run, sample};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
 
 use ggufmap::format::Value;
 use ggufmap::{GgmlType, Gguf, GgufWriter, MetaArray, MetaValue};
 use serde_json::Value as Json;
-
-const BIN: &str = env!("CARGO_BIN_EXE_ggufmap");
-
-fn sample() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/sample.gguf")
-}
-
-fn run(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("binary runs")
-}
 
 /// The sample, changed: general.name and three tokens changed,
 /// chat_template removed, a key added; the F32 norm as F16 (values

@@ -4,13 +4,15 @@
 //! a full disk included.
 #![cfg(feature = "cli")]
 
+mod cli_common;
+
+use cli_common::{run_err, run_ok, BIN};
+use std::process::{Command, Stdio};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
 
 use ggufmap::format::Value;
 use ggufmap::{Gguf, MetaValue};
-
-const BIN: &str = env!("CARGO_BIN_EXE_ggufmap");
 
 /// The sample model, copied into a new temporary directory.
 fn sample_copy() -> (tempfile::TempDir, PathBuf) {
@@ -22,33 +24,6 @@ fn sample_copy() -> (tempfile::TempDir, PathBuf) {
     )
     .unwrap();
     (dir, path)
-}
-
-fn run(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("binary runs")
-}
-
-fn run_ok(args: &[&str]) {
-    let out = run(args);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Runs a command that must fail with exit 1; returns stderr.
-fn run_err(args: &[&str]) -> String {
-    let out = run(args);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
-    assert!(stderr.starts_with("error: "), "{stderr}");
-    stderr
 }
 
 /// The names in `dir`, sorted: no temporary file may be left behind.

@@ -4,36 +4,14 @@
 //! split model exports as the single file does.
 #![cfg(feature = "cli")]
 
+mod cli_common;
+
+use cli_common::{run, run_ok, sample};
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
 
 use ggufmap::Gguf;
-
-const BIN: &str = env!("CARGO_BIN_EXE_ggufmap");
-
-fn sample() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/sample.gguf")
-}
-
-fn run(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("binary runs")
-}
-
-fn run_ok(args: &[&str]) -> Vec<u8> {
-    let out = run(args);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
 
 fn dequant(name: &str, dtype: &str, format: &str) -> Vec<u8> {
     let s = sample();

@@ -4,18 +4,15 @@
 //! gives its parts back byte for byte.
 #![cfg(feature = "cli")]
 
+mod cli_common;
+
+use cli_common::{run, run_err, run_ok, sample};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
 
 use ggufmap::format::ValueType;
 use ggufmap::split::{SPLIT_COUNT_KEY, SPLIT_NO_KEY, SPLIT_TENSORS_COUNT_KEY};
 use ggufmap::{Gguf, MetaValue, OpenOptions};
-
-const BIN: &str = env!("CARGO_BIN_EXE_ggufmap");
-
-fn sample() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/sample.gguf")
-}
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -23,35 +20,13 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn run(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("binary runs")
-}
-
 /// Runs a command that must succeed; returns stdout's lines.
-fn run_ok(args: &[&str]) -> Vec<String> {
-    let out = run(args);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
+fn lines(args: &[&str]) -> Vec<String> {
+    String::from_utf8(run_ok(args))
         .unwrap()
         .lines()
         .map(str::to_owned)
         .collect()
-}
-
-fn run_err(args: &[&str]) -> String {
-    let out = run(args);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
-    stderr
 }
 
 fn single(path: &Path) -> Gguf<'static> {
@@ -72,7 +47,7 @@ fn split_keys(path: &Path) -> [(ValueType, Option<u64>); 3] {
 fn split_by_tensors_names_keys_order_and_merges_back_byte_for_byte() {
     let dir = tempfile::tempdir().unwrap();
     let prefix = dir.path().join("sample");
-    let parts = run_ok(&[
+    let parts = lines(&[
         "split",
         sample().to_str().unwrap(),
         "--max-tensors",
@@ -125,18 +100,18 @@ fn split_by_tensors_names_keys_order_and_merges_back_byte_for_byte() {
     for (a, b) in original.tensors().zip(model.tensors()) {
         assert_eq!(a.read_bytes().unwrap(), b.read_bytes().unwrap());
     }
-    let verify = |f: &str| run_ok(&["verify", "--json", f]).join("\n");
+    let verify = |f: &str| lines(&["verify", "--json", f]).join("\n");
     let theirs: serde_json::Value = serde_json::from_str(&verify(&parts[0])).unwrap();
     let ours: serde_json::Value =
         serde_json::from_str(&verify(sample().to_str().unwrap())).unwrap();
     assert_eq!(theirs["tensors"], ours["tensors"]);
 
     let merged = dir.path().join("merged.gguf");
-    let printed = run_ok(&["merge", &parts[0], "-o", merged.to_str().unwrap()]);
+    let printed = lines(&["merge", &parts[0], "-o", merged.to_str().unwrap()]);
     assert_eq!(printed, [merged.display().to_string()]);
     assert!(std::fs::read(&merged).unwrap() == std::fs::read(sample()).unwrap());
     // Without -o: PREFIX.gguf beside the parts.
-    let printed = run_ok(&["merge", &parts[0]]);
+    let printed = lines(&["merge", &parts[0]]);
     assert_eq!(
         printed,
         [dir.path().join("sample.gguf").display().to_string()]
@@ -151,7 +126,7 @@ fn split_by_size_keeps_each_part_under_the_limit() {
     let dir = tempfile::tempdir().unwrap();
     let original = Gguf::open(sample()).unwrap();
     let limit = 64 * 1024;
-    let parts = run_ok(&[
+    let parts = lines(&[
         "split",
         sample().to_str().unwrap(),
         "--max-size",
@@ -188,7 +163,7 @@ fn split_by_size_keeps_each_part_under_the_limit() {
         }
     }
     let merged = dir.path().join("m.gguf");
-    run_ok(&["merge", &parts[0], "-o", merged.to_str().unwrap()]);
+    lines(&["merge", &parts[0], "-o", merged.to_str().unwrap()]);
     assert!(std::fs::read(&merged).unwrap() == std::fs::read(sample()).unwrap());
 }
 
@@ -197,7 +172,7 @@ fn gguf_py_parts_merge_and_split_back_byte_for_byte() {
     let dir = tempfile::tempdir().unwrap();
     let first = fixture("gguf-py-00001-of-00003.gguf");
     let merged = dir.path().join("merged.gguf");
-    run_ok(&[
+    lines(&[
         "merge",
         first.to_str().unwrap(),
         "-o",
@@ -221,7 +196,7 @@ fn gguf_py_parts_merge_and_split_back_byte_for_byte() {
     }
     assert_eq!(ours.tensor_count(), theirs.tensor_count());
     // Split the merge as gguf-py split it (two tensors a part): its files.
-    let parts = run_ok(&[
+    let parts = lines(&[
         "split",
         merged.to_str().unwrap(),
         "--max-tensors",
@@ -240,7 +215,7 @@ fn gguf_py_parts_merge_and_split_back_byte_for_byte() {
     // Parts with an empty first part (metadata only) merge too.
     let small = fixture("gguf-py-small-first-00001-of-00004.gguf");
     let merged_small = dir.path().join("small.gguf");
-    run_ok(&[
+    lines(&[
         "merge",
         small.to_str().unwrap(),
         "-o",
@@ -280,7 +255,7 @@ fn refusals() {
         run_err(&["merge", s, "-o", dir.path().join("m").to_str().unwrap()])
             .contains("not the first part")
     );
-    let parts = run_ok(&["split", s, "--max-tensors", "5", "-o", p]);
+    let parts = lines(&["split", s, "--max-tensors", "5", "-o", p]);
     let before = std::fs::read(&parts[1]).unwrap();
     let stderr = run_err(&["merge", &parts[0], "-o", &parts[1]]);
     assert!(stderr.contains("is the input file"), "{stderr}");

@@ -238,6 +238,32 @@ impl<'data> Value<'data> {
         }
     }
 
+    /// True when `other` has this type and this exact value: floats by
+    /// their bits (a NaN equals the same NaN; `0.0` differs from `-0.0`),
+    /// strings by their bytes, arrays element by element. What "unchanged"
+    /// means when comparing two files; `==` compares floats as numbers.
+    ///
+    /// ```
+    /// use ggufmap::format::Value;
+    /// assert!(Value::F32(f32::NAN).identical(&Value::F32(f32::NAN)));
+    /// assert!(Value::F32(f32::NAN) != Value::F32(f32::NAN));
+    /// assert!(!Value::F32(0.0).identical(&Value::F32(-0.0)));
+    /// assert!(!Value::U32(1).identical(&Value::U64(1)));
+    /// ```
+    pub fn identical(&self, other: &Value<'_>) -> bool {
+        match (self, other) {
+            (Value::F32(x), Value::F32(y)) => x.to_bits() == y.to_bits(),
+            (Value::F64(x), Value::F64(y)) => x.to_bits() == y.to_bits(),
+            (Value::String(x), Value::String(y)) => x.as_bytes() == y.as_bytes(),
+            (Value::Array(x), Value::Array(y)) => {
+                x.element_type() == y.element_type()
+                    && x.len() == y.len()
+                    && x.iter().zip(y.iter()).all(|(p, q)| p.identical(&q))
+            }
+            (x, y) => x.value_type() == y.value_type() && x == y,
+        }
+    }
+
     /// The string, if this is one.
     pub fn as_string(&self) -> Option<GgufStr<'data>> {
         match *self {

@@ -730,17 +730,7 @@ pub fn bits16<T: bytemuck::Pod>(v: &[T]) -> Vec<u16> {
 
 /// Two values equal bit for bit (floats by their bits, so NaN equals NaN).
 pub fn same_value(a: &Value<'_>, b: &Value<'_>) -> bool {
-    match (a, b) {
-        (Value::F32(x), Value::F32(y)) => x.to_bits() == y.to_bits(),
-        (Value::F64(x), Value::F64(y)) => x.to_bits() == y.to_bits(),
-        (Value::String(x), Value::String(y)) => x.as_bytes() == y.as_bytes(),
-        (Value::Array(x), Value::Array(y)) => {
-            x.element_type() == y.element_type()
-                && x.len() == y.len()
-                && x.iter().zip(y.iter()).all(|(p, q)| same_value(&p, &q))
-        }
-        _ => a == b,
-    }
+    a.identical(b)
 }
 
 /// An owned value equals a borrowed one bit for bit.

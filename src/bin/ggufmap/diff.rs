@@ -79,7 +79,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     for (key, va) in ma.iter() {
         match mb.get(key) {
             None => removed.push((key, va)),
-            Some(vb) if equal(&va, &vb) => same_keys += 1,
+            Some(vb) if va.identical(&vb) => same_keys += 1,
             Some(vb) => changed.push(Changed {
                 key,
                 a: va,
@@ -240,22 +240,6 @@ fn typed(value: &Value<'_>) -> Json {
     .unwrap_or(Json::Null)
 }
 
-/// True when `a` and `b` have one type and one value (floats by bits, so
-/// a NaN equals itself; arrays element by element).
-fn equal(a: &Value<'_>, b: &Value<'_>) -> bool {
-    match (a, b) {
-        (Value::F32(x), Value::F32(y)) => x.to_bits() == y.to_bits(),
-        (Value::F64(x), Value::F64(y)) => x.to_bits() == y.to_bits(),
-        (Value::String(x), Value::String(y)) => x.as_bytes() == y.as_bytes(),
-        (Value::Array(x), Value::Array(y)) => {
-            x.element_type() == y.element_type()
-                && x.len() == y.len()
-                && x.iter().zip(y.iter()).all(|(p, q)| equal(&p, &q))
-        }
-        (x, y) => x.value_type() == y.value_type() && x == y,
-    }
-}
-
 /// For two arrays of one element type, the elements that differ, those
 /// only the longer one has included; `None` otherwise.
 fn differing_elements(a: &Value<'_>, b: &Value<'_>) -> Option<u64> {
@@ -265,7 +249,11 @@ fn differing_elements(a: &Value<'_>, b: &Value<'_>) -> Option<u64> {
     if x.element_type() != y.element_type() {
         return None;
     }
-    let unequal = x.iter().zip(y.iter()).filter(|(p, q)| !equal(p, q)).count() as u64;
+    let unequal = x
+        .iter()
+        .zip(y.iter())
+        .filter(|(p, q)| !p.identical(q))
+        .count() as u64;
     Some(unequal + x.len().abs_diff(y.len()))
 }
 
