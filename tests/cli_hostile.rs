@@ -216,7 +216,14 @@ fn every_subcommand_and_flag_survives_every_malformed_and_edge_file() {
             &["dequant", &file, "w", "-o", "-"],
             &["load", &file, "--matmul"],
             &["bench", &file],
-            &["edit", &file, "--set", "general.name=x", "-o", "-"],
+            &[
+                "edit",
+                &file,
+                "--set",
+                "general.name=x",
+                "-o",
+                &format!("{file}.edited"),
+            ],
             &[
                 "split",
                 &file,
