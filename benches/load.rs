@@ -18,7 +18,7 @@
 //!
 //! `cargo bench --features candle,cli --bench load`
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
