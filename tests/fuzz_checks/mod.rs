@@ -174,6 +174,7 @@ fn metadata_walks_and_lookups_agree(g: &Gguf<'_>) {
             same_meta(&owned, &value),
             "MetaValue::from_value differs for {key:?}"
         );
+        copies_write_back_alike(key, &owned, &value);
     }
     assert_eq!(seen, md.len());
     // Longer than any key: never there.
@@ -191,6 +192,25 @@ fn metadata_walks_and_lookups_agree(g: &Gguf<'_>) {
             other.value_type()
         ),
         None => assert_eq!(g.alignment(), DEFAULT_ALIGNMENT),
+    }
+}
+
+/// A value copied from a file (arrays kept as the file encoded them)
+/// written in either byte order reads back as the same value.
+fn copies_write_back_alike(key: &str, owned: &MetaValue, value: &Value<'_>) {
+    for order in [ByteOrder::Little, ByteOrder::Big] {
+        let mut writer = GgufWriter::new();
+        writer.set_byte_order(order);
+        // The writer may refuse what the parser accepts (its own keys).
+        if writer.add_metadata(key, owned.clone()).is_err() {
+            return;
+        }
+        let Ok(bytes) = writer.to_bytes() else {
+            return;
+        };
+        let again = Gguf::from_bytes(&bytes).expect("the writer's file parses");
+        let read = again.metadata().get(key).expect("the written key");
+        assert!(same_value(&read, value), "{key:?} written {order:?}");
     }
 }
 
