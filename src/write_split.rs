@@ -36,8 +36,9 @@ impl Gguf<'_> {
     /// padded to the alignment. The last part ends as the model's last file
     /// ends (padded or not), so [`Gguf::write_merged`] of the parts gives
     /// back, byte for byte, a file this crate, llama.cpp or the `gguf`
-    /// Python package wrote. Each part is written atomically, and never over
-    /// one of the model's own files; returns their paths.
+    /// Python package wrote. The parts are written to temporary files and
+    /// renamed into place together once all are complete, never over one of
+    /// the model's own files; returns their paths.
     ///
     /// Tensor data streams from the model to the parts (from memory, or
     /// read in bounded chunks from a stream): memory holds each part's
@@ -93,6 +94,10 @@ impl Gguf<'_> {
         }
         let end_padded = self.ends_padded();
         let mut tensors = self.tensors();
+        // Every part is written to its temporary file first and renamed into
+        // place only when all are complete: a failure (a full disk) leaves
+        // no new part behind and no file that was there replaced.
+        let mut written = Vec::with_capacity(paths.len());
         for ((no, &n), path) in (0..count).zip(&groups).zip(&paths) {
             let mut w = GgufWriter::new();
             w.set_alignment(self.alignment())?;
@@ -108,14 +113,26 @@ impl Gguf<'_> {
             for t in &part {
                 w.declare_tensor(t.name(), t.dtype(), t.dims())?;
             }
-            let out = AtomicFile::create_apart_from(path, &inputs).map_err(|source| Error::Io {
+            let io = |source| Error::Io {
                 path: Some(path.clone()),
                 source,
-            })?;
+            };
+            let mut out = AtomicFile::create_apart_from(path, &inputs).map_err(io)?;
             let mut next = part.iter();
-            w.write_atomic_with(out, |_, out| match next.next() {
+            w.write_to_with(&mut out, |_, out| match next.next() {
                 Some(t) => t.write_bytes_to(out).map_err(std::io::Error::other),
                 None => Ok(()),
+            })
+            .map_err(|e| match e {
+                Error::Io { path: None, source } => io(source),
+                other => other,
+            })?;
+            written.push(out);
+        }
+        for (out, path) in written.into_iter().zip(&paths) {
+            out.commit().map_err(|source| Error::Io {
+                path: Some(path.clone()),
+                source,
             })?;
         }
         Ok(paths)

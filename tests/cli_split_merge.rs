@@ -283,3 +283,31 @@ fn refusals() {
     assert!(!Path::new(&parts[0]).exists(), "the first part was written");
     assert!(Gguf::open(&q[0]).is_ok());
 }
+
+#[test]
+fn a_split_that_fails_part_way_leaves_no_part_and_replaces_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = dir.path().join("s");
+    // An old first part that must survive, and a directory where the
+    // second part would go: the split fails when it reaches it.
+    let first = dir.path().join("s-00001-of-00003.gguf");
+    std::fs::write(&first, b"old").unwrap();
+    std::fs::create_dir(dir.path().join("s-00002-of-00003.gguf")).unwrap();
+    let sample = sample();
+    let stderr = run_err(&[
+        "split",
+        sample.to_str().unwrap(),
+        "--max-tensors",
+        "5",
+        "-o",
+        prefix.to_str().unwrap(),
+    ]);
+    assert!(stderr.contains("s-00002-of-00003.gguf"), "{stderr}");
+    assert_eq!(std::fs::read(&first).unwrap(), b"old");
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["s-00001-of-00003.gguf", "s-00002-of-00003.gguf"]);
+}
