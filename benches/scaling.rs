@@ -81,7 +81,7 @@ impl TypeRun<'_> {
     fn fill(&self, out: &mut [f32], pool: &rayon::ThreadPool) {
         for t in &self.tensors {
             let n = t.n_elements() as usize;
-            if n <= FILL_CHUNK {
+            if n <= FILL_CHUNK || pool.current_num_threads() == 1 {
                 out[..n].fill(0.0);
                 continue;
             }
@@ -158,7 +158,13 @@ fn main() {
                 .build()
                 .expect("threads"),
         );
-        let options = DequantOptions::new().parallelism(Parallelism::Pool(Arc::clone(&pool)));
+        // One thread is the calling thread, as `Parallelism::threads(1)`
+        // gives it; more, a pool of that many.
+        let parallelism = match threads {
+            1 => Parallelism::Sequential,
+            _ => Parallelism::Pool(Arc::clone(&pool)),
+        };
+        let options = DequantOptions::new().parallelism(parallelism);
         for (i, run) in runs.iter().enumerate() {
             let bytes = (run.values * 4) as f64;
             let decode = bytes / timed(|| run.decode(&mut out, &options)).as_secs_f64() / 1e9;
