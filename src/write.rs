@@ -556,8 +556,7 @@ impl<'a> GgufWriter<'a> {
                 TensorData::Later => declared(t, out)?,
             }
             if self.pad_end || i + 1 < self.tensors.len() {
-                let padding = align_up(t.len, self.alignment).map_or(0, |end| end - t.len);
-                write_zeros(out, padding).map_err(Error::stream)?;
+                write_zeros(out, self.padding_after(i)).map_err(Error::stream)?;
             }
         }
         Ok(())
@@ -659,7 +658,10 @@ impl<'a> GgufWriter<'a> {
             })
             .collect::<std::io::Result<Vec<_>>>()
             .map_err(io)?;
-        self.copy_body(&mut out, &sources).map_err(io)?;
+        self.copy_body(&mut out, &sources).map_err(|e| match e {
+            Error::Io { path: None, source } => io(source),
+            other => other,
+        })?;
         out.commit().map_err(io)
     }
 
@@ -668,42 +670,40 @@ impl<'a> GgufWriter<'a> {
     /// source file, separated by exactly the padding the output needs and
     /// that padding all zeros there (a file whose metadata alone changed),
     /// are copied as one range: one system call for a whole data section.
-    fn copy_body(
-        &self,
-        out: &mut AtomicFile,
-        sources: &[Option<(&File, u64)>],
-    ) -> std::io::Result<()> {
-        out.write_all(&self.header().map_err(std::io::Error::other)?)?;
+    fn copy_body(&self, out: &mut AtomicFile, sources: &[Option<(&File, u64)>]) -> Result<()> {
+        out.write_all(&self.header()?).map_err(Error::stream)?;
         let mut i = 0;
         while let Some(t) = self.tensors.get(i) {
             let last = match (&t.data, sources.get(i).copied().flatten()) {
                 (TensorData::Bytes(bytes), _) => {
-                    out.write_all(bytes)?;
+                    out.write_all(bytes).map_err(Error::stream)?;
                     i
                 }
                 (TensorData::Later, Some((file, start))) => {
-                    let (last, len) = self.contiguous_run(i, file, start, sources)?;
-                    let copied = out.copy_from(file, start, len)?;
+                    let (last, len) = self
+                        .contiguous_run(i, file, start, sources)
+                        .map_err(Error::stream)?;
+                    let copied = out.copy_from(file, start, len).map_err(Error::stream)?;
                     if copied != len {
-                        return Err(std::io::Error::new(
+                        return Err(Error::stream(std::io::Error::new(
                             std::io::ErrorKind::UnexpectedEof,
                             format!(
                                 "the source of tensor {:?} ends after {copied} of {len} bytes",
                                 t.name
                             ),
-                        ));
+                        )));
                     }
                     last
                 }
                 (TensorData::Later, None) => {
-                    return Err(std::io::Error::other(format!(
+                    return Err(Error::stream(std::io::Error::other(format!(
                         "no source for tensor {:?}",
                         t.name
-                    )))
+                    ))))
                 }
             };
             if self.pad_end || last + 1 < self.tensors.len() {
-                write_zeros(out, self.padding_after(last))?;
+                write_zeros(out, self.padding_after(last)).map_err(Error::stream)?;
             }
             i = last + 1;
         }

@@ -4,33 +4,13 @@
 //! the same counts and checksums.
 #![cfg(feature = "cli")]
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+mod cli_common;
 
+use std::path::{Path, PathBuf};
+
+use cli_common::{run_ok, sample};
 use ggufmap::Gguf;
 use serde_json::Value as Json;
-
-const BIN: &str = env!("CARGO_BIN_EXE_ggufmap");
-
-fn sample() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/sample.gguf")
-}
-
-/// Runs the binary; asserts exit 0 and returns stdout.
-fn run_ok(args: &[&str]) -> Vec<u8> {
-    let out = Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("binary runs");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
 
 fn json(args: &[&str]) -> Json {
     serde_json::from_slice(&run_ok(args)).expect("valid JSON")

@@ -7,24 +7,19 @@
 //! description.
 #![cfg(all(feature = "cli", unix))]
 
+mod cli_common;
 mod gguf_cases;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
+use cli_common::{run_ok, sample};
 use gguf_cases::{Enc, T_STRING};
 use ggufmap::format::ValueType;
 use ggufmap::{GgmlType, Gguf, GgufWriter, MetaArray, MetaValue};
 use serde_json::Value as Json;
 
-const BIN: &str = env!("CARGO_BIN_EXE_ggufmap");
-
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn sample() -> PathBuf {
-    root().join("examples/sample.gguf")
 }
 
 /// The schema of `command`, parsed.
@@ -36,13 +31,7 @@ fn schema(command: &str) -> Json {
 
 /// Runs the binary, asserts success, parses stdout as JSON.
 fn run_json(args: &[&str]) -> Json {
-    let out = Command::new(BIN).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    serde_json::from_slice(&run_ok(args)).unwrap()
 }
 
 /// Asserts `document` is valid against the schema of its `command`,
@@ -285,26 +274,20 @@ fn diff_matches_its_schema() {
     let file = sample().to_string_lossy().into_owned();
     let edited = dir.path().join("edited.gguf");
     let edited = edited.to_string_lossy().into_owned();
-    let status = Command::new(BIN)
-        .args([
-            "edit",
-            &file,
-            "-o",
-            &edited,
-            "--set",
-            "general.name=x",
-            "--set",
-            "n:f32=nan",
-        ])
-        .args([
-            "--delete",
-            "tokenizer.chat_template",
-            "--rename-tensor",
-            "blk.0.attn_k.weight=k",
-        ])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    run_ok(&[
+        "edit",
+        &file,
+        "-o",
+        &edited,
+        "--set",
+        "general.name=x",
+        "--set",
+        "n:f32=nan",
+        "--delete",
+        "tokenizer.chat_template",
+        "--rename-tensor",
+        "blk.0.attn_k.weight=k",
+    ]);
     let document = check(&["diff", "--json", &file, &edited]);
     assert_eq!(document["metadata"]["added"][0]["value"]["value"], "NaN");
     check(&["diff", "--json", &file, &file]);
