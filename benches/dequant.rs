@@ -155,27 +155,92 @@ fn fill(out: &mut [f32]) {
     black_box(out).fill(0.0);
 }
 
+/// The output written by ordinary vector stores, with nothing read: what a
+/// kernel's own stores can reach. `fill` compiles to `memset`, whose string
+/// stores skip reading each cache line before writing it; a kernel's
+/// stores cannot, so this is the ceiling a memory-bound kernel meets.
+fn store(out: &mut [f32]) {
+    // 1.0's bytes differ from one another, so this stays a store loop.
+    black_box(out).fill(black_box(1.0));
+}
+
+/// The type's memory traffic with no arithmetic: its input read (an XOR
+/// over the bytes) and its output stored, a chunk of each in turn, as a
+/// kernel does. A kernel that reaches this rate is at the machine's limit
+/// for its input and output sizes, whatever the fill does.
+fn stream(input: &[u8], out: &mut [f32]) {
+    const OUT_CHUNK: usize = 256;
+    let in_chunk = input.len().div_ceil(out.len().div_ceil(OUT_CHUNK)).max(1);
+    let mut seen = 0u64;
+    for (out, input) in black_box(out)
+        .chunks_mut(OUT_CHUNK)
+        .zip(input.chunks(in_chunk))
+    {
+        let words = input.chunks_exact(8);
+        let tail = words
+            .remainder()
+            .iter()
+            .fold(0, |acc, &b| acc ^ u64::from(b));
+        seen ^= words.fold(tail, |acc, w| {
+            acc ^ u64::from_ne_bytes(w.try_into().expect("8 bytes"))
+        });
+        out.fill(1.0);
+    }
+    black_box(seen);
+}
+
+/// Whether a type meets its target: `yes`, `limit` where it falls short
+/// but runs at 0.9x or more of its traffic ceiling (`stream`: the machine's
+/// memory, not the kernel, stops it), else `no`.
+fn verdict(ours: f64, target: f64, stream: f64) -> &'static str {
+    if ours >= target {
+        "yes"
+    } else if ours >= 0.9 * stream {
+        "limit"
+    } else {
+        "no"
+    }
+}
+
 fn gbps(bytes: usize, t: Duration) -> f64 {
     bytes as f64 / t.as_secs_f64() / 1e9
 }
 
+/// Best times of the contenders, from interleaved runs.
+struct Times {
+    ours: Duration,
+    candle: Option<Duration>,
+    fill: Duration,
+    store: Duration,
+    stream: Duration,
+}
+
 /// Best time of `SUMMARY_RUNS` interleaved runs of each contender.
-fn summary_times(case: &mut Case, out: &mut [f32]) -> (Duration, Option<Duration>, Duration) {
-    let (mut t_ours, mut t_candle, mut t_fill) = (Duration::MAX, Duration::MAX, Duration::MAX);
+fn summary_times(case: &mut Case, out: &mut [f32]) -> Times {
+    let best = |t: &mut Duration, run: &mut dyn FnMut()| {
+        let start = Instant::now();
+        run();
+        *t = (*t).min(start.elapsed());
+    };
+    let mut t = Times {
+        ours: Duration::MAX,
+        candle: case.candle.as_ref().map(|_| Duration::MAX),
+        fill: Duration::MAX,
+        store: Duration::MAX,
+        stream: Duration::MAX,
+    };
     for _ in 0..SUMMARY_RUNS {
-        let start = Instant::now();
-        ours(case.dtype, &case.bytes, out).expect("dequantize");
-        t_ours = t_ours.min(start.elapsed());
-        if let Some(candle) = case.candle.as_mut() {
-            let start = Instant::now();
-            candle(black_box(&mut *out));
-            t_candle = t_candle.min(start.elapsed());
+        best(&mut t.ours, &mut || {
+            ours(case.dtype, &case.bytes, out).expect("dequantize")
+        });
+        if let (Some(candle), Some(t_candle)) = (case.candle.as_mut(), t.candle.as_mut()) {
+            best(t_candle, &mut || candle(black_box(&mut *out)));
         }
-        let start = Instant::now();
-        fill(out);
-        t_fill = t_fill.min(start.elapsed());
+        best(&mut t.fill, &mut || fill(out));
+        best(&mut t.store, &mut || store(out));
+        best(&mut t.stream, &mut || stream(&case.bytes, out));
     }
-    (t_ours, case.candle.as_ref().map(|_| t_candle), t_fill)
+    t
 }
 
 /// Elements where candle's output differs from ours (same blocks), as a
@@ -193,6 +258,26 @@ fn disagreements(case: &mut Case, out: &mut [f32]) -> Option<usize> {
     )
 }
 
+/// Criterion's groups for one type (`dequant/<TYPE>`): ours, candle's and
+/// the fill.
+fn criterion_groups(criterion: &mut Criterion, case: &mut Case, out: &mut [f32]) {
+    let dtype = case.dtype;
+    let mut group = criterion.benchmark_group(format!("dequant/{dtype}"));
+    group.throughput(Throughput::Bytes(std::mem::size_of_val(out) as u64));
+    group.bench_function(BenchmarkId::from_parameter("ggufmap"), |b| {
+        b.iter(|| ours(dtype, &case.bytes, out))
+    });
+    if let Some(candle) = case.candle.as_mut() {
+        group.bench_function(BenchmarkId::from_parameter("candle"), |b| {
+            b.iter(|| candle(black_box(&mut *out)))
+        });
+    }
+    group.bench_function(BenchmarkId::from_parameter("fill"), |b| {
+        b.iter(|| fill(out))
+    });
+    group.finish();
+}
+
 fn main() {
     let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let mut criterion = Criterion::default()
@@ -201,6 +286,7 @@ fn main() {
         .measurement_time(Duration::from_millis(600))
         .configure_from_args();
 
+    let dump = std::env::var_os("GGUFMAP_DUMP_BLOCKS").map(std::path::PathBuf::from);
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let xs: Vec<f32> = (0..ELEMS).map(|_| weight(&mut rng)).collect();
     // Allocated and touched once: no page faults inside the timed loops.
@@ -222,24 +308,18 @@ fn main() {
             }
         }
 
-        let mut group = criterion.benchmark_group(format!("dequant/{dtype}"));
-        group.throughput(Throughput::Bytes(out_bytes as u64));
-        group.bench_function(BenchmarkId::from_parameter("ggufmap"), |b| {
-            b.iter(|| ours(dtype, &case.bytes, &mut out))
-        });
-        if let Some(candle) = case.candle.as_mut() {
-            group.bench_function(BenchmarkId::from_parameter("candle"), |b| {
-                b.iter(|| candle(black_box(&mut out)))
-            });
+        // For scripts/ggml_reference.sh: the blocks, for ggml to decode the
+        // same; the summary alone is timed.
+        if let Some(dir) = &dump {
+            std::fs::write(dir.join(format!("{}.blocks", dtype.name())), &case.bytes)
+                .expect("write blocks");
+        } else {
+            criterion_groups(&mut criterion, &mut case, &mut out);
         }
-        group.bench_function(BenchmarkId::from_parameter("fill"), |b| {
-            b.iter(|| fill(&mut out))
-        });
-        group.finish();
 
         let differ = disagreements(&mut case, &mut out);
-        let (t_ours, t_candle, t_fill) = summary_times(&mut case, &mut out);
-        rows.push((dtype, t_ours, t_candle, t_fill, differ));
+        let times = summary_times(&mut case, &mut out);
+        rows.push((dtype, times, differ));
     }
 
     println!();
@@ -247,22 +327,44 @@ fn main() {
         "single thread, {} MiB f32 output per type, best of {SUMMARY_RUNS} runs, GB/s of output",
         out_bytes >> 20
     );
+    println!("target: 1.5x candle or 0.8x fill, whichever is lower (0.8x fill where candle lacks the type)");
     println!(
-        "{:<8} {:>8} {:>8} {:>8} {:>12} {:>10} {:>14}",
-        "type", "ours", "candle", "fill", "ours/candle", "ours/fill", "!=candle elems"
+        "stream: the type's input read and output stored with no arithmetic (its traffic ceiling)"
     );
-    for (dtype, t_ours, t_candle, t_fill, differ) in rows {
-        let (o, f) = (gbps(out_bytes, t_ours), gbps(out_bytes, t_fill));
-        let c = t_candle.map(|t| gbps(out_bytes, t));
+    println!(
+        "{:<8} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>5} {:>6}",
+        "type",
+        "ours",
+        "candle",
+        "fill",
+        "store",
+        "stream",
+        "/candle",
+        "/fill",
+        "/stream",
+        "target",
+        "met",
+        "!=cndl"
+    );
+    for (dtype, t, differ) in rows {
+        let rate = |t: Duration| gbps(out_bytes, t);
+        let (o, f, s, st) = (rate(t.ours), rate(t.fill), rate(t.store), rate(t.stream));
+        let c = t.candle.map(rate);
+        let target = c.map_or(0.8 * f, |c| (1.5 * c).min(0.8 * f));
         let dash = || "-".to_string();
         println!(
-            "{:<8} {:>8.2} {:>8} {:>8.2} {:>12} {:>10.2} {:>14}",
+            "{:<8} {:>7.2} {:>7} {:>7.2} {:>7.2} {:>7.2} {:>7} {:>7.2} {:>7.2} {:>7.2} {:>5} {:>6}",
             dtype.name(),
             o,
             c.map_or_else(dash, |c| format!("{c:.2}")),
             f,
+            s,
+            st,
             c.map_or_else(dash, |c| format!("{:.2}", o / c)),
             o / f,
+            o / st,
+            target,
+            verdict(o, target, st),
             differ.map_or_else(dash, |d| d.to_string()),
         );
     }

@@ -5,8 +5,13 @@
 # ROUNDS rounds interleaved; medians per type and their ratio.
 #
 #   bash scripts/ggml_reference.sh [MODEL.gguf]
+#   bash scripts/ggml_reference.sh --blocks
 #
-# MODEL defaults to Gemma 3 270M (scripts/fetch_gemma.sh). llama.cpp comes
+# MODEL defaults to Gemma 3 270M (scripts/fetch_gemma.sh). With --blocks,
+# every type instead: the blocks `cargo bench --features candle --bench
+# dequant` decodes (8 MiB of f32 output per type, cache-resident), written
+# out for ggml to decode the same (GGUFMAP_DUMP_BLOCKS), its summary table
+# giving ggufmap's side. llama.cpp comes
 # from the llama-cpp-python sdist on PyPI (vendor/llama.cpp), built with
 # cmake and ninja from PyPI, into ~/.cache/ggufmap/ggml-reference.
 # ggufmap's side is `cargo bench --features cli --bench scaling` at one
@@ -14,7 +19,7 @@
 # median of 5 passes after one that reads the pages in.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-MODEL=${1:-$(bash scripts/fetch_gemma.sh)}
+if [ "${1:-}" = --blocks ]; then MODEL=--blocks; else MODEL=${1:-$(bash scripts/fetch_gemma.sh)}; fi
 ROUNDS=${ROUNDS:-3}
 LLAMA_CPP_PYTHON=${LLAMA_CPP_PYTHON:-0.3.36}
 WORK=${GGML_REFERENCE_DIR:-$HOME/.cache/ggufmap/ggml-reference}
@@ -34,15 +39,31 @@ if [ ! -x "$WORK/to_float" ]; then
     cc -O2 -I"$GGML/include" scripts/ggml_reference/to_float.c \
         "$WORK/build/src/libggml-base.a" -lstdc++ -lm -fopenmp -lpthread -o "$WORK/to_float"
 fi
-cargo bench --features cli --bench scaling --no-run --quiet 2>/dev/null
+
+# One round of ggufmap's side: "TYPE GBPS" lines.
+BLOCKS="$WORK/blocks"
+ours() {
+    if [ "$MODEL" = --blocks ]; then
+        mkdir -p "$BLOCKS"
+        GGUFMAP_DUMP_BLOCKS="$BLOCKS" cargo bench --features candle --bench dequant --quiet 2>/dev/null \
+            | awk 'go && NF > 2 {print $1, $2} $1 == "type" {go = 1}'
+    else
+        GGUFMAP_GEMMA="$MODEL" GGUFMAP_THREADS=1 cargo bench --features cli --bench scaling --quiet 2>/dev/null \
+            | awk '$1 == "1" && $2 != "verify" {print $2, $3}'
+    fi
+}
+ggml() {
+    if [ "$MODEL" = --blocks ]; then "$WORK/to_float" --blocks "$BLOCKS"; else "$WORK/to_float" "$MODEL"; fi
+}
+cargo bench --features candle,cli --bench scaling --bench dequant --no-run --quiet 2>/dev/null
 
 echo "model: $MODEL; $ROUNDS rounds, single thread, GB/s of f32 output"
 : > "$WORK/ggml.txt"
 : > "$WORK/ours.txt"
 for _ in $(seq "$ROUNDS"); do
-    "$WORK/to_float" "$MODEL" >> "$WORK/ggml.txt"
-    GGUFMAP_GEMMA="$MODEL" GGUFMAP_THREADS=1 cargo bench --features cli --bench scaling --quiet 2>/dev/null \
-        | awk '$1 == "1" && $2 != "verify" {print $2, $3}' >> "$WORK/ours.txt"
+    # ggufmap first: in --blocks mode it writes the blocks ggml reads.
+    ours >> "$WORK/ours.txt"
+    ggml >> "$WORK/ggml.txt"
 done
 python3 - "$WORK/ggml.txt" "$WORK/ours.txt" <<'PY'
 import statistics, sys

@@ -5,14 +5,22 @@
 // ggufmap's rates with, on the same tensors and the same machine.
 //
 //   to_float MODEL.gguf
+//   to_float --blocks DIR
 //
-// Prints one line per type: `TYPE TENSORS VALUES GBPS`.
+// The second form decodes the raw blocks in each `DIR/<TYPE>.blocks` (as
+// `cargo bench --bench dequant` writes them with GGUFMAP_DUMP_BLOCKS=DIR)
+// instead of a model's tensors, types ggml does not know skipped.
+//
+// Prints one line per type: `TYPE TENSORS VALUES GBPS` (TENSORS is 1 for a
+// blocks file).
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/mman.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -33,9 +41,70 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+// The median of PASSES timed decodes of `values` values of `t` from
+// `data` into `out`, after one untimed pass, in GB/s of f32 output.
+static double rate(const struct ggml_type_traits *traits, const void *data, float *out,
+                   int64_t values) {
+    double times[PASSES + 1];
+    for (int pass = 0; pass <= PASSES; pass++) {
+        double start = now();
+        traits->to_float(data, out, values);
+        times[pass] = now() - start;
+    }
+    qsort(times + 1, PASSES, sizeof(double), cmp_double);
+    return values * 4.0 / times[1 + PASSES / 2] / 1e9;
+}
+
+// Every `<TYPE>.blocks` file in `dir` whose TYPE ggml knows, decoded whole.
+static int blocks_dir(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) {
+        perror(dir);
+        return 1;
+    }
+    struct dirent *entry;
+    while ((entry = readdir(d))) {
+        char name[64];
+        size_t len = strlen(entry->d_name);
+        if (len < 8 || len - 7 >= sizeof name || strcmp(entry->d_name + len - 7, ".blocks")) continue;
+        memcpy(name, entry->d_name, len - 7);
+        name[len - 7] = 0;
+        int t = 0;
+        while (t < GGML_TYPE_COUNT &&
+               !(ggml_type_name(t) && strcasecmp(ggml_type_name(t), name) == 0))
+            t++;
+        const struct ggml_type_traits *traits = t < GGML_TYPE_COUNT ? ggml_get_type_traits(t) : NULL;
+        if (!traits || !traits->to_float || ggml_type_size(t) == 0) continue;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, entry->d_name);
+        FILE *f = fopen(path, "rb");
+        struct stat st;
+        if (!f || stat(path, &st) != 0) {
+            perror(path);
+            return 1;
+        }
+        uint8_t *data = malloc(st.st_size);
+        if (fread(data, 1, st.st_size, f) != (size_t)st.st_size) {
+            perror(path);
+            return 1;
+        }
+        fclose(f);
+        int64_t values = st.st_size / ggml_type_size(t) * ggml_blck_size(t);
+        float *out = malloc(values * sizeof(float));
+        memset(out, 0, values * sizeof(float));
+        printf("%s 1 %lld %.3f\n", ggml_type_name(t), (long long)values,
+               rate(traits, data, out, values));
+        free(out);
+        free(data);
+    }
+    closedir(d);
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc == 3 && strcmp(argv[1], "--blocks") == 0) return blocks_dir(argv[2]);
     if (argc != 2) {
-        fprintf(stderr, "usage: %s MODEL.gguf\n", argv[0]);
+        fprintf(stderr, "usage: %s MODEL.gguf | --blocks DIR\n", argv[0]);
         return 2;
     }
     struct gguf_init_params params = {.no_alloc = true, .ctx = NULL};

@@ -6,6 +6,7 @@
 
 use half::f16;
 
+use super::bits::f16_to_f32;
 use super::grids::IQ1S_GRID;
 use super::{Block, ScaleField, ScaleKind};
 use crate::dtype::GgmlType;
@@ -54,7 +55,7 @@ impl Block for BlockIQ1_S {
 
     // Matches gguf-py 0.19.0 quants.IQ1_S.dequantize_blocks.
     fn dequantize(&self, out: &mut [f32]) {
-        let d = self.d.to_f32();
+        let d = f16_to_f32(self.d);
         let sub_blocks = self.qs.chunks_exact(4).zip(&self.qh);
         for ((qs, &qh), out) in sub_blocks.zip(out.chunks_exact_mut(32)) {
             let dl = iq1_scale(d, qh >> 12);
@@ -104,7 +105,7 @@ impl Block for BlockIQ1_M {
 
     // Matches gguf-py 0.19.0 quants.IQ1_M.dequantize_blocks.
     fn dequantize(&self, out: &mut [f32]) {
-        let d = self.d().to_f32();
+        let d = f16_to_f32(self.d());
         let words = self.scale_words();
         // Sixteen groups of 16 elements, each two grid entries with one scale.
         let groups = self.qs.chunks_exact(2).zip(&self.qh);

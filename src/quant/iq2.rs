@@ -6,7 +6,7 @@
 
 use half::f16;
 
-use super::bits::scale_signed;
+use super::bits::{f16_to_f32, scale_signed};
 use super::grids::{IQ2S_GRID, IQ2XS_GRID, IQ2XXS_GRID, KSIGN_MASKS, SIGN_MASKS};
 use super::{Block, ScaleField, ScaleKind};
 use crate::dtype::GgmlType;
@@ -34,7 +34,7 @@ impl Block for BlockIQ2_XXS {
 
     // Matches gguf-py 0.19.0 quants.IQ2_XXS.dequantize_blocks.
     fn dequantize(&self, out: &mut [f32]) {
-        let d = self.d.to_f32();
+        let d = f16_to_f32(self.d);
         for (q, out) in self.qs.chunks_exact(4).zip(out.chunks_exact_mut(32)) {
             let grid = u32::from(q[0]) | (u32::from(q[1]) << 16);
             let signs = u32::from(q[2]) | (u32::from(q[3]) << 16);
@@ -66,7 +66,7 @@ impl Block for BlockIQ2_XS {
 
     // Matches gguf-py 0.19.0 quants.IQ2_XS.dequantize_blocks.
     fn dequantize(&self, out: &mut [f32]) {
-        let d = self.d.to_f32();
+        let d = f16_to_f32(self.d);
         let sub_blocks = self.qs.chunks_exact(4).zip(&self.scales);
         for ((qs, &sc), out) in sub_blocks.zip(out.chunks_exact_mut(32)) {
             let db = [iq2_scale(d, sc & 0x0f), iq2_scale(d, sc >> 4)];
@@ -99,7 +99,7 @@ impl Block for BlockIQ2_S {
 
     // Matches gguf-py 0.19.0 quants.IQ2_S.dequantize_blocks.
     fn dequantize(&self, out: &mut [f32]) {
-        let d = self.d.to_f32();
+        let d = f16_to_f32(self.d);
         let (indices, signs) = self.qs.split_at(32);
         let sub_blocks = indices.chunks_exact(4).zip(signs.chunks_exact(4));
         let sub_blocks = sub_blocks.zip(self.qh.iter().zip(&self.scales));

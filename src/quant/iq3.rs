@@ -5,7 +5,7 @@
 
 use half::f16;
 
-use super::bits::scale_signed;
+use super::bits::{f16_to_f32, scale_signed};
 use super::grids::{IQ3S_GRID, IQ3XXS_GRID, KSIGN_MASKS, SIGN_MASKS};
 use super::{Block, ScaleField, ScaleKind};
 use crate::dtype::GgmlType;
@@ -36,7 +36,7 @@ impl Block for BlockIQ3_XXS {
 
     // Matches gguf-py 0.19.0 quants.IQ3_XXS.dequantize_blocks.
     fn dequantize(&self, out: &mut [f32]) {
-        let d = self.d.to_f32();
+        let d = f16_to_f32(self.d);
         let (indices, scales_and_signs) = self.qs.split_at(64);
         let sub_blocks = indices
             .chunks_exact(8)
@@ -78,7 +78,7 @@ impl Block for BlockIQ3_S {
 
     // Matches gguf-py 0.19.0 quants.IQ3_S.dequantize_blocks.
     fn dequantize(&self, out: &mut [f32]) {
-        let d = self.d.to_f32();
+        let d = f16_to_f32(self.d);
         let sub_blocks = self
             .qs
             .chunks_exact(8)

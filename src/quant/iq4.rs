@@ -6,7 +6,7 @@
 
 use half::f16;
 
-use super::bits::{lookup_nibbles, scaled_levels};
+use super::bits::{f16_to_f32, lookup_nibbles, scaled_levels};
 use super::grids::KVALUES_IQ4NL;
 use super::{Block, ScaleField, ScaleKind};
 use crate::dtype::GgmlType;
@@ -27,7 +27,7 @@ impl Block for BlockIQ4_NL {
 
     // Matches gguf-py 0.19.0 quants.IQ4_NL.dequantize_blocks.
     fn dequantize(&self, out: &mut [f32]) {
-        let table = scaled_levels(self.d.to_f32(), &KVALUES_IQ4NL);
+        let table = scaled_levels(f16_to_f32(self.d), &KVALUES_IQ4NL);
         lookup_nibbles(out, &self.qs, &table);
     }
 }
@@ -52,7 +52,7 @@ impl Block for BlockIQ4_XS {
 
     // Matches gguf-py 0.19.0 quants.IQ4_XS.dequantize_blocks.
     fn dequantize(&self, out: &mut [f32]) {
-        let d = self.d.to_f32();
+        let d = f16_to_f32(self.d);
         for (k, (qs, out)) in self
             .qs
             .chunks_exact(16)

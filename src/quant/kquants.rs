@@ -174,6 +174,14 @@ fn sub_block_scales(scales: &[u8; 12], d: f16, dmin: f16) -> ([f32; 8], [f32; 8]
     )
 }
 
+/// `out[l] = d * q[l] - m`, the reference's order of operations.
+#[inline(always)]
+fn scale_min(q: &[u8; 32], d: f32, m: f32, out: &mut [f32]) {
+    for (o, &q) in out[..32].iter_mut().zip(q) {
+        *o = d * f32::from(q) - m;
+    }
+}
+
 impl Block for BlockQ4_K {
     const TYPE: GgmlType = GgmlType::Q4_K;
     const SCALES: &'static [ScaleField] = &[
@@ -223,12 +231,15 @@ impl Block for BlockQ5_K {
             let (lo, hi) = out.split_at_mut(32);
             let (d1, m1, d2, m2) = (dl[2 * i], ml[2 * i], dl[2 * i + 1], ml[2 * i + 1]);
             let (b1, b2) = (1u8 << (2 * i), 2u8 << (2 * i));
-            for (((lo, hi), &q), &h) in lo.iter_mut().zip(hi).zip(qs).zip(&self.qh) {
-                let h1 = if h & b1 != 0 { 16 } else { 0 };
-                let h2 = if h & b2 != 0 { 16 } else { 0 };
-                *lo = d1 * f32::from((q & 0xF) | h1) - m1;
-                *hi = d2 * f32::from((q >> 4) | h2) - m2;
+            // The values first, sixteen bytes to a vector, then their scaling.
+            let mut low = [0u8; 32];
+            let mut high = [0u8; 32];
+            for (((low, high), &q), &h) in low.iter_mut().zip(&mut high).zip(qs).zip(&self.qh) {
+                *low = (q & 0xF) | if h & b1 != 0 { 16 } else { 0 };
+                *high = (q >> 4) | if h & b2 != 0 { 16 } else { 0 };
             }
+            scale_min(&low, d1, m1, lo);
+            scale_min(&high, d2, m2, hi);
         }
     }
 }

@@ -6,6 +6,7 @@
 
 use half::f16;
 
+use super::bits::f16_to_f32;
 use super::{Block, ScaleField, ScaleKind};
 use crate::dtype::GgmlType;
 
@@ -26,7 +27,7 @@ impl Block for BlockQ1_0 {
 
     // Matches ggml-quants.c dequantize_row_q1_0 (llama.cpp in llama-cpp-python 0.3.36).
     fn dequantize(&self, out: &mut [f32]) {
-        let d = self.d.to_f32();
+        let d = f16_to_f32(self.d);
         let neg_d = -d;
         for (&bits, out) in self.qs.iter().zip(out.chunks_exact_mut(8)) {
             for (j, o) in out.iter_mut().enumerate() {
@@ -53,7 +54,7 @@ impl Block for BlockQ2_0 {
 
     // Matches ggml-quants.c dequantize_row_q2_0 (llama.cpp in llama-cpp-python 0.3.36).
     fn dequantize(&self, out: &mut [f32]) {
-        let d = self.d.to_f32();
+        let d = f16_to_f32(self.d);
         for (&q, out) in self.qs.iter().zip(out.chunks_exact_mut(4)) {
             for (j, o) in out.iter_mut().enumerate() {
                 // `((int)q - 1) * d`: the level converted to float, then scaled.

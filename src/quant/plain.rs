@@ -3,7 +3,7 @@
 
 use std::any::TypeId;
 
-use half::{bf16, f16, slice::HalfFloatSliceExt};
+use half::{bf16, f16};
 
 use super::Output;
 use crate::dtype::GgmlType;
@@ -59,24 +59,80 @@ impl Plain for f16 {
 
     #[inline]
     fn to_f32_slice(src: &[Self], dst: &mut [f32]) {
-        // Matches gguf-py 0.19.0 quants.dequantize for F16 (numpy's exact
-        // float16 -> float32 cast); half uses F16C where the CPU has it.
-        src.convert_to_f32_slice(dst);
-        // F16C and half quiet signalling NaNs, numpy keeps them as they are:
-        // redo NaNs the numpy way (sign, all-ones exponent, mantissa << 13).
-        let top = src
-            .iter()
-            .fold(0, |m, h| m.max((h.to_bits() & 0x7FFF) as i16));
-        if top > 0x7C00 {
-            for (d, s) in dst.iter_mut().zip(src) {
-                let bits = s.to_bits();
-                if bits & 0x7FFF > 0x7C00 {
-                    let sign = u32::from(bits & 0x8000) << 16;
-                    *d = f32::from_bits(sign | 0x7F80_0000 | (u32::from(bits & 0x03FF) << 13));
+        // Matches gguf-py 0.19.0 quants.dequantize for F16: numpy's exact
+        // float16 -> float32 cast, which keeps signalling NaNs as they are
+        // (F16C would quiet them). Integer operations the compiler turns
+        // into vector code for any x86-64: a run of normal numbers and
+        // zeros (all of a typical weight tensor) takes the short path.
+        for (d, s) in dst.chunks_mut(F16_RUN).zip(src.chunks(F16_RUN)) {
+            if all_normal_or_zero(s) {
+                for (d, s) in d.iter_mut().zip(s) {
+                    *d = f16_normal_or_zero_to_f32(s.to_bits());
+                }
+            } else {
+                for (d, s) in d.iter_mut().zip(s) {
+                    *d = f16_bits_to_f32(s.to_bits());
                 }
             }
         }
     }
+}
+
+/// F16 elements checked together for the short path: a subnormal, infinity
+/// or NaN sends only its own run to the general one.
+const F16_RUN: usize = 64;
+
+/// 2^-24, the value of the least f16 subnormal.
+const F16_SUBNORMAL_UNIT: f32 = 1.0 / 16_777_216.0;
+
+/// Whether every f16 in `run` is a normal number or a zero. Per
+/// magnitude, two unsigned saturating differences are nonzero exactly for
+/// an infinity or NaN (above 0x7BFF) and for a subnormal (1..=0x3FF, which
+/// less one lies below 0x3FF); OR-ed over the run, they vectorize to eight
+/// lanes in four operations.
+#[inline(always)]
+fn all_normal_or_zero(run: &[f16]) -> bool {
+    run.iter().fold(0u16, |bad, h| {
+        let magnitude = h.to_bits() & 0x7FFF;
+        bad | magnitude.saturating_sub(0x7BFF) | 0x03FFu16.saturating_sub(magnitude.wrapping_sub(1))
+    }) == 0
+}
+
+/// 2^112 = 2^(127 - 15): the factor between an f16's exponent and the same
+/// bits read as an f32's.
+const F16_REBIAS: f32 = f32::from_bits((127 + 112) << 23);
+
+/// [`f16_bits_to_f32`] for a normal number or a zero: the sign moves to
+/// bit 31 and the exponent and mantissa to bits 13..28 (an arithmetic
+/// shift of the bits placed at 16..32, the shifted-in copies of the sign
+/// masked off), giving a normal f32 (or a zero) 2^112 times too small;
+/// the multiplication by 2^112 is exact and keeps the sign.
+#[inline(always)]
+fn f16_normal_or_zero_to_f32(h: u16) -> f32 {
+    let high = u32::from(h) << 16;
+    f32::from_bits((high as i32 >> 3) as u32 & 0x8FFF_FFFF) * F16_REBIAS
+}
+
+/// The exact f32 value of the f16 with bits `h`: a normal number rebiases
+/// its exponent, a subnormal (or zero) is its integer mantissa times 2^-24
+/// (exact: at most 10 significant bits), an infinity or NaN keeps its
+/// mantissa under an all-ones exponent (payload and signalling bit as they
+/// are, as numpy does).
+#[inline(always)]
+fn f16_bits_to_f32(h: u16) -> f32 {
+    let sign = u32::from(h & 0x8000) << 16;
+    let magnitude = u32::from(h & 0x7FFF);
+    let normal = (magnitude << 13) + 0x3800_0000;
+    let special = (magnitude << 13) | 0x7F80_0000;
+    let subnormal = (magnitude as i32 as f32 * F16_SUBNORMAL_UNIT).to_bits();
+    let bits = if magnitude < 0x0400 {
+        subnormal
+    } else if magnitude >= 0x7C00 {
+        special
+    } else {
+        normal
+    };
+    f32::from_bits(sign | bits)
 }
 
 impl Plain for bf16 {
@@ -250,6 +306,31 @@ mod tests {
             assert_eq!(a.to_bits(), b.to_bits(), "{dtype}");
         }
         reference
+    }
+
+    /// Every f16 bit pattern, in runs that mix the short path's numbers
+    /// with subnormals, infinities and NaNs and runs that do not: numpy's
+    /// cast, value for value and NaN payload for NaN payload.
+    #[test]
+    fn every_f16_bit_pattern_converts_as_numpy_does() {
+        let all: Vec<f16> = (0..=u16::MAX).map(f16::from_bits).collect();
+        // Also shifted by a few elements, so runs start at other patterns.
+        for skip in [0, 1, 37] {
+            let src = &all[skip..];
+            let mut out = vec![0f32; src.len()];
+            f16::to_f32_slice(src, &mut out);
+            for (h, o) in src.iter().zip(&out) {
+                let bits = h.to_bits();
+                let expected = if h.is_nan() {
+                    (u32::from(bits & 0x8000) << 16)
+                        | 0x7F80_0000
+                        | (u32::from(bits & 0x03FF) << 13)
+                } else {
+                    h.to_f32().to_bits()
+                };
+                assert_eq!(o.to_bits(), expected, "f16 bits {bits:#06x}");
+            }
+        }
     }
 
     #[test]

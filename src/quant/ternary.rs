@@ -2,6 +2,7 @@
 
 use half::f16;
 
+use super::bits::f16_to_f32;
 use super::{Block, ScaleField, ScaleKind};
 use crate::dtype::GgmlType;
 
@@ -70,7 +71,7 @@ impl Block for BlockTQ1_0 {
 
     // Matches gguf-py 0.19.0 quants.TQ1_0.dequantize_blocks.
     fn dequantize(&self, out: &mut [f32]) {
-        let d = self.d.to_f32();
+        let d = f16_to_f32(self.d);
         let (qs0, qs1) = self.qs.split_at(32);
         let (out0, rest) = out.split_at_mut(160);
         let (out1, out2) = rest.split_at_mut(80);
@@ -97,7 +98,7 @@ impl Block for BlockTQ2_0 {
 
     // Matches gguf-py 0.19.0 quants.TQ2_0.dequantize_blocks.
     fn dequantize(&self, out: &mut [f32]) {
-        let d = self.d.to_f32();
+        let d = f16_to_f32(self.d);
         for (qs, out) in self.qs.chunks_exact(32).zip(out.chunks_exact_mut(128)) {
             // Widen each byte once for its four codes (rows of 32); measured
             // faster here than a pass per code, unlike TQ1_0.
