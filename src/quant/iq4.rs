@@ -46,6 +46,17 @@ pub struct BlockIQ4_XS {
     pub qs: [u8; 128],
 }
 
+impl BlockIQ4_XS {
+    /// Sub-block `k`'s scale (0..8): six bits, low four from `scales_l`
+    /// and high two from `scales_h`, less 32.
+    #[inline(always)]
+    pub(crate) fn sub_block_scale(&self, k: usize) -> i8 {
+        let low = (self.scales_l[k / 2] >> (4 * (k % 2))) & 0x0f;
+        let high = ((self.scales_h >> (2 * k)) & 3) as u8;
+        (low | (high << 4)) as i8 - 32
+    }
+}
+
 impl Block for BlockIQ4_XS {
     const TYPE: GgmlType = GgmlType::IQ4_XS;
     const SCALES: &'static [ScaleField] = &[ScaleField::at(0, ScaleKind::F16)];
@@ -59,10 +70,7 @@ impl Block for BlockIQ4_XS {
             .zip(out.chunks_exact_mut(32))
             .enumerate()
         {
-            let low = (self.scales_l[k / 2] >> (4 * (k % 2))) & 0x0f;
-            let high = ((self.scales_h >> (2 * k)) & 3) as u8;
-            let scale = (low | (high << 4)) as i8 - 32;
-            let table = scaled_levels(d * f32::from(scale), &KVALUES_IQ4NL);
+            let table = scaled_levels(d * f32::from(self.sub_block_scale(k)), &KVALUES_IQ4NL);
             lookup_nibbles(out, qs, &table);
         }
     }

@@ -165,7 +165,7 @@ impl Block for BlockQ3_K {
 /// by its super-block factor (`d * sc`, `dmin * m`), as the reference
 /// computes them before touching the quants.
 #[inline]
-fn sub_block_scales(scales: &[u8; 12], d: f16, dmin: f16) -> ([f32; 8], [f32; 8]) {
+pub(super) fn sub_block_scales(scales: &[u8; 12], d: f16, dmin: f16) -> ([f32; 8], [f32; 8]) {
     let (sc, mn) = scale_min_k4(scales);
     let (d, dmin) = (f16_to_f32(d), f16_to_f32(dmin));
     (

@@ -18,6 +18,7 @@ mod legacy;
 mod low_bit;
 mod output;
 mod plain;
+mod simd;
 mod ternary;
 
 pub use output::Output;
@@ -107,6 +108,15 @@ pub fn scale_fields(dtype: GgmlType) -> &'static [ScaleField] {
 /// [`Error::LengthMismatch`] unless `out.len() == blocks.len() * B::ELEMS`.
 pub fn dequantize_blocks<B: Block, O: Output>(blocks: &[B], out: &mut [O]) -> Result<()> {
     check_len(blocks.len(), B::ELEMS, out.len())?;
+    if let Some(out) = output::as_f32(out) {
+        if simd::dequantize_blocks(B::TYPE, bytemuck::cast_slice(blocks), out) {
+            return Ok(());
+        }
+        for (block, out) in blocks.iter().zip(out.chunks_exact_mut(B::ELEMS)) {
+            block.dequantize(out);
+        }
+        return Ok(());
+    }
     for (block, out) in blocks.iter().zip(out.chunks_exact_mut(B::ELEMS)) {
         O::store_block(block, out);
     }

@@ -1,5 +1,7 @@
 //! The element types dequantization can write: f32, f16 and bf16.
 
+use std::any::TypeId;
+
 use half::{bf16, f16, slice::HalfFloatSliceExt};
 
 use super::Block;
@@ -66,5 +68,14 @@ impl Output for bf16 {
     #[inline]
     fn from_f32_slice(src: &[f32], dst: &mut [Self]) {
         dst.convert_from_f32_slice(src);
+    }
+}
+
+/// `out` as f32 when `O` is f32.
+pub(super) fn as_f32<O: Output>(out: &mut [O]) -> Option<&mut [f32]> {
+    if TypeId::of::<O>() == TypeId::of::<f32>() {
+        bytemuck::try_cast_slice_mut::<O, f32>(out).ok()
+    } else {
+        None
     }
 }

@@ -5,7 +5,8 @@ use std::any::TypeId;
 
 use half::{bf16, f16};
 
-use super::Output;
+use super::output::as_f32;
+use super::{simd, Output};
 use crate::dtype::GgmlType;
 use crate::error::{Error, Result};
 use crate::format::ByteOrder;
@@ -64,15 +65,22 @@ impl Plain for f16 {
         // (F16C would quiet them). Integer operations the compiler turns
         // into vector code for any x86-64: a run of normal numbers and
         // zeros (all of a typical weight tensor) takes the short path.
-        for (d, s) in dst.chunks_mut(F16_RUN).zip(src.chunks(F16_RUN)) {
-            if all_normal_or_zero(s) {
-                for (d, s) in d.iter_mut().zip(s) {
-                    *d = f16_normal_or_zero_to_f32(s.to_bits());
-                }
-            } else {
-                for (d, s) in d.iter_mut().zip(s) {
-                    *d = f16_bits_to_f32(s.to_bits());
-                }
+        let done = simd::f16_to_f32(src, dst);
+        f16_portable(&src[done..], &mut dst[done..]);
+    }
+}
+
+/// The portable F16 conversion (what runs where the vector kernel does
+/// not), in runs of [`F16_RUN`].
+pub(super) fn f16_portable(src: &[f16], dst: &mut [f32]) {
+    for (d, s) in dst.chunks_mut(F16_RUN).zip(src.chunks(F16_RUN)) {
+        if all_normal_or_zero(s) {
+            for (d, s) in d.iter_mut().zip(s) {
+                *d = f16_normal_or_zero_to_f32(s.to_bits());
+            }
+        } else {
+            for (d, s) in d.iter_mut().zip(s) {
+                *d = f16_bits_to_f32(s.to_bits());
             }
         }
     }
@@ -145,7 +153,8 @@ impl Plain for bf16 {
     fn to_f32_slice(src: &[Self], dst: &mut [f32]) {
         // Matches gguf-py 0.19.0 quants.BF16.dequantize_blocks: the bits
         // shifted into the top half of an f32, NaN payloads kept.
-        for (d, &s) in dst.iter_mut().zip(src) {
+        let done = simd::bf16_to_f32(src, dst);
+        for (d, &s) in dst[done..].iter_mut().zip(&src[done..]) {
             *d = f32::from_bits(u32::from(s.to_bits()) << 16);
         }
     }
@@ -244,15 +253,6 @@ fn convert<T: Plain, O: Output>(bytes: &[u8], order: ByteOrder, out: &mut [O]) -
         }
     }
     Ok(())
-}
-
-/// `out` as f32 when `O` is f32.
-fn as_f32<O: Output>(out: &mut [O]) -> Option<&mut [f32]> {
-    if TypeId::of::<O>() == TypeId::of::<f32>() {
-        bytemuck::try_cast_slice_mut::<O, f32>(out).ok()
-    } else {
-        None
-    }
 }
 
 /// Calls `fill(start, dst)` for consecutive chunks of at most `chunk`

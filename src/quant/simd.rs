@@ -1,0 +1,637 @@
+//! Vector kernels chosen at run time: on x86-64 CPUs with AVX2 (the
+//! x86-64-v3 level), the types where wider vectors or a byte shuffle pay
+//! decode through 256-bit code instead of what the compiler makes of the
+//! portable kernels for baseline x86-64 (SSE2).
+//!
+//! The CPU check and the switch into AVX2 code are `pulp`'s: its `V3`
+//! token exists only where the CPU has the features, and its intrinsics
+//! are safe methods of that token, so this module needs no `unsafe`.
+//!
+//! Every kernel evaluates the portable kernel's floating-point operations
+//! in the same order (an exact integer-to-float conversion, then one
+//! multiplication, then for the k-quants one subtraction; never fused), so
+//! the two give the same bits, NaN payloads included; the unit tests below
+//! compare them on random blocks, NaN and infinite scales, and on every
+//! fixture. `GGUFMAP_SIMD=off` in the environment turns this module off
+//! (read once per process), which is how the fixtures are also checked on
+//! the portable path.
+
+use std::sync::OnceLock;
+
+use crate::dtype::GgmlType;
+
+/// Whether vector kernels may be used: not when `GGUFMAP_SIMD` is `off`
+/// (or `0`, `false`).
+fn allowed() -> bool {
+    static ALLOWED: OnceLock<bool> = OnceLock::new();
+    *ALLOWED.get_or_init(|| {
+        !matches!(
+            std::env::var("GGUFMAP_SIMD").as_deref(),
+            Ok("off" | "0" | "false")
+        )
+    })
+}
+
+/// Decodes `blocks` (whole blocks of `dtype`, aligned for its block struct)
+/// into `out` with the type's vector kernel, if it has one and this CPU
+/// runs it; `false` (nothing written) otherwise.
+pub(crate) fn dequantize_blocks(dtype: GgmlType, blocks: &[u8], out: &mut [f32]) -> bool {
+    #[cfg(all(feature = "simd", target_arch = "x86_64"))]
+    if allowed() {
+        if let Some(simd) = pulp::x86::V3::try_new() {
+            return x86::dequantize_blocks(simd, dtype, blocks, out);
+        }
+    }
+    let _ = (dtype, blocks, out, allowed);
+    false
+}
+
+/// Converts F16 values to f32 with the vector kernel, if this CPU runs it:
+/// the number of leading values converted (a multiple of the vector
+/// width; the caller converts the rest).
+pub(crate) fn f16_to_f32(src: &[half::f16], dst: &mut [f32]) -> usize {
+    #[cfg(all(feature = "simd", target_arch = "x86_64"))]
+    if allowed() {
+        if let Some(simd) = pulp::x86::V3::try_new() {
+            return x86::f16_to_f32(simd, src, dst);
+        }
+    }
+    let _ = (src, dst);
+    0
+}
+
+/// Converts BF16 values to f32 with the vector kernel, if this CPU runs
+/// it: the number of leading values converted (the caller converts the
+/// rest).
+pub(crate) fn bf16_to_f32(src: &[half::bf16], dst: &mut [f32]) -> usize {
+    #[cfg(all(feature = "simd", target_arch = "x86_64"))]
+    if allowed() {
+        if let Some(simd) = pulp::x86::V3::try_new() {
+            return x86::bf16_to_f32(simd, src, dst);
+        }
+    }
+    let _ = (src, dst);
+    0
+}
+
+#[cfg(all(feature = "simd", target_arch = "x86_64"))]
+mod x86 {
+    use std::arch::x86_64::{__m128i, __m256, __m256i};
+
+    use pulp::x86::V3;
+
+    use super::super::bits::f16_to_f32 as scale_f16;
+    use super::super::fp4::e8m0_to_f32_half;
+    use super::super::grids::{KVALUES_FP4, KVALUES_IQ4NL};
+    use super::super::kquants::sub_block_scales;
+    use super::super::{
+        BlockIQ4_NL, BlockIQ4_XS, BlockMXFP4, BlockQ4_K, BlockQ5_K, BlockQ8_0, BlockQ8_1, BlockQ8_K,
+    };
+    use crate::dtype::GgmlType;
+
+    /// Views the bytes as blocks of the kernel's type and runs the kernel on
+    /// them inside AVX2 code (`false` if they are not whole, aligned
+    /// blocks). Only code inlined into `vectorize` is compiled for AVX2;
+    /// anything left out of line runs every intrinsic as a call, 5-20x
+    /// slower than the portable kernel. So the kernel and its helpers are
+    /// `#[inline(always)]`, and the closure moves the output in and hands
+    /// it on (`let out = out`), which makes it a closure that can only be
+    /// called once: one that merely borrows `out` is called through a
+    /// `FnOnce` shim that is not `#[inline(always)]`, and which LLVM left
+    /// out of line.
+    macro_rules! vector {
+        ($simd:ident, $bytes:ident, $out:ident, $kernel:ident) => {
+            match bytemuck::try_cast_slice($bytes) {
+                Ok(blocks) => {
+                    $simd.vectorize(
+                        #[inline(always)]
+                        move || {
+                            let out = $out;
+                            $kernel($simd, blocks, out)
+                        },
+                    );
+                    true
+                }
+                Err(_) => false,
+            }
+        };
+    }
+
+    pub(super) fn dequantize_blocks(
+        simd: V3,
+        dtype: GgmlType,
+        blocks: &[u8],
+        out: &mut [f32],
+    ) -> bool {
+        match dtype {
+            GgmlType::Q8_0 => vector!(simd, blocks, out, q8_0),
+            GgmlType::Q8_1 => vector!(simd, blocks, out, q8_1),
+            GgmlType::Q8_K => vector!(simd, blocks, out, q8_k),
+            GgmlType::Q4_K => vector!(simd, blocks, out, q4_k),
+            GgmlType::Q5_K => vector!(simd, blocks, out, q5_k),
+            GgmlType::IQ4_NL => vector!(simd, blocks, out, iq4_nl),
+            GgmlType::IQ4_XS => vector!(simd, blocks, out, iq4_xs),
+            GgmlType::MXFP4 => vector!(simd, blocks, out, mxfp4),
+            _ => false,
+        }
+    }
+
+    // --- loads and stores --------------------------------------------------------------
+
+    /// Sixteen bytes as a vector.
+    #[inline(always)]
+    fn load16(bytes: &[u8]) -> __m128i {
+        let mut raw = [0u8; 16];
+        raw.copy_from_slice(&bytes[..16]);
+        bytemuck::cast(raw)
+    }
+
+    /// Thirty-two bytes as a vector.
+    #[inline(always)]
+    fn load32(bytes: &[u8]) -> __m256i {
+        let mut raw = [0u8; 32];
+        raw.copy_from_slice(&bytes[..32]);
+        bytemuck::cast(raw)
+    }
+
+    /// Eight f32 into `out[..8]`.
+    #[inline(always)]
+    fn store8(out: &mut [f32], v: __m256) {
+        let values: [f32; 8] = bytemuck::cast(v);
+        out[..8].copy_from_slice(&values);
+    }
+
+    // --- the shared steps ----------------------------------------------------------------
+
+    /// `d * q` for 16 signed bytes `q`, into `out[..16]`.
+    #[inline(always)]
+    fn scale_i8x16(simd: V3, d: __m256, q: __m128i, out: &mut [f32]) {
+        let low = simd.avx2._mm256_cvtepi8_epi32(q);
+        let high = simd
+            .avx2
+            ._mm256_cvtepi8_epi32(simd.sse2._mm_srli_si128::<8>(q));
+        store8(
+            out,
+            simd.avx._mm256_mul_ps(d, simd.avx._mm256_cvtepi32_ps(low)),
+        );
+        store8(
+            &mut out[8..],
+            simd.avx._mm256_mul_ps(d, simd.avx._mm256_cvtepi32_ps(high)),
+        );
+    }
+
+    /// `d * q` for 32 signed bytes, into `out[..32]`.
+    #[inline(always)]
+    fn scale_i8x32(simd: V3, d: f32, qs: &[i8; 32], out: &mut [f32]) {
+        let d = simd.avx._mm256_set1_ps(d);
+        let [low, high]: [__m128i; 2] = bytemuck::cast(*qs);
+        scale_i8x16(simd, d, low, out);
+        scale_i8x16(simd, d, high, &mut out[16..]);
+    }
+
+    /// `d * q - m` for 32 unsigned bytes `q`, into `out[..32]`.
+    #[inline(always)]
+    fn scale_min_u8x32(simd: V3, d: f32, m: f32, q: __m256i, out: &mut [f32]) {
+        let (d, m) = (simd.avx._mm256_set1_ps(d), simd.avx._mm256_set1_ps(m));
+        let halves: [__m128i; 2] = bytemuck::cast(q);
+        for (half, out) in halves.into_iter().zip(out.chunks_exact_mut(16)) {
+            let low = simd.avx2._mm256_cvtepu8_epi32(half);
+            let high = simd
+                .avx2
+                ._mm256_cvtepu8_epi32(simd.sse2._mm_srli_si128::<8>(half));
+            for (v, out) in [low, high].into_iter().zip(out.chunks_exact_mut(8)) {
+                let x = simd.avx._mm256_mul_ps(d, simd.avx._mm256_cvtepi32_ps(v));
+                store8(out, simd.avx._mm256_sub_ps(x, m));
+            }
+        }
+    }
+
+    /// The low and high nibbles of 32 bytes.
+    #[inline(always)]
+    fn nibbles32(simd: V3, q: __m256i) -> (__m256i, __m256i) {
+        let mask = simd.avx._mm256_set1_epi8(0x0F);
+        let low = simd.avx2._mm256_and_si256(q, mask);
+        let high = simd
+            .avx2
+            ._mm256_and_si256(simd.avx2._mm256_srli_epi16::<4>(q), mask);
+        (low, high)
+    }
+
+    /// 32 four-bit codes (the low nibbles of `qs`, then the high ones)
+    /// decoded as `scale * levels[code]` into `out[..32]`: a byte shuffle
+    /// looks the 16 levels up, sixteen codes at a time.
+    #[inline(always)]
+    fn lookup_nibbles16(simd: V3, scale: f32, levels: &[i8; 16], qs: &[u8], out: &mut [f32]) {
+        let table: __m128i = bytemuck::cast(*levels);
+        let q = load16(qs);
+        let mask = simd.sse2._mm_set1_epi8(0x0F);
+        let low = simd.sse2._mm_and_si128(q, mask);
+        let high = simd
+            .sse2
+            ._mm_and_si128(simd.sse2._mm_srli_epi16::<4>(q), mask);
+        let d = simd.avx._mm256_set1_ps(scale);
+        scale_i8x16(simd, d, simd.ssse3._mm_shuffle_epi8(table, low), out);
+        scale_i8x16(
+            simd,
+            d,
+            simd.ssse3._mm_shuffle_epi8(table, high),
+            &mut out[16..],
+        );
+    }
+
+    // --- the kernels ----------------------------------------------------------------------
+
+    #[inline(always)]
+    fn q8_0(simd: V3, blocks: &[BlockQ8_0], out: &mut [f32]) {
+        for (b, out) in blocks.iter().zip(out.chunks_exact_mut(32)) {
+            scale_i8x32(simd, scale_f16(b.d), &b.qs, out);
+        }
+    }
+
+    #[inline(always)]
+    fn q8_1(simd: V3, blocks: &[BlockQ8_1], out: &mut [f32]) {
+        for (b, out) in blocks.iter().zip(out.chunks_exact_mut(32)) {
+            scale_i8x32(simd, scale_f16(b.d), &b.qs, out);
+        }
+    }
+
+    #[inline(always)]
+    fn q8_k(simd: V3, blocks: &[BlockQ8_K], out: &mut [f32]) {
+        for (b, out) in blocks.iter().zip(out.chunks_exact_mut(256)) {
+            for (qs, out) in b.qs.chunks_exact(32).zip(out.chunks_exact_mut(32)) {
+                let qs: &[i8; 32] = qs.try_into().expect("32 values");
+                scale_i8x32(simd, b.d, qs, out);
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn q4_k(simd: V3, blocks: &[BlockQ4_K], out: &mut [f32]) {
+        for (b, out) in blocks.iter().zip(out.chunks_exact_mut(256)) {
+            let (dl, ml) = sub_block_scales(&b.scales, b.d, b.dmin);
+            let groups = b.qs.chunks_exact(32).zip(out.chunks_exact_mut(64));
+            for (i, (qs, out)) in groups.enumerate() {
+                let (low, high) = nibbles32(simd, load32(qs));
+                scale_min_u8x32(simd, dl[2 * i], ml[2 * i], low, out);
+                scale_min_u8x32(simd, dl[2 * i + 1], ml[2 * i + 1], high, &mut out[32..]);
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn q5_k(simd: V3, blocks: &[BlockQ5_K], out: &mut [f32]) {
+        let sixteen = simd.avx._mm256_set1_epi8(16);
+        for (b, out) in blocks.iter().zip(out.chunks_exact_mut(256)) {
+            let (dl, ml) = sub_block_scales(&b.scales, b.d, b.dmin);
+            let qh = load32(&b.qh);
+            let groups = b.qs.chunks_exact(32).zip(out.chunks_exact_mut(64));
+            for (i, (qs, out)) in groups.enumerate() {
+                let (low, high) = nibbles32(simd, load32(qs));
+                // Fifth bits: bit 2i of qh for the low nibbles, 2i + 1 for the high.
+                let fifth = |bit: i32| {
+                    let bit = simd.avx._mm256_set1_epi8(1 << bit);
+                    let set = simd
+                        .avx2
+                        ._mm256_cmpeq_epi8(simd.avx2._mm256_and_si256(qh, bit), bit);
+                    simd.avx2._mm256_and_si256(set, sixteen)
+                };
+                let low = simd.avx2._mm256_or_si256(low, fifth(2 * i as i32));
+                let high = simd.avx2._mm256_or_si256(high, fifth(2 * i as i32 + 1));
+                scale_min_u8x32(simd, dl[2 * i], ml[2 * i], low, out);
+                scale_min_u8x32(simd, dl[2 * i + 1], ml[2 * i + 1], high, &mut out[32..]);
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn iq4_nl(simd: V3, blocks: &[BlockIQ4_NL], out: &mut [f32]) {
+        for (b, out) in blocks.iter().zip(out.chunks_exact_mut(32)) {
+            lookup_nibbles16(simd, scale_f16(b.d), &KVALUES_IQ4NL, &b.qs, out);
+        }
+    }
+
+    #[inline(always)]
+    fn iq4_xs(simd: V3, blocks: &[BlockIQ4_XS], out: &mut [f32]) {
+        for (b, out) in blocks.iter().zip(out.chunks_exact_mut(256)) {
+            let d = scale_f16(b.d);
+            let sub_blocks = b.qs.chunks_exact(16).zip(out.chunks_exact_mut(32));
+            for (k, (qs, out)) in sub_blocks.enumerate() {
+                lookup_nibbles16(
+                    simd,
+                    d * f32::from(b.sub_block_scale(k)),
+                    &KVALUES_IQ4NL,
+                    qs,
+                    out,
+                );
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn mxfp4(simd: V3, blocks: &[BlockMXFP4], out: &mut [f32]) {
+        for (b, out) in blocks.iter().zip(out.chunks_exact_mut(32)) {
+            lookup_nibbles16(simd, e8m0_to_f32_half(b.e), &KVALUES_FP4, &b.qs, out);
+        }
+    }
+
+    // --- F16 tensors -------------------------------------------------------------------------
+
+    pub(super) fn f16_to_f32(simd: V3, src: &[half::f16], dst: &mut [f32]) -> usize {
+        simd.vectorize(
+            #[inline(always)]
+            move || {
+                let dst = dst;
+                f16x8_runs(simd, src, dst)
+            },
+        )
+    }
+
+    pub(super) fn bf16_to_f32(simd: V3, src: &[half::bf16], dst: &mut [f32]) -> usize {
+        simd.vectorize(
+            #[inline(always)]
+            move || {
+                let dst = dst;
+                bf16x16(simd, src, dst)
+            },
+        )
+    }
+
+    /// BF16 values sixteen at a time: each one's bits moved to the top
+    /// half of an f32 (NaN payloads kept).
+    #[inline(always)]
+    fn bf16x16(simd: V3, src: &[half::bf16], dst: &mut [f32]) -> usize {
+        let mut done = 0;
+        for (src, dst) in src.chunks_exact(16).zip(dst.chunks_exact_mut(16)) {
+            let halves: [__m128i; 2] = bytemuck::cast(load32(bytemuck::cast_slice(src)));
+            for (half, dst) in halves.into_iter().zip(dst.chunks_exact_mut(8)) {
+                let bits = simd.avx2._mm256_cvtepu16_epi32(half);
+                store8(dst, bytemuck::cast(simd.avx2._mm256_slli_epi32::<16>(bits)));
+            }
+            done += 16;
+        }
+        done
+    }
+
+    /// F16 values in runs of 64: a run of normal numbers and zeros (a
+    /// weight tensor's usual content) takes the short path, any other run
+    /// the general one; both as the portable kernel computes them.
+    #[inline(always)]
+    fn f16x8_runs(simd: V3, src: &[half::f16], dst: &mut [f32]) -> usize {
+        let mut done = 0;
+        for (src, dst) in src.chunks_exact(64).zip(dst.chunks_exact_mut(64)) {
+            let bytes: &[u8] = bytemuck::cast_slice(src);
+            let vectors: [__m256i; 4] = std::array::from_fn(|i| load32(&bytes[32 * i..]));
+            let halves: [__m128i; 8] = bytemuck::cast(vectors);
+            let short = all_normal_or_zero(simd, &vectors);
+            for (half, dst) in halves.into_iter().zip(dst.chunks_exact_mut(8)) {
+                let bits = simd.avx2._mm256_cvtepu16_epi32(half);
+                let value = if short {
+                    f16x8_normal_or_zero(simd, bits)
+                } else {
+                    f16x8_any(simd, bits)
+                };
+                store8(dst, value);
+            }
+            done += 64;
+        }
+        done
+    }
+
+    /// Whether 64 F16 values (sixteen to a vector) are all normal numbers
+    /// or zeros: the portable `all_normal_or_zero`'s two unsigned
+    /// saturating differences, sixteen lanes at a time.
+    #[inline(always)]
+    fn all_normal_or_zero(simd: V3, vectors: &[__m256i; 4]) -> bool {
+        let avx2 = simd.avx2;
+        let magnitude_mask = simd.avx._mm256_set1_epi16(0x7FFF);
+        let greatest_finite = simd.avx._mm256_set1_epi16(0x7BFF);
+        let greatest_subnormal = simd.avx._mm256_set1_epi16(0x03FF);
+        let one = simd.avx._mm256_set1_epi16(1);
+        let mut bad = simd.avx._mm256_setzero_si256();
+        for &v in vectors {
+            let magnitude = avx2._mm256_and_si256(v, magnitude_mask);
+            let special = avx2._mm256_subs_epu16(magnitude, greatest_finite);
+            let less_one = avx2._mm256_sub_epi16(magnitude, one);
+            let subnormal = avx2._mm256_subs_epu16(greatest_subnormal, less_one);
+            bad = avx2._mm256_or_si256(bad, avx2._mm256_or_si256(special, subnormal));
+        }
+        simd.avx._mm256_testz_si256(bad, bad) != 0
+    }
+
+    /// Eight normal numbers or zeros (as 32-bit lanes): sign and magnitude
+    /// moved into place by an arithmetic shift of the bits put at 16..32,
+    /// then an exact multiplication by 2^112 rebiases the exponent.
+    #[inline(always)]
+    fn f16x8_normal_or_zero(simd: V3, bits: __m256i) -> __m256 {
+        let avx2 = simd.avx2;
+        let high = avx2._mm256_slli_epi32::<16>(bits);
+        let placed = avx2._mm256_and_si256(
+            avx2._mm256_srai_epi32::<3>(high),
+            simd.avx._mm256_set1_epi32(0x8FFF_FFFF_u32 as i32),
+        );
+        let rebias = simd.avx._mm256_set1_ps(f32::from_bits((127 + 112) << 23));
+        simd.avx._mm256_mul_ps(bytemuck::cast(placed), rebias)
+    }
+
+    /// Eight F16 values of any kind (as 32-bit lanes), without a branch:
+    /// a normal number rebiased, a subnormal as its integer mantissa times
+    /// 2^-24, an infinity or NaN with its mantissa under an all-ones
+    /// exponent, the sign put back.
+    #[inline(always)]
+    fn f16x8_any(simd: V3, bits: __m256i) -> __m256 {
+        let (avx, avx2) = (simd.avx, simd.avx2);
+        let magnitude_mask = avx._mm256_set1_epi32(0x7FFF);
+        let magnitude = avx2._mm256_and_si256(bits, magnitude_mask);
+        let sign = avx2._mm256_slli_epi32::<16>(avx2._mm256_andnot_si256(magnitude_mask, bits));
+        let shifted = avx2._mm256_slli_epi32::<13>(magnitude);
+        let normal = avx2._mm256_add_epi32(shifted, avx._mm256_set1_epi32(0x3800_0000));
+        let special = avx2._mm256_or_si256(shifted, avx._mm256_set1_epi32(0x7F80_0000));
+        let unit = avx._mm256_set1_ps(1.0 / 16_777_216.0);
+        let subnormal: __m256i =
+            bytemuck::cast(avx._mm256_mul_ps(avx._mm256_cvtepi32_ps(magnitude), unit));
+        let is_subnormal = avx2._mm256_cmpgt_epi32(avx._mm256_set1_epi32(0x0400), magnitude);
+        let is_special = avx2._mm256_cmpgt_epi32(magnitude, avx._mm256_set1_epi32(0x7BFF));
+        let value = avx2._mm256_blendv_epi8(normal, subnormal, is_subnormal);
+        let value = avx2._mm256_blendv_epi8(value, special, is_special);
+        bytemuck::cast(avx2._mm256_or_si256(value, sign))
+    }
+}
+
+#[cfg(all(test, feature = "simd", target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+    use crate::quant::{
+        Block, BlockIQ4_NL, BlockIQ4_XS, BlockMXFP4, BlockQ4_K, BlockQ5_K, BlockQ8_0, BlockQ8_1,
+        BlockQ8_K,
+    };
+
+    /// Whether this CPU runs the vector kernels; when it does not, the
+    /// tests say so and check nothing (the portable path is what runs).
+    fn available() -> bool {
+        let yes = pulp::x86::V3::try_new().is_some();
+        if !yes {
+            eprintln!("no AVX2 here: the vector kernels are not tested on this machine");
+        }
+        yes
+    }
+
+    /// Random bytes from a fixed seed (xorshift).
+    fn random_bytes(len: usize, mut seed: u64) -> Vec<u8> {
+        (0..len)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                (seed >> 32) as u8
+            })
+            .collect()
+    }
+
+    /// `bytes` (whole blocks) decoded by the vector kernel and, block by
+    /// block, by the portable one: the same bits.
+    fn same_bits<B: Block>(bytes: &[u8], what: &str) {
+        let mut blocks = vec![B::zeroed(); bytes.len() / std::mem::size_of::<B>()];
+        bytemuck::cast_slice_mut::<B, u8>(&mut blocks).copy_from_slice(bytes);
+        let mut portable = vec![0f32; blocks.len() * B::ELEMS];
+        for (b, out) in blocks.iter().zip(portable.chunks_exact_mut(B::ELEMS)) {
+            b.dequantize(out);
+        }
+        let mut vector = vec![1f32; portable.len()];
+        let handled = dequantize_blocks(B::TYPE, bytemuck::cast_slice(&blocks), &mut vector);
+        assert!(handled, "{}: no vector kernel ran", B::TYPE);
+        for (i, (p, v)) in portable.iter().zip(&vector).enumerate() {
+            assert_eq!(
+                p.to_bits(),
+                v.to_bits(),
+                "{} ({what}): element {i}: portable {p:e}, vector {v:e}",
+                B::TYPE
+            );
+        }
+    }
+
+    /// Random blocks (every scale bit pattern turns up: NaN, infinities,
+    /// subnormals, zeros) and the type's committed fixtures, normal and
+    /// NaN, decoded both ways.
+    fn check<B: Block>() {
+        if !available() {
+            return;
+        }
+        let size = std::mem::size_of::<B>();
+        same_bits::<B>(&random_bytes(4096 * size, 0x9E37_79B9_7F4A_7C15), "random");
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/dequant");
+        for stem in ["", ".nan"] {
+            let path = format!("{dir}/{}{stem}.blocks", B::TYPE.name());
+            let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+            same_bits::<B>(&bytes, &path);
+        }
+    }
+
+    #[test]
+    fn q8_0() {
+        check::<BlockQ8_0>();
+    }
+
+    #[test]
+    fn q8_1() {
+        if available() {
+            // No gguf-py fixture for Q8_1: random blocks only.
+            let size = std::mem::size_of::<BlockQ8_1>();
+            same_bits::<BlockQ8_1>(&random_bytes(4096 * size, 7), "random");
+        }
+    }
+
+    #[test]
+    fn q8_k() {
+        if available() {
+            // No gguf-py fixture for Q8_K: random blocks only.
+            let size = std::mem::size_of::<BlockQ8_K>();
+            same_bits::<BlockQ8_K>(&random_bytes(512 * size, 11), "random");
+        }
+    }
+
+    #[test]
+    fn q4_k() {
+        check::<BlockQ4_K>();
+    }
+
+    #[test]
+    fn q5_k() {
+        check::<BlockQ5_K>();
+    }
+
+    #[test]
+    fn iq4_nl() {
+        check::<BlockIQ4_NL>();
+    }
+
+    #[test]
+    fn iq4_xs() {
+        check::<BlockIQ4_XS>();
+    }
+
+    #[test]
+    fn mxfp4() {
+        if available() {
+            // MXFP4 has a fixture but no NaN one (its E8M0 scale encodes none).
+            let size = std::mem::size_of::<BlockMXFP4>();
+            same_bits::<BlockMXFP4>(&random_bytes(4096 * size, 13), "random");
+            let path = concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/fixtures/dequant/MXFP4.blocks"
+            );
+            same_bits::<BlockMXFP4>(&std::fs::read(path).expect("fixture"), path);
+        }
+    }
+
+    /// Every F16 and BF16 bit pattern, shifted so that runs start at every
+    /// kind of value: the vector converters give the portable ones' bits.
+    #[test]
+    fn f16_and_bf16_every_bit_pattern() {
+        if !available() {
+            return;
+        }
+        let all: Vec<u16> = (0..=u16::MAX).collect();
+        for skip in [0, 1, 37] {
+            let f16s: Vec<half::f16> = all[skip..]
+                .iter()
+                .map(|&b| half::f16::from_bits(b))
+                .collect();
+            let mut vector = vec![0f32; f16s.len()];
+            let done = f16_to_f32(&f16s, &mut vector);
+            assert!(
+                done >= f16s.len() - 64,
+                "F16: {done} of {} converted",
+                f16s.len()
+            );
+            let mut portable = vec![0f32; f16s.len()];
+            crate::quant::plain::f16_portable(&f16s, &mut portable);
+            for (i, (v, p)) in vector[..done].iter().zip(&portable).enumerate() {
+                assert_eq!(
+                    v.to_bits(),
+                    p.to_bits(),
+                    "F16 bits {:#06x}",
+                    f16s[i].to_bits()
+                );
+            }
+
+            let bf16s: Vec<half::bf16> = all[skip..]
+                .iter()
+                .map(|&b| half::bf16::from_bits(b))
+                .collect();
+            let done = bf16_to_f32(&bf16s, &mut vector);
+            assert!(
+                done >= bf16s.len() - 16,
+                "BF16: {done} of {} converted",
+                bf16s.len()
+            );
+            for (v, b) in vector[..done].iter().zip(&bf16s) {
+                assert_eq!(
+                    v.to_bits(),
+                    u32::from(b.to_bits()) << 16,
+                    "BF16 bits {:#06x}",
+                    b.to_bits()
+                );
+            }
+        }
+    }
+}
