@@ -84,8 +84,10 @@ mod x86 {
     use super::super::fp4::e8m0_to_f32_half;
     use super::super::grids::{KVALUES_FP4, KVALUES_IQ4NL};
     use super::super::kquants::sub_block_scales;
+    use super::super::ternary::tq1_digits;
     use super::super::{
-        BlockIQ4_NL, BlockIQ4_XS, BlockMXFP4, BlockQ4_K, BlockQ5_K, BlockQ8_0, BlockQ8_1, BlockQ8_K,
+        BlockIQ4_NL, BlockIQ4_XS, BlockMXFP4, BlockQ4_K, BlockQ5_K, BlockQ8_0, BlockQ8_1,
+        BlockQ8_K, BlockTQ1_0, BlockTQ2_0,
     };
     use crate::dtype::GgmlType;
 
@@ -132,6 +134,8 @@ mod x86 {
             GgmlType::IQ4_NL => vector!(simd, blocks, out, iq4_nl),
             GgmlType::IQ4_XS => vector!(simd, blocks, out, iq4_xs),
             GgmlType::MXFP4 => vector!(simd, blocks, out, mxfp4),
+            GgmlType::TQ1_0 => vector!(simd, blocks, out, tq1_0),
+            GgmlType::TQ2_0 => vector!(simd, blocks, out, tq2_0),
             _ => false,
         }
     }
@@ -331,6 +335,79 @@ mod x86 {
     fn mxfp4(simd: V3, blocks: &[BlockMXFP4], out: &mut [f32]) {
         for (b, out) in blocks.iter().zip(out.chunks_exact_mut(32)) {
             lookup_nibbles16(simd, e8m0_to_f32_half(b.e), &KVALUES_FP4, &b.qs, out);
+        }
+    }
+
+    /// `d * q` for 32 signed bytes in a vector, into `out[..32]`.
+    #[inline(always)]
+    fn scale_i8x32_vector(simd: V3, d: __m256, q: __m256i, out: &mut [f32]) {
+        let [low, high]: [__m128i; 2] = bytemuck::cast(q);
+        scale_i8x16(simd, d, low, out);
+        scale_i8x16(simd, d, high, &mut out[16..]);
+    }
+
+    /// TQ1_0's base-3 digits of 16 bytes: digit `n` (of `digits`) of byte
+    /// `j` goes to `out[n * stride + j]`, as `d * (digit - 1)`. As the
+    /// portable kernel: each step multiplies the byte's fraction by 3 (in
+    /// 16-bit lanes), the digit is the part above 8 bits.
+    #[inline(always)]
+    fn tq1_rows16(simd: V3, d: __m256, qs: &[u8], digits: usize, stride: usize, out: &mut [f32]) {
+        let (avx, avx2) = (simd.avx, simd.avx2);
+        let (three, byte, one) = (
+            avx._mm256_set1_epi16(3),
+            avx._mm256_set1_epi16(0xFF),
+            avx._mm256_set1_epi16(1),
+        );
+        let mut fraction = avx2._mm256_cvtepu8_epi16(load16(qs));
+        for n in 0..digits {
+            let tripled = avx2._mm256_mullo_epi16(fraction, three);
+            let level = avx2._mm256_sub_epi16(avx2._mm256_srli_epi16::<8>(tripled), one);
+            fraction = avx2._mm256_and_si256(tripled, byte);
+            let [low, high]: [__m128i; 2] = bytemuck::cast(level);
+            let row = &mut out[n * stride..];
+            for (half, row) in [low, high].into_iter().zip(row.chunks_exact_mut(8)) {
+                let level = avx._mm256_cvtepi32_ps(avx2._mm256_cvtepi16_epi32(half));
+                store8(row, avx._mm256_mul_ps(d, level));
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn tq1_0(simd: V3, blocks: &[BlockTQ1_0], out: &mut [f32]) {
+        for (b, out) in blocks.iter().zip(out.chunks_exact_mut(256)) {
+            let scale = scale_f16(b.d);
+            let d = simd.avx._mm256_set1_ps(scale);
+            let (out0, rest) = out.split_at_mut(160);
+            let (out1, out2) = rest.split_at_mut(80);
+            // Five rows of 32 from the first 32 bytes, five of 16 from the
+            // next 16, four of 4 from qh (left to the portable helper).
+            tq1_rows16(simd, d, &b.qs[..16], 5, 32, out0);
+            tq1_rows16(simd, d, &b.qs[16..32], 5, 32, &mut out0[16..]);
+            tq1_rows16(simd, d, &b.qs[32..], 5, 16, out1);
+            tq1_digits(out2, &b.qh, scale, 4);
+        }
+    }
+
+    #[inline(always)]
+    fn tq2_0(simd: V3, blocks: &[BlockTQ2_0], out: &mut [f32]) {
+        let (avx, avx2) = (simd.avx, simd.avx2);
+        let (three, one) = (avx._mm256_set1_epi8(3), avx._mm256_set1_epi8(1));
+        for (b, out) in blocks.iter().zip(out.chunks_exact_mut(256)) {
+            let d = avx._mm256_set1_ps(scale_f16(b.d));
+            for (qs, out) in b.qs.chunks_exact(32).zip(out.chunks_exact_mut(128)) {
+                // Row l of 32 holds bits 2l..2l+2 of each byte, less one.
+                let q = load32(qs);
+                let rows = [
+                    q,
+                    avx2._mm256_srli_epi16::<2>(q),
+                    avx2._mm256_srli_epi16::<4>(q),
+                    avx2._mm256_srli_epi16::<6>(q),
+                ];
+                for (row, out) in rows.into_iter().zip(out.chunks_exact_mut(32)) {
+                    let level = avx2._mm256_sub_epi8(avx2._mm256_and_si256(row, three), one);
+                    scale_i8x32_vector(simd, d, level, out);
+                }
+            }
         }
     }
 
@@ -567,6 +644,16 @@ mod tests {
     #[test]
     fn iq4_xs() {
         check::<BlockIQ4_XS>();
+    }
+
+    #[test]
+    fn tq1_0() {
+        check::<crate::quant::BlockTQ1_0>();
+    }
+
+    #[test]
+    fn tq2_0() {
+        check::<crate::quant::BlockTQ2_0>();
     }
 
     #[test]

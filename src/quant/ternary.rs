@@ -37,7 +37,7 @@ fn rows<const N: usize>(out: &mut [f32], len: usize) -> [&mut [f32]; N] {
 /// each fraction by `* 3 mod 256` gives the same values with one multiply
 /// per digit, and keeps the fractions in registers between digits.
 #[inline(always)]
-fn tq1_digits(out: &mut [f32], qs: &[u8], d: f32, digits: usize) {
+pub(super) fn tq1_digits(out: &mut [f32], qs: &[u8], d: f32, digits: usize) {
     let mut frac = [0u32; 32];
     let frac = &mut frac[..qs.len()];
     for (f, &q) in frac.iter_mut().zip(qs) {
