@@ -1,5 +1,8 @@
-//! Single-thread dequantization throughput, side by side with candle-core and
-//! with a plain fill of the same output bytes (the memory-bound ceiling).
+//! Single-thread dequantization throughput, side by side with candle-core,
+//! with a plain fill of the same output bytes, and with the type's traffic
+//! ceiling (its input read and its output written, no arithmetic); ggml's
+//! rate on the same blocks comes from a committed reference
+//! (`benches/ggml_reference.txt`).
 //!
 //! Every type [`dequantize_bytes`] supports is measured (types without a
 //! dequantizer are skipped). Blocks come from quantizing random data with
@@ -9,7 +12,15 @@
 //! Throughput is output bytes (f32) per second. Besides criterion's groups
 //! (`dequant/<TYPE>`), a summary table is printed at the end, from the best
 //! of several interleaved timed runs; compare the ratios, which are measured
-//! in the same run, not the absolute figures.
+//! in the same run, not the absolute figures. Each type's target is the
+//! one the project set: 1.5x candle or 0.8x the fill, whichever is lower;
+//! twice ggml for the IQ, TQ and FP4 types candle lacks; a type below its
+//! target but at 0.9x its traffic ceiling or more is marked `limit` (the
+//! machine's memory, not the kernel, stops it).
+//!
+//! With `GGUFMAP_DUMP_BLOCKS=DIR` each type's blocks are also written to
+//! `DIR/<TYPE>.blocks` (for ggml to decode the same,
+//! `scripts/ggml_reference.sh --blocks`) and only the summary is timed.
 //!
 //! `cargo bench --features candle --bench dequant [-- FILTER]` (FILTER: a substring of the type name).
 
@@ -24,6 +35,11 @@ use common::Rng;
 use ggufmap::format::ByteOrder;
 use ggufmap::quant::{dequantize_bytes, scale_fields, ScaleKind};
 use ggufmap::{Error, GgmlType};
+
+/// Sixteen f32 on a 64-byte boundary.
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C, align(64))]
+struct CacheLine([f32; 16]);
 
 /// Output elements per type: 8 MiB of f32.
 const ELEMS: usize = 1 << 21;
@@ -155,15 +171,6 @@ fn fill(out: &mut [f32]) {
     black_box(out).fill(0.0);
 }
 
-/// The output written by ordinary vector stores, with nothing read: what a
-/// kernel's own stores can reach. `fill` compiles to `memset`, whose string
-/// stores skip reading each cache line before writing it; a kernel's
-/// stores cannot, so this is the ceiling a memory-bound kernel meets.
-fn store(out: &mut [f32]) {
-    // 1.0's bytes differ from one another, so this stays a store loop.
-    black_box(out).fill(black_box(1.0));
-}
-
 /// The type's memory traffic with no arithmetic: its input read (an XOR
 /// over the bytes) and its output stored, a chunk of each in turn, as a
 /// kernel does. A kernel that reaches this rate is at the machine's limit
@@ -202,6 +209,28 @@ fn verdict(ours: f64, target: f64, stream: f64) -> &'static str {
     }
 }
 
+/// ggml's own `to_float` rates on these blocks, GB/s by type name, from
+/// `benches/ggml_reference.txt` (committed; made on the same machine by
+/// `scripts/ggml_reference.sh --blocks`, whose header says how).
+fn ggml_reference() -> Vec<(String, f64)> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/ggml_reference.txt");
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (name, rate) = l.split_once(' ')?;
+            Some((name.to_string(), rate.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// The types whose target is twice ggml's rate rather than the fill's.
+fn against_ggml(dtype: GgmlType) -> bool {
+    let name = dtype.name();
+    name.starts_with("IQ") || name.starts_with("TQ") || name.ends_with("FP4")
+}
+
 fn gbps(bytes: usize, t: Duration) -> f64 {
     bytes as f64 / t.as_secs_f64() / 1e9
 }
@@ -211,7 +240,6 @@ struct Times {
     ours: Duration,
     candle: Option<Duration>,
     fill: Duration,
-    store: Duration,
     stream: Duration,
 }
 
@@ -226,7 +254,6 @@ fn summary_times(case: &mut Case, out: &mut [f32]) -> Times {
         ours: Duration::MAX,
         candle: case.candle.as_ref().map(|_| Duration::MAX),
         fill: Duration::MAX,
-        store: Duration::MAX,
         stream: Duration::MAX,
     };
     for _ in 0..SUMMARY_RUNS {
@@ -237,7 +264,6 @@ fn summary_times(case: &mut Case, out: &mut [f32]) -> Times {
             best(t_candle, &mut || candle(black_box(&mut *out)));
         }
         best(&mut t.fill, &mut || fill(out));
-        best(&mut t.store, &mut || store(out));
         best(&mut t.stream, &mut || stream(&case.bytes, out));
     }
     t
@@ -290,7 +316,10 @@ fn main() {
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let xs: Vec<f32> = (0..ELEMS).map(|_| weight(&mut rng)).collect();
     // Allocated and touched once: no page faults inside the timed loops.
-    let mut out = vec![1f32; ELEMS];
+    // On a 64-byte boundary, as the library's pooled buffers are (32-byte
+    // stores from a `Vec`'s 16-byte alignment straddle cache lines).
+    let mut lines = vec![CacheLine([1.0; 16]); ELEMS / 16];
+    let out: &mut [f32] = bytemuck::cast_slice_mut(&mut lines);
     let out_bytes = ELEMS * std::mem::size_of::<f32>();
 
     let mut rows = Vec::new();
@@ -299,7 +328,7 @@ fn main() {
             continue;
         }
         let mut case = make_case(dtype, &xs, &mut rng);
-        match ours(dtype, &case.bytes, &mut out) {
+        match ours(dtype, &case.bytes, out) {
             Ok(()) => {}
             Err(Error::Unsupported { .. }) => continue,
             Err(e) => {
@@ -314,11 +343,11 @@ fn main() {
             std::fs::write(dir.join(format!("{}.blocks", dtype.name())), &case.bytes)
                 .expect("write blocks");
         } else {
-            criterion_groups(&mut criterion, &mut case, &mut out);
+            criterion_groups(&mut criterion, &mut case, out);
         }
 
-        let differ = disagreements(&mut case, &mut out);
-        let times = summary_times(&mut case, &mut out);
+        let differ = disagreements(&mut case, out);
+        let times = summary_times(&mut case, out);
         rows.push((dtype, times, differ));
     }
 
@@ -327,41 +356,37 @@ fn main() {
         "single thread, {} MiB f32 output per type, best of {SUMMARY_RUNS} runs, GB/s of output",
         out_bytes >> 20
     );
-    println!("target: 1.5x candle or 0.8x fill, whichever is lower (0.8x fill where candle lacks the type)");
-    println!(
-        "stream: the type's input read and output stored with no arithmetic (its traffic ceiling)"
-    );
+    println!("target: 1.5x candle or 0.8x fill, whichever is lower; where candle lacks the type,");
+    println!("  2x ggml for IQ/TQ/FP4 (ggml: benches/ggml_reference.txt), 0.8x fill for the rest");
+    println!("stream: the type's input read and output stored with no arithmetic (its traffic ceiling);");
+    println!("  met = limit: below target but at 0.9x stream or more");
     println!(
         "{:<8} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>5} {:>6}",
-        "type",
-        "ours",
-        "candle",
-        "fill",
-        "store",
-        "stream",
-        "/candle",
-        "/fill",
-        "/stream",
-        "target",
-        "met",
-        "!=cndl"
+        "type", "ours", "candle", "ggml", "fill", "stream", "/candle", "/ggml", "/stream", "target", "met", "!=cndl"
     );
+    let ggml = ggml_reference();
     for (dtype, t, differ) in rows {
         let rate = |t: Duration| gbps(out_bytes, t);
-        let (o, f, s, st) = (rate(t.ours), rate(t.fill), rate(t.store), rate(t.stream));
+        let (o, f, st) = (rate(t.ours), rate(t.fill), rate(t.stream));
         let c = t.candle.map(rate);
-        let target = c.map_or(0.8 * f, |c| (1.5 * c).min(0.8 * f));
+        let g = ggml.iter().find(|(n, _)| n == dtype.name()).map(|&(_, g)| g);
+        let target = match (c, g) {
+            (Some(c), _) => (1.5 * c).min(0.8 * f),
+            (None, Some(g)) if against_ggml(dtype) => 2.0 * g,
+            _ => 0.8 * f,
+        };
         let dash = || "-".to_string();
+        let ratio = |x: Option<f64>| x.map_or_else(dash, |x| format!("{:.2}", o / x));
         println!(
-            "{:<8} {:>7.2} {:>7} {:>7.2} {:>7.2} {:>7.2} {:>7} {:>7.2} {:>7.2} {:>7.2} {:>5} {:>6}",
+            "{:<8} {:>7.2} {:>7} {:>7} {:>7.2} {:>7.2} {:>7} {:>7} {:>7.2} {:>7.2} {:>5} {:>6}",
             dtype.name(),
             o,
             c.map_or_else(dash, |c| format!("{c:.2}")),
+            g.map_or_else(dash, |g| format!("{g:.2}")),
             f,
-            s,
             st,
-            c.map_or_else(dash, |c| format!("{:.2}", o / c)),
-            o / f,
+            ratio(c),
+            ratio(g),
             o / st,
             target,
             verdict(o, target, st),

@@ -65,8 +65,8 @@ for _ in $(seq "$ROUNDS"); do
     ours >> "$WORK/ours.txt"
     ggml >> "$WORK/ggml.txt"
 done
-python3 - "$WORK/ggml.txt" "$WORK/ours.txt" <<'PY'
-import statistics, sys
+python3 - "$WORK/ggml.txt" "$WORK/ours.txt" "$MODEL" "$ROUNDS" <<'PY'
+import datetime, os, platform, statistics, sys
 ggml, ours = {}, {}
 for line in open(sys.argv[1]):
     name, _, _, rate = line.split()
@@ -74,8 +74,21 @@ for line in open(sys.argv[1]):
 for line in open(sys.argv[2]):
     name, rate = line.split()
     ours.setdefault(name.upper(), []).append(float(rate))
-print(f"{'type':<6} {'ggufmap':>8} {'ggml':>8} {'ratio':>7}")
+print(f"{'type':<7} {'ggufmap':>8} {'ggml':>8} {'ratio':>7}")
 for name in sorted(set(ggml) & set(ours)):
     o, g = statistics.median(ours[name]), statistics.median(ggml[name])
-    print(f"{name:<6} {o:>8.2f} {g:>8.2f} {o / g:>6.2f}x")
+    print(f"{name:<7} {o:>8.2f} {g:>8.2f} {o / g:>6.2f}x")
+if sys.argv[3] == "--blocks":
+    # The committed reference the dequant bench reads.
+    with open("benches/ggml_reference.txt", "w") as f:
+        f.write("# ggml's to_float (ggml-base from the llama-cpp-python 0.3.36 sdist, -O3 for\n")
+        f.write("# baseline x86-64), single thread, on the blocks of `cargo bench --features\n")
+        f.write("# candle --bench dequant` (8 MiB of f32 output per type), median of\n")
+        f.write(f"# {sys.argv[4]} rounds, GB/s of output. Made by\n")
+        f.write(f"# `ROUNDS={sys.argv[4]} bash scripts/ggml_reference.sh --blocks` on\n")
+        cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
+        f.write(f"# {cpu}, {os.cpu_count()} cores, {datetime.date.today()}.\n")
+        for name in sorted(ggml):
+            f.write(f"{name} {statistics.median(ggml[name]):.2f}\n")
+    print("wrote benches/ggml_reference.txt")
 PY

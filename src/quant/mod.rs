@@ -109,18 +109,33 @@ pub fn scale_fields(dtype: GgmlType) -> &'static [ScaleField] {
 pub fn dequantize_blocks<B: Block, O: Output>(blocks: &[B], out: &mut [O]) -> Result<()> {
     check_len(blocks.len(), B::ELEMS, out.len())?;
     if let Some(out) = output::as_f32(out) {
-        if simd::dequantize_blocks(B::TYPE, bytemuck::cast_slice(blocks), out) {
-            return Ok(());
-        }
+        decode_f32(blocks, out);
+        return Ok(());
+    }
+    // f16 / bf16: a few blocks at a time into f32 on the stack (so the
+    // vector kernels serve these outputs too), then converted.
+    let run = (STAGING_ELEMS / B::ELEMS).max(1);
+    let mut staging = [0f32; STAGING_ELEMS];
+    for (blocks, out) in blocks.chunks(run).zip(out.chunks_mut(run * B::ELEMS)) {
+        let staging = &mut staging[..out.len()];
+        decode_f32(blocks, staging);
+        O::from_f32_slice(staging, out);
+    }
+    Ok(())
+}
+
+/// f32 values staged per run of blocks for f16 / bf16 output (4 KiB).
+const STAGING_ELEMS: usize = 1024;
+
+/// Decodes whole blocks into f32 (`out` exactly their length): the type's
+/// vector kernel where this CPU has one, else block by block.
+#[inline]
+fn decode_f32<B: Block>(blocks: &[B], out: &mut [f32]) {
+    if !simd::dequantize_blocks(B::TYPE, bytemuck::cast_slice(blocks), out) {
         for (block, out) in blocks.iter().zip(out.chunks_exact_mut(B::ELEMS)) {
             block.dequantize(out);
         }
-        return Ok(());
     }
-    for (block, out) in blocks.iter().zip(out.chunks_exact_mut(B::ELEMS)) {
-        O::store_block(block, out);
-    }
-    Ok(())
 }
 
 /// Dequantizes `bytes` (whole blocks of `B`, any alignment) into `out`.
