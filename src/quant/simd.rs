@@ -16,12 +16,20 @@
 //! (read once per process), which is how the fixtures are also checked on
 //! the portable path.
 
+#[cfg(all(feature = "simd", target_arch = "x86_64"))]
 use std::sync::OnceLock;
 
 use crate::dtype::GgmlType;
 
-/// Whether vector kernels may be used: not when `GGUFMAP_SIMD` is `off`
-/// (or `0`, `false`).
+/// The AVX2 token, where this CPU has AVX2 and `GGUFMAP_SIMD` is not
+/// `off` (or `0`, `false`).
+#[cfg(all(feature = "simd", target_arch = "x86_64"))]
+fn v3() -> Option<pulp::x86::V3> {
+    allowed().then(pulp::x86::V3::try_new).flatten()
+}
+
+/// Whether vector kernels may be used (read once per process).
+#[cfg(all(feature = "simd", target_arch = "x86_64"))]
 fn allowed() -> bool {
     static ALLOWED: OnceLock<bool> = OnceLock::new();
     *ALLOWED.get_or_init(|| {
@@ -37,12 +45,10 @@ fn allowed() -> bool {
 /// runs it; `false` (nothing written) otherwise.
 pub(crate) fn dequantize_blocks(dtype: GgmlType, blocks: &[u8], out: &mut [f32]) -> bool {
     #[cfg(all(feature = "simd", target_arch = "x86_64"))]
-    if allowed() {
-        if let Some(simd) = pulp::x86::V3::try_new() {
-            return x86::dequantize_blocks(simd, dtype, blocks, out);
-        }
+    if let Some(simd) = v3() {
+        return x86::dequantize_blocks(simd, dtype, blocks, out);
     }
-    let _ = (dtype, blocks, out, allowed);
+    let _ = (dtype, blocks, out);
     false
 }
 
@@ -51,10 +57,8 @@ pub(crate) fn dequantize_blocks(dtype: GgmlType, blocks: &[u8], out: &mut [f32])
 /// width; the caller converts the rest).
 pub(crate) fn f16_to_f32(src: &[half::f16], dst: &mut [f32]) -> usize {
     #[cfg(all(feature = "simd", target_arch = "x86_64"))]
-    if allowed() {
-        if let Some(simd) = pulp::x86::V3::try_new() {
-            return x86::f16_to_f32(simd, src, dst);
-        }
+    if let Some(simd) = v3() {
+        return x86::f16_to_f32(simd, src, dst);
     }
     let _ = (src, dst);
     0
@@ -65,10 +69,8 @@ pub(crate) fn f16_to_f32(src: &[half::f16], dst: &mut [f32]) -> usize {
 /// rest).
 pub(crate) fn bf16_to_f32(src: &[half::bf16], dst: &mut [f32]) -> usize {
     #[cfg(all(feature = "simd", target_arch = "x86_64"))]
-    if allowed() {
-        if let Some(simd) = pulp::x86::V3::try_new() {
-            return x86::bf16_to_f32(simd, src, dst);
-        }
+    if let Some(simd) = v3() {
+        return x86::bf16_to_f32(simd, src, dst);
     }
     let _ = (src, dst);
     0

@@ -99,6 +99,10 @@ impl<'a> TensorView<'a> {
     /// hold exactly [`TensorView::n_elements`] values, on the options'
     /// threads (the pool is not used).
     ///
+    /// The vector kernels store 32 bytes at a time: an `out` on a 32-byte
+    /// boundary (as the pool's buffers are) is written fastest; a `Vec`'s
+    /// 16-byte alignment costs about 8% where the output streams to memory.
+    ///
     /// # Errors
     /// [`Error::LengthMismatch`] for a wrong `out` length;
     /// [`Error::Unsupported`] for quantized data in the other byte order;
