@@ -358,18 +358,34 @@ fn main() {
     );
     println!("target: 1.5x candle or 0.8x fill, whichever is lower; where candle lacks the type,");
     println!("  2x ggml for IQ/TQ/FP4 (ggml: benches/ggml_reference.txt), 0.8x fill for the rest");
-    println!("stream: the type's input read and output stored with no arithmetic (its traffic ceiling);");
+    println!(
+        "stream: the type's input read and output stored with no arithmetic (its traffic ceiling);"
+    );
     println!("  met = limit: below target but at 0.9x stream or more");
     println!(
         "{:<8} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>5} {:>6}",
-        "type", "ours", "candle", "ggml", "fill", "stream", "/candle", "/ggml", "/stream", "target", "met", "!=cndl"
+        "type",
+        "ours",
+        "candle",
+        "ggml",
+        "fill",
+        "stream",
+        "/candle",
+        "/ggml",
+        "/stream",
+        "target",
+        "met",
+        "!=cndl"
     );
     let ggml = ggml_reference();
     for (dtype, t, differ) in rows {
         let rate = |t: Duration| gbps(out_bytes, t);
         let (o, f, st) = (rate(t.ours), rate(t.fill), rate(t.stream));
         let c = t.candle.map(rate);
-        let g = ggml.iter().find(|(n, _)| n == dtype.name()).map(|&(_, g)| g);
+        let g = ggml
+            .iter()
+            .find(|(n, _)| n == dtype.name())
+            .map(|&(_, g)| g);
         let target = match (c, g) {
             (Some(c), _) => (1.5 * c).min(0.8 * f),
             (None, Some(g)) if against_ggml(dtype) => 2.0 * g,
