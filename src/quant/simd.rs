@@ -88,8 +88,8 @@ mod x86 {
     use super::super::kquants::sub_block_scales;
     use super::super::ternary::tq1_digits;
     use super::super::{
-        BlockIQ4_NL, BlockIQ4_XS, BlockMXFP4, BlockQ4_K, BlockQ5_K, BlockQ8_0, BlockQ8_1,
-        BlockQ8_K, BlockTQ1_0, BlockTQ2_0,
+        BlockIQ4_NL, BlockIQ4_XS, BlockMXFP4, BlockQ1_0, BlockQ2_0, BlockQ4_K, BlockQ5_K,
+        BlockQ8_0, BlockQ8_1, BlockQ8_K, BlockTQ1_0, BlockTQ2_0,
     };
     use crate::dtype::GgmlType;
 
@@ -138,6 +138,8 @@ mod x86 {
             GgmlType::MXFP4 => vector!(simd, blocks, out, mxfp4),
             GgmlType::TQ1_0 => vector!(simd, blocks, out, tq1_0),
             GgmlType::TQ2_0 => vector!(simd, blocks, out, tq2_0),
+            GgmlType::Q1_0 => vector!(simd, blocks, out, q1_0),
+            GgmlType::Q2_0 => vector!(simd, blocks, out, q2_0),
             _ => false,
         }
     }
@@ -413,6 +415,60 @@ mod x86 {
         }
     }
 
+    #[inline(always)]
+    fn q1_0(simd: V3, blocks: &[BlockQ1_0], out: &mut [f32]) {
+        let (avx, avx2) = (simd.avx, simd.avx2);
+        // Lane j of group g (of four) tests bit 8g + j of a 32-bit word.
+        let lane_bits: [__m256i; 4] = std::array::from_fn(|g| {
+            let bit = |j: i32| 1i32.wrapping_shl(8 * g as u32 + j as u32);
+            avx._mm256_setr_epi32(
+                bit(0),
+                bit(1),
+                bit(2),
+                bit(3),
+                bit(4),
+                bit(5),
+                bit(6),
+                bit(7),
+            )
+        });
+        for (b, out) in blocks.iter().zip(out.chunks_exact_mut(128)) {
+            let d = scale_f16(b.d);
+            let (plus, minus) = (avx._mm256_set1_ps(d), avx._mm256_set1_ps(-d));
+            for (word, out) in b.qs.chunks_exact(4).zip(out.chunks_exact_mut(32)) {
+                let word = i32::from_le_bytes([word[0], word[1], word[2], word[3]]);
+                let word = avx._mm256_set1_epi32(word);
+                for (bits, out) in lane_bits.iter().zip(out.chunks_exact_mut(8)) {
+                    let set = avx2._mm256_cmpeq_epi32(avx2._mm256_and_si256(word, *bits), *bits);
+                    store8(out, avx._mm256_blendv_ps(minus, plus, bytemuck::cast(set)));
+                }
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn q2_0(simd: V3, blocks: &[BlockQ2_0], out: &mut [f32]) {
+        let (avx, avx2) = (simd.avx, simd.avx2);
+        // Each byte spread over four lanes, shifted by 0, 2, 4, 6 bits.
+        let spread = simd
+            .sse2
+            ._mm_setr_epi8(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+        let shifts = avx._mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);
+        let (three, one) = (avx._mm256_set1_epi32(3), avx._mm256_set1_epi32(1));
+        for (b, out) in blocks.iter().zip(out.chunks_exact_mut(64)) {
+            let d = avx._mm256_set1_ps(scale_f16(b.d));
+            for (qs, out) in b.qs.chunks_exact(2).zip(out.chunks_exact_mut(8)) {
+                let pair = simd
+                    .sse2
+                    ._mm_cvtsi32_si128(i32::from(u16::from_le_bytes([qs[0], qs[1]])));
+                let bytes = avx2._mm256_cvtepu8_epi32(simd.ssse3._mm_shuffle_epi8(pair, spread));
+                let codes = avx2._mm256_and_si256(avx2._mm256_srlv_epi32(bytes, shifts), three);
+                let level = avx._mm256_cvtepi32_ps(avx2._mm256_sub_epi32(codes, one));
+                store8(out, avx._mm256_mul_ps(level, d));
+            }
+        }
+    }
+
     // --- F16 tensors -------------------------------------------------------------------------
 
     pub(super) fn f16_to_f32(simd: V3, src: &[half::f16], dst: &mut [f32]) -> usize {
@@ -540,8 +596,8 @@ mod x86 {
 mod tests {
     use super::*;
     use crate::quant::{
-        Block, BlockIQ4_NL, BlockIQ4_XS, BlockMXFP4, BlockQ4_K, BlockQ5_K, BlockQ8_0, BlockQ8_1,
-        BlockQ8_K, BlockTQ1_0, BlockTQ2_0,
+        Block, BlockIQ4_NL, BlockIQ4_XS, BlockMXFP4, BlockQ1_0, BlockQ2_0, BlockQ4_K, BlockQ5_K,
+        BlockQ8_0, BlockQ8_1, BlockQ8_K, BlockTQ1_0, BlockTQ2_0,
     };
 
     /// Whether this CPU runs the vector kernels; when it does not, the
@@ -623,6 +679,9 @@ mod tests {
         check::<BlockMXFP4>(&[""]);
         check::<BlockTQ1_0>(BOTH);
         check::<BlockTQ2_0>(BOTH);
+        // Nor Q1_0 or Q2_0 (checked against ggml's C by hand vectors).
+        check::<BlockQ1_0>(&[]);
+        check::<BlockQ2_0>(&[]);
     }
 
     /// Every F16 and BF16 bit pattern, shifted so that runs start at every
