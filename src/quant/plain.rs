@@ -62,16 +62,17 @@ impl Plain for f16 {
     fn to_f32_slice(src: &[Self], dst: &mut [f32]) {
         // Matches gguf-py 0.19.0 quants.dequantize for F16: numpy's exact
         // float16 -> float32 cast, which keeps signalling NaNs as they are
-        // (F16C would quiet them). Integer operations the compiler turns
-        // into vector code for any x86-64: a run of normal numbers and
-        // zeros (all of a typical weight tensor) takes the short path.
+        // (F16C would quiet them). The vector kernel takes what it can, the
+        // portable one the rest.
         let done = simd::f16_to_f32(src, dst);
         f16_portable(&src[done..], &mut dst[done..]);
     }
 }
 
 /// The portable F16 conversion (what runs where the vector kernel does
-/// not), in runs of [`F16_RUN`].
+/// not): integer operations the compiler turns into vector code for any
+/// x86-64, in runs of [`F16_RUN`]; a run of normal numbers and zeros (all
+/// of a typical weight tensor) takes the short path.
 pub(super) fn f16_portable(src: &[f16], dst: &mut [f32]) {
     for (d, s) in dst.chunks_mut(F16_RUN).zip(src.chunks(F16_RUN)) {
         if all_normal_or_zero(s) {
