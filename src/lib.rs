@@ -255,7 +255,7 @@ assert_eq!(y.dims(), &[1, 256]);
 //!   operation runs on the calling thread.
 //! - `simd` (default): on x86-64 CPUs with AVX2, the types where vectors
 //!   pay (Q8_0, Q8_1, Q8_K, Q4_K, Q5_K, IQ4_NL, IQ4_XS, MXFP4, TQ1_0,
-//!   TQ2_0, Q1_0, Q2_0, F16, BF16) decode through AVX2 kernels chosen at run time
+//!   TQ2_0, Q1_0, Q2_0, F16, BF16, I64) decode through AVX2 kernels chosen at run time
 //!   (`pulp`'s safe CPU-feature tokens); elsewhere, or without the
 //!   feature, the portable kernels run. Both give the same bits.
 //!   `GGUFMAP_SIMD=off` in the environment selects the portable kernels

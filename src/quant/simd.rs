@@ -76,9 +76,21 @@ pub(crate) fn bf16_to_f32(src: &[half::bf16], dst: &mut [f32]) -> usize {
     0
 }
 
+/// Converts I64 values to f32 (rounded to nearest even, as `as f32`) with
+/// the vector kernel, if this CPU runs it: the number of leading values
+/// converted (the caller converts the rest).
+pub(crate) fn i64_to_f32(src: &[i64], dst: &mut [f32]) -> usize {
+    #[cfg(all(feature = "simd", target_arch = "x86_64"))]
+    if let Some(simd) = v3() {
+        return x86::i64_to_f32(simd, src, dst);
+    }
+    let _ = (src, dst);
+    0
+}
+
 #[cfg(all(feature = "simd", target_arch = "x86_64"))]
 mod x86 {
-    use std::arch::x86_64::{__m128i, __m256, __m256i};
+    use std::arch::x86_64::{__m128i, __m256, __m256d, __m256i};
 
     use pulp::x86::V3;
 
@@ -481,6 +493,56 @@ mod x86 {
         )
     }
 
+    pub(super) fn i64_to_f32(simd: V3, src: &[i64], dst: &mut [f32]) -> usize {
+        simd.vectorize(
+            #[inline(always)]
+            move || {
+                let dst = dst;
+                i64x4_runs(simd, src, dst)
+            },
+        )
+    }
+
+    /// I64 values in runs of 64, each run whose values all lie within
+    /// ±2^51 four at a time (others are left to the caller, from the first
+    /// run that has one): the value is made an exact f64 by the magic-number
+    /// addition (`x + 1.5 * 2^52` in the integer bits, less `1.5 * 2^52` as
+    /// a double), which one conversion then rounds to f32, to nearest even
+    /// as a direct conversion does.
+    #[inline(always)]
+    fn i64x4_runs(simd: V3, src: &[i64], dst: &mut [f32]) -> usize {
+        let (avx, avx2) = (simd.avx, simd.avx2);
+        let magic_bits = avx._mm256_set1_epi64x(0x4338_0000_0000_0000);
+        let magic = avx._mm256_set1_pd(f64::from_bits(0x4338_0000_0000_0000));
+        let (half_range, range) = (
+            avx._mm256_set1_epi64x(1 << 51),
+            avx._mm256_set1_epi64x(1 << 52),
+        );
+        let mut done = 0;
+        for (src, dst) in src.chunks_exact(64).zip(dst.chunks_exact_mut(64)) {
+            let vectors: [__m256i; 16] =
+                std::array::from_fn(|i| load32(bytemuck::cast_slice(&src[4 * i..4 * i + 4])));
+            // In range: 0 <= x + 2^51 < 2^52, i.e. 2^52 > x + 2^51 > -1.
+            let in_range = vectors.iter().fold(avx._mm256_set1_epi64x(-1), |all, &v| {
+                let shifted = avx2._mm256_add_epi64(v, half_range);
+                let below = avx2._mm256_cmpgt_epi64(range, shifted);
+                let above = avx2._mm256_cmpgt_epi64(shifted, avx._mm256_set1_epi64x(-1));
+                avx2._mm256_and_si256(all, avx2._mm256_and_si256(below, above))
+            });
+            if avx._mm256_movemask_pd(bytemuck::cast(in_range)) != 0b1111 {
+                break;
+            }
+            for (v, dst) in vectors.into_iter().zip(dst.chunks_exact_mut(4)) {
+                let exact: __m256d = bytemuck::cast(avx2._mm256_add_epi64(v, magic_bits));
+                let value = avx._mm256_cvtpd_ps(avx._mm256_sub_pd(exact, magic));
+                let value: [f32; 4] = bytemuck::cast(value);
+                dst.copy_from_slice(&value);
+            }
+            done += 64;
+        }
+        done
+    }
+
     pub(super) fn bf16_to_f32(simd: V3, src: &[half::bf16], dst: &mut [f32]) -> usize {
         simd.vectorize(
             #[inline(always)]
@@ -682,6 +744,37 @@ mod tests {
         // Nor Q1_0 or Q2_0 (checked against ggml's C by hand vectors).
         check::<BlockQ1_0>(&[]);
         check::<BlockQ2_0>(&[]);
+    }
+
+    /// I64 values that round (odd integers above 2^24, ties included), the
+    /// ends of the vector kernel's range and random ones in it: the bits of
+    /// `as f32`. A run with a value outside ±2^51 stops the vector kernel.
+    #[test]
+    fn i64_converts_as_a_cast_does() {
+        if !available() {
+            return;
+        }
+        let mut values: Vec<i64> =
+            vec![0, 1, -1, (1 << 51) - 1, -(1 << 51), 1 << 24, (1 << 24) + 1];
+        values.extend((0..64).flat_map(|k| [(1i64 << 25) + 2 * k + 1, -(1i64 << 40) - 3 * k]));
+        // Halfway between two floats: to the even one.
+        values.extend((0..64).map(|k| (1i64 << 25) + 2 + 4 * k));
+        values.extend((0..64).map(|k| (1i64 << 49) + k * 0x1_0000_0001));
+        let random = random_bytes(8 * 4096, 17);
+        values.extend(
+            random
+                .chunks_exact(8)
+                .map(|b| i64::from_ne_bytes(b.try_into().unwrap()) >> 13),
+        );
+        values.truncate(values.len() / 64 * 64);
+        let mut vector = vec![0f32; values.len()];
+        assert_eq!(i64_to_f32(&values, &mut vector), values.len());
+        for (v, &x) in vector.iter().zip(&values) {
+            assert_eq!(v.to_bits(), (x as f32).to_bits(), "{x}");
+        }
+        // Out of range in the second run: the first run only.
+        values[100] = 1 << 51;
+        assert_eq!(i64_to_f32(&values, &mut vector), 64);
     }
 
     /// Every F16 and BF16 bit pattern, shifted so that runs start at every
