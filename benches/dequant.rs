@@ -80,6 +80,15 @@ fn random_bytes(dtype: GgmlType, elems: usize, rng: &mut Rng) -> Vec<u8> {
             }
             return bytes;
         }
+        // Indices and counts, as an I64 tensor holds: within ±2^40 (the
+        // vector kernel takes values within ±2^51, the scalar cast the rest).
+        GgmlType::I64 => {
+            for v in bytes.chunks_exact_mut(size) {
+                let x = (rng.next() as i64) >> 23;
+                v.copy_from_slice(&x.to_ne_bytes());
+            }
+            return bytes;
+        }
         _ => bytes = rng.bytes(blocks * size),
     }
     // The scale fields the block describes ([`scale_fields`]), set to

@@ -5,13 +5,18 @@
 # ROUNDS rounds interleaved; medians per type and their ratio.
 #
 #   bash scripts/ggml_reference.sh [MODEL.gguf]
+#   bash scripts/ggml_reference.sh --requantize TYPE
 #   bash scripts/ggml_reference.sh --blocks
 #
 # MODEL defaults to Gemma 3 270M (scripts/fetch_gemma.sh). With --blocks,
 # every type instead: the blocks `cargo bench --features candle --bench
 # dequant` decodes (8 MiB of f32 output per type, cache-resident), written
 # out for ggml to decode the same (GGUFMAP_DUMP_BLOCKS), its summary table
-# giving ggufmap's side. llama.cpp comes
+# giving ggufmap's side. With --requantize TYPE, Gemma requantized by
+# llama.cpp's own llama-quantize (`--allow-requantize --pure`, built from
+# the same sdist) to TYPE (Q5_K, BF16, IQ4_XS, Q4_0, Q3_K, TQ2_0, ...):
+# real tensors of types Gemma's file lacks (tensors whose rows do not fit
+# the type's blocks fall back to another type, as llama.cpp decides). llama.cpp comes
 # from the llama-cpp-python sdist on PyPI (vendor/llama.cpp), built with
 # cmake and ninja from PyPI, into ~/.cache/ggufmap/ggml-reference.
 # ggufmap's side is `cargo bench --features cli --bench scaling` at one
@@ -19,11 +24,15 @@
 # median of 5 passes after one that reads the pages in.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ "${1:-}" = --blocks ]; then MODEL=--blocks; else MODEL=${1:-$(bash scripts/fetch_gemma.sh)}; fi
 ROUNDS=${ROUNDS:-3}
 LLAMA_CPP_PYTHON=${LLAMA_CPP_PYTHON:-0.3.36}
 WORK=${GGML_REFERENCE_DIR:-$HOME/.cache/ggufmap/ggml-reference}
 mkdir -p "$WORK"
+case "${1:-}" in
+    --blocks) MODEL=--blocks ;;
+    --requantize) MODEL=--requantize; TYPE=${2:?--requantize needs a type} ;;
+    *) MODEL=${1:-$(bash scripts/fetch_gemma.sh)} ;;
+esac
 
 if [ ! -x "$WORK/to_float" ]; then
     python3 -m pip install -q cmake ninja scikit-build-core
@@ -55,6 +64,20 @@ ours() {
 ggml() {
     if [ "$MODEL" = --blocks ]; then "$WORK/to_float" --blocks "$BLOCKS"; else "$WORK/to_float" "$MODEL"; fi
 }
+if [ "$MODEL" = --requantize ]; then
+    LLAMA="$WORK/llama_cpp_python-$LLAMA_CPP_PYTHON/vendor/llama.cpp"
+    QUANTIZE="$WORK/build-full/bin/llama-quantize"
+    if [ ! -x "$QUANTIZE" ]; then
+        cmake -S "$LLAMA" -B "$WORK/build-full" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+            -DBUILD_SHARED_LIBS=OFF -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DGGML_NATIVE=OFF \
+            -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF >/dev/null
+        ninja -C "$WORK/build-full" llama-quantize >/dev/null
+    fi
+    MODEL="$HOME/.cache/ggufmap/requant/gemma-$TYPE.gguf"
+    mkdir -p "$(dirname "$MODEL")"
+    [ -f "$MODEL" ] || "$QUANTIZE" --allow-requantize --pure "$(bash scripts/fetch_gemma.sh)" \
+        "$MODEL" "$TYPE" >/dev/null 2>&1
+fi
 cargo bench --features candle,cli --bench scaling --bench dequant --no-run --quiet 2>/dev/null
 
 echo "model: $MODEL; $ROUNDS rounds, single thread, GB/s of f32 output"
