@@ -94,14 +94,14 @@ mod x86 {
 
     use pulp::x86::V3;
 
-    use super::super::bits::f16_to_f32 as scale_f16;
+    use super::super::bits::{f16_to_f32 as scale_f16, q3_k_scales};
     use super::super::fp4::e8m0_to_f32_half;
     use super::super::grids::{KVALUES_FP4, KVALUES_IQ4NL};
     use super::super::kquants::sub_block_scales;
     use super::super::ternary::tq1_digits;
     use super::super::{
-        BlockIQ4_NL, BlockIQ4_XS, BlockMXFP4, BlockQ1_0, BlockQ2_0, BlockQ4_K, BlockQ5_K,
-        BlockQ8_0, BlockQ8_1, BlockQ8_K, BlockTQ1_0, BlockTQ2_0,
+        BlockIQ4_NL, BlockIQ4_XS, BlockMXFP4, BlockQ1_0, BlockQ2_0, BlockQ3_K, BlockQ4_K,
+        BlockQ5_K, BlockQ6_K, BlockQ8_0, BlockQ8_1, BlockQ8_K, BlockTQ1_0, BlockTQ2_0,
     };
     use crate::dtype::GgmlType;
 
@@ -143,8 +143,10 @@ mod x86 {
             GgmlType::Q8_0 => vector!(simd, blocks, out, q8_0),
             GgmlType::Q8_1 => vector!(simd, blocks, out, q8_1),
             GgmlType::Q8_K => vector!(simd, blocks, out, q8_k),
+            GgmlType::Q3_K => vector!(simd, blocks, out, q3_k),
             GgmlType::Q4_K => vector!(simd, blocks, out, q4_k),
             GgmlType::Q5_K => vector!(simd, blocks, out, q5_k),
+            GgmlType::Q6_K => vector!(simd, blocks, out, q6_k),
             GgmlType::IQ4_NL => vector!(simd, blocks, out, iq4_nl),
             GgmlType::IQ4_XS => vector!(simd, blocks, out, iq4_xs),
             GgmlType::MXFP4 => vector!(simd, blocks, out, mxfp4),
@@ -319,6 +321,88 @@ mod x86 {
                 let high = simd.avx2._mm256_or_si256(high, fifth(2 * i as i32 + 1));
                 scale_min_u8x32(simd, dl[2 * i], ml[2 * i], low, out);
                 scale_min_u8x32(simd, dl[2 * i + 1], ml[2 * i + 1], high, &mut out[32..]);
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn q3_k(simd: V3, blocks: &[BlockQ3_K], out: &mut [f32]) {
+        let (avx, avx2) = (simd.avx, simd.avx2);
+        let (three, four) = (avx._mm256_set1_epi8(3), avx._mm256_set1_epi8(4));
+        for (b, out) in blocks.iter().zip(out.chunks_exact_mut(256)) {
+            let d = scale_f16(b.d);
+            let scales = q3_k_scales(&b.scales);
+            let dl: [f32; 16] = std::array::from_fn(|k| d * f32::from(scales[k]));
+            let hmask = load32(&b.hmask);
+            for (g, (qs, out)) in
+                b.qs.chunks_exact(32)
+                    .zip(out.chunks_exact_mut(128))
+                    .enumerate()
+            {
+                let q = load32(qs);
+                let lows = [
+                    q,
+                    avx2._mm256_srli_epi16::<2>(q),
+                    avx2._mm256_srli_epi16::<4>(q),
+                    avx2._mm256_srli_epi16::<6>(q),
+                ];
+                for (j, (low, out)) in lows.into_iter().zip(out.chunks_exact_mut(32)).enumerate() {
+                    // Run j of group g: two bits at 2j, less 4 where bit
+                    // 4g + j of hmask is clear.
+                    let bit = avx._mm256_set1_epi8(1 << (4 * g + j));
+                    let set = avx2._mm256_cmpeq_epi8(avx2._mm256_and_si256(hmask, bit), bit);
+                    let less = avx2._mm256_andnot_si256(set, four);
+                    let value = avx2._mm256_sub_epi8(avx2._mm256_and_si256(low, three), less);
+                    let [first, second]: [__m128i; 2] = bytemuck::cast(value);
+                    let scale = |k: usize| avx._mm256_set1_ps(dl[8 * g + 2 * j + k]);
+                    scale_i8x16(simd, scale(0), first, out);
+                    scale_i8x16(simd, scale(1), second, &mut out[16..]);
+                }
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn q6_k(simd: V3, blocks: &[BlockQ6_K], out: &mut [f32]) {
+        let (avx, avx2) = (simd.avx, simd.avx2);
+        let (low4, low2, high2) = (
+            avx._mm256_set1_epi8(0x0F),
+            avx._mm256_set1_epi8(0x03),
+            avx._mm256_set1_epi8(0xC0_u8 as i8),
+        );
+        let thirty_two = avx._mm256_set1_epi8(32);
+        for (b, out) in blocks.iter().zip(out.chunks_exact_mut(256)) {
+            let d = scale_f16(b.d);
+            let dl: [f32; 16] = std::array::from_fn(|k| d * f32::from(b.scales[k]));
+            for (g, out) in out.chunks_exact_mut(128).enumerate() {
+                let (a, c) = (load32(&b.ql[64 * g..]), load32(&b.ql[64 * g + 32..]));
+                let h = load32(&b.qh[32 * g..]);
+                // Run j of 32: a nibble of `ql` and bits 2j..2j+2 of `qh` as its top two.
+                let top =
+                    |bits: __m256i| avx2._mm256_slli_epi16::<4>(avx2._mm256_and_si256(bits, low2));
+                let runs = [
+                    avx2._mm256_or_si256(avx2._mm256_and_si256(a, low4), top(h)),
+                    avx2._mm256_or_si256(
+                        avx2._mm256_and_si256(c, low4),
+                        top(avx2._mm256_srli_epi16::<2>(h)),
+                    ),
+                    avx2._mm256_or_si256(
+                        avx2._mm256_and_si256(avx2._mm256_srli_epi16::<4>(a), low4),
+                        top(avx2._mm256_srli_epi16::<4>(h)),
+                    ),
+                    avx2._mm256_or_si256(
+                        avx2._mm256_and_si256(avx2._mm256_srli_epi16::<4>(c), low4),
+                        avx2._mm256_srli_epi16::<2>(avx2._mm256_and_si256(h, high2)),
+                    ),
+                ];
+                for (j, (run, out)) in runs.into_iter().zip(out.chunks_exact_mut(32)).enumerate() {
+                    let [first, second]: [__m128i; 2] =
+                        bytemuck::cast(avx2._mm256_sub_epi8(run, thirty_two));
+                    // Sixteen values per sub-block scale.
+                    let scale = |k: usize| avx._mm256_set1_ps(dl[8 * g + 2 * j + k]);
+                    scale_i8x16(simd, scale(0), first, out);
+                    scale_i8x16(simd, scale(1), second, &mut out[16..]);
+                }
             }
         }
     }
@@ -658,8 +742,8 @@ mod x86 {
 mod tests {
     use super::*;
     use crate::quant::{
-        Block, BlockIQ4_NL, BlockIQ4_XS, BlockMXFP4, BlockQ1_0, BlockQ2_0, BlockQ4_K, BlockQ5_K,
-        BlockQ8_0, BlockQ8_1, BlockQ8_K, BlockTQ1_0, BlockTQ2_0,
+        Block, BlockIQ4_NL, BlockIQ4_XS, BlockMXFP4, BlockQ1_0, BlockQ2_0, BlockQ3_K, BlockQ4_K,
+        BlockQ5_K, BlockQ6_K, BlockQ8_0, BlockQ8_1, BlockQ8_K, BlockTQ1_0, BlockTQ2_0,
     };
 
     /// Whether this CPU runs the vector kernels; when it does not, the
@@ -733,8 +817,10 @@ mod tests {
         // gguf-py has no Q8_1 or Q8_K: random blocks only.
         check::<BlockQ8_1>(&[]);
         check::<BlockQ8_K>(&[]);
+        check::<BlockQ3_K>(BOTH);
         check::<BlockQ4_K>(BOTH);
         check::<BlockQ5_K>(BOTH);
+        check::<BlockQ6_K>(BOTH);
         check::<BlockIQ4_NL>(BOTH);
         check::<BlockIQ4_XS>(BOTH);
         // MXFP4's E8M0 scale encodes no NaN: no NaN fixture.
