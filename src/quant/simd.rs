@@ -95,13 +95,14 @@ mod x86 {
     use pulp::x86::V3;
 
     use super::super::bits::{f16_to_f32 as scale_f16, q3_k_scales};
-    use super::super::fp4::e8m0_to_f32_half;
+    use super::super::fp4::{e8m0_to_f32_half, ue4m3_to_f32_half};
     use super::super::grids::{KVALUES_FP4, KVALUES_IQ4NL};
     use super::super::kquants::sub_block_scales;
     use super::super::ternary::tq1_digits;
     use super::super::{
-        BlockIQ4_NL, BlockIQ4_XS, BlockMXFP4, BlockQ1_0, BlockQ2_0, BlockQ3_K, BlockQ4_K,
-        BlockQ5_K, BlockQ6_K, BlockQ8_0, BlockQ8_1, BlockQ8_K, BlockTQ1_0, BlockTQ2_0,
+        BlockIQ4_NL, BlockIQ4_XS, BlockMXFP4, BlockNVFP4, BlockQ1_0, BlockQ2_0, BlockQ2_K,
+        BlockQ3_K, BlockQ4_0, BlockQ4_1, BlockQ4_K, BlockQ5_0, BlockQ5_1, BlockQ5_K, BlockQ6_K,
+        BlockQ8_0, BlockQ8_1, BlockQ8_K, BlockTQ1_0, BlockTQ2_0,
     };
     use crate::dtype::GgmlType;
 
@@ -140,9 +141,14 @@ mod x86 {
         out: &mut [f32],
     ) -> bool {
         match dtype {
+            GgmlType::Q4_0 => vector!(simd, blocks, out, q4_0),
+            GgmlType::Q4_1 => vector!(simd, blocks, out, q4_1),
+            GgmlType::Q5_0 => vector!(simd, blocks, out, q5_0),
+            GgmlType::Q5_1 => vector!(simd, blocks, out, q5_1),
             GgmlType::Q8_0 => vector!(simd, blocks, out, q8_0),
             GgmlType::Q8_1 => vector!(simd, blocks, out, q8_1),
             GgmlType::Q8_K => vector!(simd, blocks, out, q8_k),
+            GgmlType::Q2_K => vector!(simd, blocks, out, q2_k),
             GgmlType::Q3_K => vector!(simd, blocks, out, q3_k),
             GgmlType::Q4_K => vector!(simd, blocks, out, q4_k),
             GgmlType::Q5_K => vector!(simd, blocks, out, q5_k),
@@ -150,6 +156,7 @@ mod x86 {
             GgmlType::IQ4_NL => vector!(simd, blocks, out, iq4_nl),
             GgmlType::IQ4_XS => vector!(simd, blocks, out, iq4_xs),
             GgmlType::MXFP4 => vector!(simd, blocks, out, mxfp4),
+            GgmlType::NVFP4 => vector!(simd, blocks, out, nvfp4),
             GgmlType::TQ1_0 => vector!(simd, blocks, out, tq1_0),
             GgmlType::TQ2_0 => vector!(simd, blocks, out, tq2_0),
             GgmlType::Q1_0 => vector!(simd, blocks, out, q1_0),
@@ -211,9 +218,10 @@ mod x86 {
         scale_i8x16(simd, d, high, &mut out[16..]);
     }
 
-    /// `d * q - m` for 32 unsigned bytes `q`, into `out[..32]`.
+    /// `d * q + m` for 32 unsigned bytes `q`, into `out[..32]` (the `_1`
+    /// legacy types' order: product, then minimum added).
     #[inline(always)]
-    fn scale_min_u8x32(simd: V3, d: f32, m: f32, q: __m256i, out: &mut [f32]) {
+    fn scale_add_u8x32(simd: V3, d: f32, m: f32, q: __m256i, out: &mut [f32]) {
         let (d, m) = (simd.avx._mm256_set1_ps(d), simd.avx._mm256_set1_ps(m));
         let halves: [__m128i; 2] = bytemuck::cast(q);
         for (half, out) in halves.into_iter().zip(out.chunks_exact_mut(16)) {
@@ -223,8 +231,61 @@ mod x86 {
                 ._mm256_cvtepu8_epi32(simd.sse2._mm_srli_si128::<8>(half));
             for (v, out) in [low, high].into_iter().zip(out.chunks_exact_mut(8)) {
                 let x = simd.avx._mm256_mul_ps(d, simd.avx._mm256_cvtepi32_ps(v));
-                store8(out, simd.avx._mm256_sub_ps(x, m));
+                store8(out, simd.avx._mm256_add_ps(x, m));
             }
+        }
+    }
+
+    /// The 32 four-bit values of a legacy block: the low nibbles of its 16
+    /// bytes (elements 0..16), then the high ones (16..32).
+    #[inline(always)]
+    fn legacy_nibbles(simd: V3, qs: &[u8; 16]) -> __m256i {
+        let q: __m128i = bytemuck::cast(*qs);
+        let mask = simd.sse2._mm_set1_epi8(0x0F);
+        let low = simd.sse2._mm_and_si128(q, mask);
+        let high = simd
+            .sse2
+            ._mm_and_si128(simd.sse2._mm_srli_epi16::<4>(q), mask);
+        bytemuck::cast([low, high])
+    }
+
+    /// 16 where bit `l` of the little-endian `qh` is set, for byte lane `l`
+    /// of 32: the fifth bits of Q5_0 and Q5_1.
+    #[inline(always)]
+    fn fifth_bits(simd: V3, qh: [u8; 4]) -> __m256i {
+        let (avx, avx2) = (simd.avx, simd.avx2);
+        let word = avx._mm256_set1_epi32(i32::from_le_bytes(qh));
+        // Lane l takes byte l / 8 of the word and tests bit l % 8 of it.
+        let spread = avx._mm256_setr_epi8(
+            0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3,
+            3, 3, 3,
+        );
+        let bits = avx._mm256_set1_epi64x(0x8040_2010_0804_0201_u64 as i64);
+        let bytes = avx2._mm256_shuffle_epi8(word, spread);
+        let set = avx2._mm256_cmpeq_epi8(avx2._mm256_and_si256(bytes, bits), bits);
+        avx2._mm256_and_si256(set, avx._mm256_set1_epi8(16))
+    }
+
+    /// `d * q - m` for 16 unsigned bytes `q`, into `out[..16]`.
+    #[inline(always)]
+    fn scale_min_u8x16(simd: V3, d: f32, m: f32, q: __m128i, out: &mut [f32]) {
+        let (d, m) = (simd.avx._mm256_set1_ps(d), simd.avx._mm256_set1_ps(m));
+        let low = simd.avx2._mm256_cvtepu8_epi32(q);
+        let high = simd
+            .avx2
+            ._mm256_cvtepu8_epi32(simd.sse2._mm_srli_si128::<8>(q));
+        for (v, out) in [low, high].into_iter().zip(out.chunks_exact_mut(8)) {
+            let x = simd.avx._mm256_mul_ps(d, simd.avx._mm256_cvtepi32_ps(v));
+            store8(out, simd.avx._mm256_sub_ps(x, m));
+        }
+    }
+
+    /// `d * q - m` for 32 unsigned bytes `q`, into `out[..32]`.
+    #[inline(always)]
+    fn scale_min_u8x32(simd: V3, d: f32, m: f32, q: __m256i, out: &mut [f32]) {
+        let halves: [__m128i; 2] = bytemuck::cast(q);
+        for (half, out) in halves.into_iter().zip(out.chunks_exact_mut(16)) {
+            scale_min_u8x16(simd, d, m, half, out);
         }
     }
 
@@ -262,6 +323,47 @@ mod x86 {
     }
 
     // --- the kernels ----------------------------------------------------------------------
+
+    #[inline(always)]
+    fn q4_0(simd: V3, blocks: &[BlockQ4_0], out: &mut [f32]) {
+        let eight = simd.avx._mm256_set1_epi8(8);
+        for (b, out) in blocks.iter().zip(out.chunks_exact_mut(32)) {
+            let q = simd
+                .avx2
+                ._mm256_sub_epi8(legacy_nibbles(simd, &b.qs), eight);
+            scale_i8x32_vector(simd, simd.avx._mm256_set1_ps(scale_f16(b.d)), q, out);
+        }
+    }
+
+    #[inline(always)]
+    fn q4_1(simd: V3, blocks: &[BlockQ4_1], out: &mut [f32]) {
+        for (b, out) in blocks.iter().zip(out.chunks_exact_mut(32)) {
+            let q = legacy_nibbles(simd, &b.qs);
+            scale_add_u8x32(simd, scale_f16(b.d), scale_f16(b.m), q, out);
+        }
+    }
+
+    #[inline(always)]
+    fn q5_0(simd: V3, blocks: &[BlockQ5_0], out: &mut [f32]) {
+        let sixteen = simd.avx._mm256_set1_epi8(16);
+        for (b, out) in blocks.iter().zip(out.chunks_exact_mut(32)) {
+            let q = simd
+                .avx2
+                ._mm256_or_si256(legacy_nibbles(simd, &b.qs), fifth_bits(simd, b.qh));
+            let q = simd.avx2._mm256_sub_epi8(q, sixteen);
+            scale_i8x32_vector(simd, simd.avx._mm256_set1_ps(scale_f16(b.d)), q, out);
+        }
+    }
+
+    #[inline(always)]
+    fn q5_1(simd: V3, blocks: &[BlockQ5_1], out: &mut [f32]) {
+        for (b, out) in blocks.iter().zip(out.chunks_exact_mut(32)) {
+            let q = simd
+                .avx2
+                ._mm256_or_si256(legacy_nibbles(simd, &b.qs), fifth_bits(simd, b.qh));
+            scale_add_u8x32(simd, scale_f16(b.d), scale_f16(b.m), q, out);
+        }
+    }
 
     #[inline(always)]
     fn q8_0(simd: V3, blocks: &[BlockQ8_0], out: &mut [f32]) {
@@ -321,6 +423,43 @@ mod x86 {
                 let high = simd.avx2._mm256_or_si256(high, fifth(2 * i as i32 + 1));
                 scale_min_u8x32(simd, dl[2 * i], ml[2 * i], low, out);
                 scale_min_u8x32(simd, dl[2 * i + 1], ml[2 * i + 1], high, &mut out[32..]);
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn q2_k(simd: V3, blocks: &[BlockQ2_K], out: &mut [f32]) {
+        let (avx, avx2) = (simd.avx, simd.avx2);
+        let three = avx._mm256_set1_epi8(3);
+        for (b, out) in blocks.iter().zip(out.chunks_exact_mut(256)) {
+            let (d, dmin) = (scale_f16(b.d), scale_f16(b.dmin));
+            let dl: [f32; 16] = std::array::from_fn(|k| d * f32::from(b.scales[k] & 0xF));
+            let ml: [f32; 16] = std::array::from_fn(|k| dmin * f32::from(b.scales[k] >> 4));
+            for (g, (qs, out)) in
+                b.qs.chunks_exact(32)
+                    .zip(out.chunks_exact_mut(128))
+                    .enumerate()
+            {
+                let q = load32(qs);
+                let runs = [
+                    q,
+                    avx2._mm256_srli_epi16::<2>(q),
+                    avx2._mm256_srli_epi16::<4>(q),
+                    avx2._mm256_srli_epi16::<6>(q),
+                ];
+                for (j, (run, out)) in runs.into_iter().zip(out.chunks_exact_mut(32)).enumerate() {
+                    let [first, second]: [__m128i; 2] =
+                        bytemuck::cast(avx2._mm256_and_si256(run, three));
+                    // Sixteen values per sub-block scale and minimum.
+                    for (k, (half, out)) in [first, second]
+                        .into_iter()
+                        .zip(out.chunks_exact_mut(16))
+                        .enumerate()
+                    {
+                        let sub = 8 * g + 2 * j + k;
+                        scale_min_u8x16(simd, dl[sub], ml[sub], half, out);
+                    }
+                }
             }
         }
     }
@@ -565,6 +704,28 @@ mod x86 {
         }
     }
 
+    #[inline(always)]
+    fn nvfp4(simd: V3, blocks: &[BlockNVFP4], out: &mut [f32]) {
+        let sse2 = simd.sse2;
+        let table: __m128i = bytemuck::cast(KVALUES_FP4);
+        let mask = sse2._mm_set1_epi8(0x0F);
+        for (b, out) in blocks.iter().zip(out.chunks_exact_mut(64)) {
+            let sub_blocks = b.qs.chunks_exact(8).zip(&b.d).zip(out.chunks_exact_mut(16));
+            for ((qs, &d), out) in sub_blocks {
+                // Eight bytes: low nibbles are elements 0..8, high ones 8..16.
+                let mut raw = [0u8; 16];
+                raw[..8].copy_from_slice(qs);
+                let q: __m128i = bytemuck::cast(raw);
+                let low = sse2._mm_and_si128(q, mask);
+                let high = sse2._mm_and_si128(sse2._mm_srli_epi16::<4>(q), mask);
+                let codes = sse2._mm_unpacklo_epi64(low, high);
+                let levels = simd.ssse3._mm_shuffle_epi8(table, codes);
+                let scale = simd.avx._mm256_set1_ps(ue4m3_to_f32_half(d));
+                scale_i8x16(simd, scale, levels, out);
+            }
+        }
+    }
+
     // --- F16 tensors -------------------------------------------------------------------------
 
     pub(super) fn f16_to_f32(simd: V3, src: &[half::f16], dst: &mut [f32]) -> usize {
@@ -742,8 +903,9 @@ mod x86 {
 mod tests {
     use super::*;
     use crate::quant::{
-        Block, BlockIQ4_NL, BlockIQ4_XS, BlockMXFP4, BlockQ1_0, BlockQ2_0, BlockQ3_K, BlockQ4_K,
-        BlockQ5_K, BlockQ6_K, BlockQ8_0, BlockQ8_1, BlockQ8_K, BlockTQ1_0, BlockTQ2_0,
+        Block, BlockIQ4_NL, BlockIQ4_XS, BlockMXFP4, BlockNVFP4, BlockQ1_0, BlockQ2_0, BlockQ2_K,
+        BlockQ3_K, BlockQ4_0, BlockQ4_1, BlockQ4_K, BlockQ5_0, BlockQ5_1, BlockQ5_K, BlockQ6_K,
+        BlockQ8_0, BlockQ8_1, BlockQ8_K, BlockTQ1_0, BlockTQ2_0,
     };
 
     /// Whether this CPU runs the vector kernels; when it does not, the
@@ -813,10 +975,15 @@ mod tests {
 
     #[test]
     fn every_vector_kernel_matches_the_portable_one() {
+        check::<BlockQ4_0>(BOTH);
+        check::<BlockQ4_1>(BOTH);
+        check::<BlockQ5_0>(BOTH);
+        check::<BlockQ5_1>(BOTH);
         check::<BlockQ8_0>(BOTH);
         // gguf-py has no Q8_1 or Q8_K: random blocks only.
         check::<BlockQ8_1>(&[]);
         check::<BlockQ8_K>(&[]);
+        check::<BlockQ2_K>(BOTH);
         check::<BlockQ3_K>(BOTH);
         check::<BlockQ4_K>(BOTH);
         check::<BlockQ5_K>(BOTH);
@@ -825,6 +992,7 @@ mod tests {
         check::<BlockIQ4_XS>(BOTH);
         // MXFP4's E8M0 scale encodes no NaN: no NaN fixture.
         check::<BlockMXFP4>(&[""]);
+        check::<BlockNVFP4>(&[""]);
         check::<BlockTQ1_0>(BOTH);
         check::<BlockTQ2_0>(BOTH);
         // Nor Q1_0 or Q2_0 (checked against ggml's C by hand vectors).
