@@ -253,11 +253,12 @@ assert_eq!(y.dims(), &[1, 256]);
 //!
 //! - `parallel` (default): decoding on rayon's threads; without it every
 //!   operation runs on the calling thread.
-//! - `simd` (default): on x86-64 CPUs with AVX2, the types where vectors
-//!   pay (Q8_0, Q8_1, Q8_K, Q4_K, Q5_K, IQ4_NL, IQ4_XS, MXFP4, TQ1_0,
-//!   TQ2_0, Q1_0, Q2_0, F16, BF16, I64) decode through AVX2 kernels chosen at run time
-//!   (`pulp`'s safe CPU-feature tokens); elsewhere, or without the
-//!   feature, the portable kernels run. Both give the same bits.
+//! - `simd` (default): on x86-64 CPUs with AVX2, every legacy and
+//!   k-quant type, IQ4_NL, IQ4_XS, the ternary and FP4 types, Q1_0, Q2_0,
+//!   F16, BF16 and I64 decode through AVX2 kernels chosen at run time
+//!   (`pulp`'s safe CPU-feature tokens); the IQ1/IQ2/IQ3 grid types and
+//!   the other plain conversions keep their portable kernels, as do other
+//!   CPUs and builds without the feature. Both give the same bits.
 //!   `GGUFMAP_SIMD=off` in the environment selects the portable kernels
 //!   at run time.
 //! - `candle`: conversion to candle-core tensors ([`candle`]).
