@@ -52,41 +52,39 @@ pub(crate) fn dequantize_blocks(dtype: GgmlType, blocks: &[u8], out: &mut [f32])
     false
 }
 
-/// Converts F16 values to f32 with the vector kernel, if this CPU runs it:
-/// the number of leading values converted (a multiple of the vector
-/// width; the caller converts the rest).
-pub(crate) fn f16_to_f32(src: &[half::f16], dst: &mut [f32]) -> usize {
-    #[cfg(all(feature = "simd", target_arch = "x86_64"))]
-    if let Some(simd) = v3() {
-        return x86::f16_to_f32(simd, src, dst);
-    }
-    let _ = (src, dst);
-    0
+/// The entry point of a plain type's vector conversion: the number of
+/// leading values of `src` converted into `dst` (a multiple of the
+/// kernel's run; the caller converts the rest), none where this CPU or
+/// build has no vector kernel.
+macro_rules! conversion {
+    ($(#[$doc:meta])* $name:ident, $t:ty) => {
+        $(#[$doc])*
+        pub(crate) fn $name(src: &[$t], dst: &mut [f32]) -> usize {
+            #[cfg(all(feature = "simd", target_arch = "x86_64"))]
+            if let Some(simd) = v3() {
+                return x86::$name(simd, src, dst);
+            }
+            let _ = (src, dst);
+            0
+        }
+    };
 }
 
-/// Converts BF16 values to f32 with the vector kernel, if this CPU runs
-/// it: the number of leading values converted (the caller converts the
-/// rest).
-pub(crate) fn bf16_to_f32(src: &[half::bf16], dst: &mut [f32]) -> usize {
-    #[cfg(all(feature = "simd", target_arch = "x86_64"))]
-    if let Some(simd) = v3() {
-        return x86::bf16_to_f32(simd, src, dst);
-    }
-    let _ = (src, dst);
-    0
-}
-
-/// Converts I64 values to f32 (rounded to nearest even, as `as f32`) with
-/// the vector kernel, if this CPU runs it: the number of leading values
-/// converted (the caller converts the rest).
-pub(crate) fn i64_to_f32(src: &[i64], dst: &mut [f32]) -> usize {
-    #[cfg(all(feature = "simd", target_arch = "x86_64"))]
-    if let Some(simd) = v3() {
-        return x86::i64_to_f32(simd, src, dst);
-    }
-    let _ = (src, dst);
-    0
-}
+conversion!(
+    /// F16 to f32, exactly (NaN payloads as they are).
+    f16_to_f32,
+    half::f16
+);
+conversion!(
+    /// BF16 to f32, exactly.
+    bf16_to_f32,
+    half::bf16
+);
+conversion!(
+    /// I64 to f32, rounded to nearest even as `as f32`.
+    i64_to_f32,
+    i64
+);
 
 #[cfg(all(feature = "simd", target_arch = "x86_64"))]
 mod x86 {
@@ -192,21 +190,35 @@ mod x86 {
 
     // --- the shared steps ----------------------------------------------------------------
 
+    /// 16 signed bytes as two vectors of eight f32 (exact).
+    #[inline(always)]
+    fn i8x16_to_f32(simd: V3, q: __m128i) -> [__m256; 2] {
+        let high = simd.sse2._mm_srli_si128::<8>(q);
+        [q, high].map(|half| {
+            simd.avx
+                ._mm256_cvtepi32_ps(simd.avx2._mm256_cvtepi8_epi32(half))
+        })
+    }
+
+    /// 16 unsigned bytes as two vectors of eight f32 (exact).
+    #[inline(always)]
+    fn u8x16_to_f32(simd: V3, q: __m128i) -> [__m256; 2] {
+        let high = simd.sse2._mm_srli_si128::<8>(q);
+        [q, high].map(|half| {
+            simd.avx
+                ._mm256_cvtepi32_ps(simd.avx2._mm256_cvtepu8_epi32(half))
+        })
+    }
+
     /// `d * q` for 16 signed bytes `q`, into `out[..16]`.
     #[inline(always)]
     fn scale_i8x16(simd: V3, d: __m256, q: __m128i, out: &mut [f32]) {
-        let low = simd.avx2._mm256_cvtepi8_epi32(q);
-        let high = simd
-            .avx2
-            ._mm256_cvtepi8_epi32(simd.sse2._mm_srli_si128::<8>(q));
-        store8(
-            out,
-            simd.avx._mm256_mul_ps(d, simd.avx._mm256_cvtepi32_ps(low)),
-        );
-        store8(
-            &mut out[8..],
-            simd.avx._mm256_mul_ps(d, simd.avx._mm256_cvtepi32_ps(high)),
-        );
+        for (v, out) in i8x16_to_f32(simd, q)
+            .into_iter()
+            .zip(out.chunks_exact_mut(8))
+        {
+            store8(out, simd.avx._mm256_mul_ps(d, v));
+        }
     }
 
     /// `d * q` for 32 signed bytes, into `out[..32]`.
@@ -225,13 +237,11 @@ mod x86 {
         let (d, m) = (simd.avx._mm256_set1_ps(d), simd.avx._mm256_set1_ps(m));
         let halves: [__m128i; 2] = bytemuck::cast(q);
         for (half, out) in halves.into_iter().zip(out.chunks_exact_mut(16)) {
-            let low = simd.avx2._mm256_cvtepu8_epi32(half);
-            let high = simd
-                .avx2
-                ._mm256_cvtepu8_epi32(simd.sse2._mm_srli_si128::<8>(half));
-            for (v, out) in [low, high].into_iter().zip(out.chunks_exact_mut(8)) {
-                let x = simd.avx._mm256_mul_ps(d, simd.avx._mm256_cvtepi32_ps(v));
-                store8(out, simd.avx._mm256_add_ps(x, m));
+            for (v, out) in u8x16_to_f32(simd, half)
+                .into_iter()
+                .zip(out.chunks_exact_mut(8))
+            {
+                store8(out, simd.avx._mm256_add_ps(simd.avx._mm256_mul_ps(d, v), m));
             }
         }
     }
@@ -270,13 +280,11 @@ mod x86 {
     #[inline(always)]
     fn scale_min_u8x16(simd: V3, d: f32, m: f32, q: __m128i, out: &mut [f32]) {
         let (d, m) = (simd.avx._mm256_set1_ps(d), simd.avx._mm256_set1_ps(m));
-        let low = simd.avx2._mm256_cvtepu8_epi32(q);
-        let high = simd
-            .avx2
-            ._mm256_cvtepu8_epi32(simd.sse2._mm_srli_si128::<8>(q));
-        for (v, out) in [low, high].into_iter().zip(out.chunks_exact_mut(8)) {
-            let x = simd.avx._mm256_mul_ps(d, simd.avx._mm256_cvtepi32_ps(v));
-            store8(out, simd.avx._mm256_sub_ps(x, m));
+        for (v, out) in u8x16_to_f32(simd, q)
+            .into_iter()
+            .zip(out.chunks_exact_mut(8))
+        {
+            store8(out, simd.avx._mm256_sub_ps(simd.avx._mm256_mul_ps(d, v), m));
         }
     }
 
@@ -287,6 +295,19 @@ mod x86 {
         for (half, out) in halves.into_iter().zip(out.chunks_exact_mut(16)) {
             scale_min_u8x16(simd, d, m, half, out);
         }
+    }
+
+    /// 32 bytes shifted right by 0, 2, 4 and 6 bits (each byte's 2-bit
+    /// fields in turn at its bottom, above them what the caller masks off).
+    #[inline(always)]
+    fn shifted_by_two_bits(simd: V3, q: __m256i) -> [__m256i; 4] {
+        let avx2 = simd.avx2;
+        [
+            q,
+            avx2._mm256_srli_epi16::<2>(q),
+            avx2._mm256_srli_epi16::<4>(q),
+            avx2._mm256_srli_epi16::<6>(q),
+        ]
     }
 
     /// The low and high nibbles of 32 bytes.
@@ -441,12 +462,7 @@ mod x86 {
                     .enumerate()
             {
                 let q = load32(qs);
-                let runs = [
-                    q,
-                    avx2._mm256_srli_epi16::<2>(q),
-                    avx2._mm256_srli_epi16::<4>(q),
-                    avx2._mm256_srli_epi16::<6>(q),
-                ];
+                let runs = shifted_by_two_bits(simd, q);
                 for (j, (run, out)) in runs.into_iter().zip(out.chunks_exact_mut(32)).enumerate() {
                     let [first, second]: [__m128i; 2] =
                         bytemuck::cast(avx2._mm256_and_si256(run, three));
@@ -479,12 +495,7 @@ mod x86 {
                     .enumerate()
             {
                 let q = load32(qs);
-                let lows = [
-                    q,
-                    avx2._mm256_srli_epi16::<2>(q),
-                    avx2._mm256_srli_epi16::<4>(q),
-                    avx2._mm256_srli_epi16::<6>(q),
-                ];
+                let lows = shifted_by_two_bits(simd, q);
                 for (j, (low, out)) in lows.into_iter().zip(out.chunks_exact_mut(32)).enumerate() {
                     // Run j of group g: two bits at 2j, less 4 where bit
                     // 4g + j of hmask is clear.
@@ -636,12 +647,7 @@ mod x86 {
             for (qs, out) in b.qs.chunks_exact(32).zip(out.chunks_exact_mut(128)) {
                 // Row l of 32 holds bits 2l..2l+2 of each byte, less one.
                 let q = load32(qs);
-                let rows = [
-                    q,
-                    avx2._mm256_srli_epi16::<2>(q),
-                    avx2._mm256_srli_epi16::<4>(q),
-                    avx2._mm256_srli_epi16::<6>(q),
-                ];
+                let rows = shifted_by_two_bits(simd, q);
                 for (row, out) in rows.into_iter().zip(out.chunks_exact_mut(32)) {
                     let level = avx2._mm256_sub_epi8(avx2._mm256_and_si256(row, three), one);
                     scale_i8x32_vector(simd, d, level, out);
@@ -726,27 +732,27 @@ mod x86 {
         }
     }
 
-    // --- F16 tensors -------------------------------------------------------------------------
+    // --- plain tensors -------------------------------------------------------------------
 
-    pub(super) fn f16_to_f32(simd: V3, src: &[half::f16], dst: &mut [f32]) -> usize {
-        simd.vectorize(
-            #[inline(always)]
-            move || {
-                let dst = dst;
-                f16x8_runs(simd, src, dst)
-            },
-        )
+    /// A conversion's AVX2 entry: the kernel inlined into `vectorize` (the
+    /// closure moves `dst` in, as in `vector!`).
+    macro_rules! converter {
+        ($name:ident, $t:ty, $kernel:ident) => {
+            pub(super) fn $name(simd: V3, src: &[$t], dst: &mut [f32]) -> usize {
+                simd.vectorize(
+                    #[inline(always)]
+                    move || {
+                        let dst = dst;
+                        $kernel(simd, src, dst)
+                    },
+                )
+            }
+        };
     }
 
-    pub(super) fn i64_to_f32(simd: V3, src: &[i64], dst: &mut [f32]) -> usize {
-        simd.vectorize(
-            #[inline(always)]
-            move || {
-                let dst = dst;
-                i64x4_runs(simd, src, dst)
-            },
-        )
-    }
+    converter!(f16_to_f32, half::f16, f16x8_runs);
+    converter!(bf16_to_f32, half::bf16, bf16x16);
+    converter!(i64_to_f32, i64, i64x4_runs);
 
     /// I64 values in runs of 64, each run whose values all lie within
     /// ±2^51 four at a time (others are left to the caller, from the first
@@ -786,16 +792,6 @@ mod x86 {
             done += 64;
         }
         done
-    }
-
-    pub(super) fn bf16_to_f32(simd: V3, src: &[half::bf16], dst: &mut [f32]) -> usize {
-        simd.vectorize(
-            #[inline(always)]
-            move || {
-                let dst = dst;
-                bf16x16(simd, src, dst)
-            },
-        )
     }
 
     /// BF16 values sixteen at a time: each one's bits moved to the top
